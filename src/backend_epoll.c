@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend_epoll.c - the epoll(7) backend.
+ *
+ * Notes on epoll:
+ *  a) Registrations are keyed by (fd number, open file). When the last
+ *     reference to a file goes away, the kernel drops its registration by
+ *     itself; evq learns of it when EPOLL_CTL_MOD on that fd number fails
+ *     with ENOENT (or EBADF), and reports EVQ__STALE so the core can end
+ *     the old watchers' watch (close-safety).
+ *  b) If the file outlives the fd number (a dup, or a forked child still
+ *     holding it), the registration outlives it too and keeps reporting,
+ *     under the fd number's old data; nothing can name it any more to
+ *     delete it. Every registration carries the slot's generation in the
+ *     upper half of its data, so such reports are recognised and dropped
+ *     by the core; when they are seen, this backend rebuilds its epoll set
+ *     from the core's fd table, which is the only way to get rid of them.
+ *     Until the core notices the close, though, a file kept alive this way
+ *     still looks like the old fd to epoll: stop a watcher before closing
+ *     its fd when the file may be shared.
+ *  c) Regular files (and directories) cannot be added (EPERM). poll(2)
+ *     reports them always ready, and so does evq: they are kept in a
+ *     side list and reported on every wait, which is then non-blocking.
+ *  d) EPOLL_CTL_ADD of an fd number that already has a registration of
+ *     the same file fails with EEXIST; that is turned into a MOD.
+ *  e) epoll_wait() takes milliseconds; epoll_pwait2() (Linux 5.11) takes a
+ *     timespec. Timer deadlines are nanoseconds, so pwait2 is used where
+ *     there is one and the millisecond timeout is rounded up otherwise:
+ *     never wake before the deadline.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+struct always_ready {
+	int fd;
+	unsigned mask;
+	uint32_t gen;
+};
+
+struct epoll_state {
+	int epfd;
+	bool have_pwait2;
+	struct epoll_event *events;	/* loop->fired_cap of them */
+	struct always_ready *always;	/* fds epoll refuses (note c) */
+	int nalways, always_cap;
+};
+
+static int epoll_probe(void)
+{
+	return 0;	/* every kernel evq supports has epoll */
+}
+
+static int epoll_init(struct evq_loop *loop)
+{
+	struct epoll_state *st = calloc(1, sizeof(*st));
+
+	if (!st)
+		return -ENOMEM;
+	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
+	if (!st->events) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (st->epfd < 0) {
+		int r = -errno;
+
+		free(st->events);
+		free(st);
+		return r;
+	}
+	st->have_pwait2 = true;	/* until the kernel says ENOSYS */
+	loop->backend_data = st;
+	return 0;
+}
+
+static void epoll_destroy(struct evq_loop *loop)
+{
+	struct epoll_state *st = loop->backend_data;
+
+	close(st->epfd);
+	free(st->events);
+	free(st->always);
+	free(st);
+	loop->backend_data = NULL;
+}
+
+static inline uint64_t pack(int fd, uint32_t gen)
+{
+	return (uint64_t)gen << 32 | (uint32_t)fd;
+}
+
+static int ctl(struct epoll_state *st, int op, int fd, unsigned mask,
+	       uint32_t gen)
+{
+	struct epoll_event ev = {
+		.events = (mask & EVQ_READ ? EPOLLIN : 0) |
+			  (mask & EVQ_WRITE ? EPOLLOUT : 0) |
+			  (mask & EVQ_EDGE ? EPOLLET : 0),
+		.data.u64 = pack(fd, gen),
+	};
+
+	return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+static struct always_ready *always_find(struct epoll_state *st, int fd)
+{
+	for (int i = 0; i < st->nalways; i++)
+		if (st->always[i].fd == fd)
+			return &st->always[i];
+	return NULL;
+}
+
+static int always_add(struct epoll_state *st, int fd, unsigned mask,
+		      uint32_t gen)
+{
+	if (st->nalways == st->always_cap) {
+		int cap = st->always_cap ? st->always_cap * 2 : 8;
+		struct always_ready *a;
+
+		a = realloc(st->always, (size_t)cap * sizeof(*a));
+		if (!a)
+			return -ENOMEM;
+		st->always = a;
+		st->always_cap = cap;
+	}
+	st->always[st->nalways++] = (struct always_ready){ fd, mask, gen };
+	return 0;
+}
+
+static int epoll_modify(struct evq_loop *loop, int fd, unsigned old,
+			unsigned mask, uint32_t gen)
+{
+	struct epoll_state *st = loop->backend_data;
+	struct always_ready *a;
+	int r;
+
+	if (evq__unlikely(st->nalways) && (a = always_find(st, fd))) {
+		if (mask) {
+			a->mask = mask;
+			a->gen = gen;
+		} else {
+			*a = st->always[--st->nalways];
+		}
+		return 0;
+	}
+
+	if (!old) {
+		if (!mask)
+			return 0;
+		r = ctl(st, EPOLL_CTL_ADD, fd, mask, gen);
+		if (r == -EEXIST)
+			r = ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
+		else if (r == -EPERM)
+			r = always_add(st, fd, mask, gen);
+		return r;
+	}
+	if (!mask) {
+		/* ENOENT/EBADF: the kernel already forgot it (note a). */
+		(void)ctl(st, EPOLL_CTL_DEL, fd, 0, gen);
+		return 0;
+	}
+	r = ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
+	if (r == -ENOENT || r == -EBADF)
+		return EVQ__STALE;
+	return r;
+}
+
+/* Note b: start a new epoll set holding exactly the core's registrations. */
+static void epoll_rebuild(struct evq_loop *loop)
+{
+	struct epoll_state *st = loop->backend_data;
+	int epfd = epoll_create1(EPOLL_CLOEXEC);
+
+	loop->stale_reports = 0;
+	if (epfd < 0)
+		return;	/* keep dropping the stale reports; try next time */
+	close(st->epfd);
+	st->epfd = epfd;
+	for (int fd = 0; fd < loop->nfds; fd++) {
+		struct evq__fd *slot = &loop->fds[fd];
+
+		if (slot->kmask && !always_find(st, fd) &&
+		    ctl(st, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0)
+			slot->kmask = 0;	/* gone meanwhile */
+	}
+}
+
+static int epoll_wait_ns(struct epoll_state *st, int max, int64_t timeout_ns)
+{
+	int ms;
+
+	if (timeout_ns > 0 && st->have_pwait2) {
+		struct timespec ts = {
+			.tv_sec = timeout_ns / 1000000000,
+			.tv_nsec = timeout_ns % 1000000000,
+		};
+		int n = epoll_pwait2(st->epfd, st->events, max, &ts, NULL);
+
+		if (n >= 0 || errno != ENOSYS)
+			return n < 0 ? -errno : n;
+		st->have_pwait2 = false;
+	}
+	if (timeout_ns < 0)
+		ms = -1;
+	else if (timeout_ns > (int64_t)1000000 * 0x7fffffff)
+		ms = 0x7fffffff;
+	else
+		ms = (int)((timeout_ns + 999999) / 1000000);	/* round up */
+	ms = epoll_wait(st->epfd, st->events, max, ms);
+	return ms < 0 ? -errno : ms;
+}
+
+static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct epoll_state *st = loop->backend_data;
+	struct evq__fired *fired = loop->fired;
+	int n, max = loop->fired_cap;
+
+	if (evq__unlikely(loop->stale_reports))
+		epoll_rebuild(loop);
+	if (evq__unlikely(st->nalways)) {
+		timeout_ns = 0;
+		max -= st->nalways < max / 2 ? st->nalways : max / 2;
+	}
+
+	n = epoll_wait_ns(st, max, timeout_ns);
+	if (n < 0)
+		return n;
+	for (int i = 0; i < n; i++) {
+		uint32_t e = st->events[i].events;
+		uint64_t data = st->events[i].data.u64;
+		unsigned rev = 0;
+
+		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
+			rev |= EVQ_READ;
+		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+			rev |= EVQ_WRITE;
+		fired[i].fd = (int)(uint32_t)data;
+		fired[i].gen = (uint32_t)(data >> 32);
+		fired[i].revents = rev;
+	}
+	for (int i = 0; i < st->nalways && n < loop->fired_cap; i++, n++) {
+		fired[n].fd = st->always[i].fd;
+		fired[n].gen = st->always[i].gen;
+		fired[n].revents = st->always[i].mask & EVQ__IO_MASK;
+	}
+	return n;
+}
+
+const struct evq__backend evq__backend_epoll = {
+	.name = "epoll",
+	.id = EVQ_BACKEND_EPOLL,
+	.caps = EVQ__CAP_EDGE,
+	.probe = epoll_probe,
+	.init = epoll_init,
+	.destroy = epoll_destroy,
+	.modify = epoll_modify,
+	.wait = epoll_wait_events,
+};

@@ -1,0 +1,501 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * loop.c - the loop: create/free, one iteration, fd watchers and dispatch.
+ *
+ * One iteration (evq_loop_run):
+ *   1. run the deferred calls queued before the iteration began;
+ *   2. flush queued interest changes to the backend, one pass;
+ *   3. wait in the backend until the next timer deadline (0 if deferred
+ *      calls are pending or the mode is NOWAIT; forever if no timer);
+ *   4. dispatch what the backend reported, fd by fd;
+ *   5. run the timers that are due.
+ *
+ * Invariants that make stale dispatch impossible:
+ *   - A watcher is reached only through its fd slot's list, and that list
+ *     holds active watchers only: evq_io_stop() unlinks at once. So a
+ *     watcher stopped (or freed after stopping) by an earlier callback of
+ *     the same batch is simply not found.
+ *   - Every registration carries the slot's generation; a report whose
+ *     generation is not the slot's current one belongs to a file that was
+ *     closed behind the loop's back and is dropped.
+ *   - The slot is looked up again after every callback, since a callback
+ *     may grow the table (realloc) or replace the fd's file.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t evq__clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t evq_now(struct evq_loop *loop)
+{
+	if (!loop->now_valid) {
+		loop->now = evq__clock_ns();
+		loop->now_valid = true;
+	}
+	return loop->now;
+}
+
+uint64_t evq_now_update(struct evq_loop *loop)
+{
+	loop->now_valid = false;
+	return evq_now(loop);
+}
+
+/* ------------------------------------------------------------------------
+ * Loop lifetime
+ * ------------------------------------------------------------------------ */
+
+int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
+{
+	struct evq_loop_options defaults = { 0 };
+	struct evq_loop *loop;
+	int r;
+
+	if (!loopp)
+		return -EINVAL;
+	*loopp = NULL;
+	if (!opts)
+		opts = &defaults;
+	if ((unsigned)opts->backend > EVQ_BACKEND_POLL || opts->flags != 0 ||
+	    opts->max_events > (1u << 20))
+		return -EINVAL;
+
+	loop = calloc(1, sizeof(*loop));
+	if (!loop)
+		return -ENOMEM;
+	loop->sig_fd = -1;
+	loop->wake_fd = -1;
+	sigemptyset(&loop->sig_mask);
+	sigemptyset(&loop->sig_blocked);
+	loop->max_events = opts->max_events ? opts->max_events : 256;
+	loop->fired_cap = (int)loop->max_events;
+	loop->fired = calloc(loop->max_events, sizeof(*loop->fired));
+	if (!loop->fired) {
+		free(loop);
+		return -ENOMEM;
+	}
+
+	r = evq__backend_open(loop, opts->backend);
+	if (r < 0) {
+		free(loop->fired);
+		free(loop);
+		return r;
+	}
+	*loopp = loop;
+	return 0;
+}
+
+/* Detach every io watcher: they become inactive and keep no pointer into
+ * the loop that is worth following. */
+static void io_detach_all(struct evq_loop *loop)
+{
+	for (int fd = 0; fd < loop->nfds; fd++) {
+		struct evq_io *w = loop->fds[fd].head;
+
+		while (w) {
+			struct evq_io *next = w->next;
+
+			w->state = 0;
+			w->next = w->prev = NULL;
+			w->loop = NULL;
+			w = next;
+		}
+		loop->fds[fd].head = NULL;
+	}
+}
+
+int evq_loop_free(struct evq_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->running)
+		return -EBUSY;
+
+	evq__signal_detach_all(loop);
+	evq__async_detach_all(loop);
+	evq__defer_detach_all(loop);
+	evq__timer_detach_all(loop);
+	io_detach_all(loop);
+	loop->backend->destroy(loop);
+
+	free(loop->fds);
+	free(loop->changes);
+	free(loop->fired);
+	free(loop->heap);
+	free(loop);
+	return 0;
+}
+
+void evq_loop_stop(struct evq_loop *loop)
+{
+	if (loop)
+		loop->stop = true;
+}
+
+enum evq_backend evq_loop_backend(const struct evq_loop *loop)
+{
+	return loop->backend->id;
+}
+
+const char *evq_loop_backend_name(const struct evq_loop *loop)
+{
+	return loop->backend->name;
+}
+
+unsigned evq_loop_active(const struct evq_loop *loop)
+{
+	return loop->active;
+}
+
+/* ------------------------------------------------------------------------
+ * fd table
+ * ------------------------------------------------------------------------ */
+
+/* Make room for fd in the table. Growth doubles, so it is amortised and
+ * never happens on a steady-state path. */
+static int fd_reserve(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *fds;
+	int n;
+
+	if (evq__likely(fd < loop->nfds))
+		return 0;
+	n = loop->nfds ? loop->nfds : 64;
+	while (n <= fd)
+		n = n > INT_MAX / 2 ? INT_MAX : n * 2;
+	fds = realloc(loop->fds, (size_t)n * sizeof(*fds));
+	if (!fds)
+		return -ENOMEM;
+	memset(fds + loop->nfds, 0, (size_t)(n - loop->nfds) * sizeof(*fds));
+	loop->fds = fds;
+	loop->nfds = n;
+	return 0;
+}
+
+/* Queue fd for the flush before the next wait. */
+static int fd_change(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+
+	if (slot->dirty)
+		return 0;
+	if (loop->nchanges == loop->changes_cap) {
+		int cap = loop->changes_cap ? loop->changes_cap * 2 : 64;
+		int *c = realloc(loop->changes, (size_t)cap * sizeof(*c));
+
+		if (!c)
+			return -ENOMEM;
+		loop->changes = c;
+		loop->changes_cap = cap;
+	}
+	loop->changes[loop->nchanges++] = fd;
+	slot->dirty = true;
+	return 0;
+}
+
+/* What the kernel should watch for the slot's watchers. */
+static unsigned fd_wanted(const struct evq__fd *slot)
+{
+	unsigned mask = 0;
+
+	for (const struct evq_io *w = slot->head; w; w = w->next)
+		mask |= w->events & (EVQ__IO_MASK | EVQ_EDGE);
+	return mask;
+}
+
+static void io_unlink(struct evq_loop *loop, struct evq_io *w)
+{
+	struct evq__fd *slot = &loop->fds[w->fd];
+
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		slot->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	w->next = w->prev = NULL;
+	if (!(w->state & EVQ__INTERNAL))
+		loop->active--;
+	w->state = 0;
+}
+
+/* The file behind fd was closed behind the loop's back: every watcher of
+ * the slot belongs to the old file and must never run again. Stop them,
+ * and move the slot to a new generation so that late reports for the old
+ * registration are recognised and dropped. */
+static void fd_kill(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+
+	while (slot->head)
+		io_unlink(loop, slot->head);
+	slot->kmask = 0;
+	slot->gen++;
+	slot->killed_at = loop->waits;
+}
+
+/* Bring the kernel in line with the slot. Returns 0 or -errno. */
+static int fd_apply(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+	unsigned want = fd_wanted(slot);
+	int r;
+
+	if (want == slot->kmask)
+		return 0;
+	r = loop->backend->modify(loop, fd, slot->kmask, want, slot->gen);
+	if (r == EVQ__STALE) {
+		fd_kill(loop, fd);
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	slot->kmask = want;
+	return 0;
+}
+
+/* Apply every queued interest change: one pass, just before waiting. A
+ * failure is returned from evq_loop_run(); the rest are still applied. */
+static int flush_changes(struct evq_loop *loop)
+{
+	int err = 0;
+
+	for (int i = 0; i < loop->nchanges; i++) {
+		int fd = loop->changes[i];
+		int r;
+
+		loop->fds[fd].dirty = false;
+		r = fd_apply(loop, fd);
+		if (r < 0 && !err)
+			err = r;
+	}
+	loop->nchanges = 0;
+	return err;
+}
+
+/* ------------------------------------------------------------------------
+ * fd watchers
+ * ------------------------------------------------------------------------ */
+
+static int io_start(struct evq_loop *loop, struct evq_io *w, int fd,
+		    unsigned events, evq_io_cb cb, unsigned state)
+{
+	struct evq__fd *slot;
+	unsigned want;
+	int r;
+
+	if ((events & EVQ_EDGE) && !(loop->backend->caps & EVQ__CAP_EDGE))
+		return -ENOTSUP;
+	if (w->state & EVQ__ACTIVE)
+		evq_io_stop(w);
+	r = fd_reserve(loop, fd);
+	if (r < 0)
+		return r;
+	slot = &loop->fds[fd];
+	if (slot->head && ((slot->head->events ^ events) & EVQ_EDGE))
+		return -EINVAL;
+
+	/* Register now, so that a bad fd is reported to the caller. When the
+	 * kernel already has a registration for this fd number, modify()
+	 * checks that it still belongs to the same open file: if the fd was
+	 * closed and its number reused, the old watchers are killed here and
+	 * the new one starts on a fresh generation. */
+	want = fd_wanted(slot) | (events & (EVQ__IO_MASK | EVQ_EDGE));
+	r = loop->backend->modify(loop, fd, slot->kmask, want, slot->gen);
+	if (r == EVQ__STALE) {
+		fd_kill(loop, fd);
+		want = events & (EVQ__IO_MASK | EVQ_EDGE);
+		r = loop->backend->modify(loop, fd, 0, want, slot->gen);
+	}
+	if (r < 0)
+		return r;
+	slot->kmask = want;
+
+	w->loop = loop;
+	w->cb = cb;
+	w->fd = fd;
+	w->events = events;
+	w->state = EVQ__ACTIVE | state;
+	w->prev = NULL;
+	w->next = slot->head;
+	if (slot->head)
+		slot->head->prev = w;
+	slot->head = w;
+	if (!(state & EVQ__INTERNAL))
+		loop->active++;
+	return 0;
+}
+
+int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
+		 unsigned events, evq_io_cb cb)
+{
+	if (!loop || !w || !cb || fd < 0 || !(events & EVQ__IO_MASK) ||
+	    (events & ~(EVQ__IO_MASK | EVQ_EDGE | EVQ_ONESHOT)))
+		return -EINVAL;
+	return io_start(loop, w, fd, events, cb, 0);
+}
+
+int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
+			   unsigned events, evq_io_cb cb)
+{
+	return io_start(loop, w, fd, events, cb, EVQ__INTERNAL);
+}
+
+int evq_io_set(struct evq_io *w, unsigned events)
+{
+	if (!w || !(w->state & EVQ__ACTIVE) || !(events & EVQ__IO_MASK) ||
+	    (events & ~EVQ__IO_MASK))
+		return -EINVAL;
+	if ((w->events & EVQ__IO_MASK) == events)
+		return 0;
+	w->events = (w->events & ~EVQ__IO_MASK) | events;
+	return fd_change(w->loop, w->fd);
+}
+
+int evq_io_stop(struct evq_io *w)
+{
+	if (!w)
+		return -EINVAL;
+	if (!(w->state & EVQ__ACTIVE))
+		return 0;
+	io_unlink(w->loop, w);
+	/* The kernel is told before the next wait; a stop followed by a
+	 * start in the same iteration costs at most one syscall. Queuing
+	 * cannot fail for want of memory without leaving the kernel with a
+	 * registration nobody wants, which dispatch then ignores. */
+	(void)fd_change(w->loop, w->fd);
+	return 0;
+}
+
+int evq_io_is_active(const struct evq_io *w)
+{
+	return w && (w->state & EVQ__ACTIVE);
+}
+
+/* ------------------------------------------------------------------------
+ * Dispatch
+ * ------------------------------------------------------------------------ */
+
+/* Run the watchers of one fd for one report. Each watcher runs at most
+ * once per report (a watcher that restarts itself is not run again for
+ * the same report); the list is rescanned from its head after every
+ * callback because the callback may have changed it in any way. */
+static void dispatch_fd(struct evq_loop *loop, const struct evq__fired *f)
+{
+	const uint64_t stamp = ++loop->dispatch_seq;
+	struct evq_io *w;
+
+again:
+	for (w = loop->fds[f->fd].head; w; w = w->next) {
+		unsigned ev = f->revents & w->events & EVQ__IO_MASK;
+
+		if (!ev || w->run_stamp == stamp)
+			continue;
+		w->run_stamp = stamp;
+		if (w->events & EVQ_ONESHOT)
+			evq_io_stop(w);
+		w->cb(loop, w, ev);
+		if (loop->fds[f->fd].gen != f->gen)
+			return;
+		goto again;
+	}
+}
+
+static void dispatch(struct evq_loop *loop, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct evq__fired *f = &loop->fired[i];
+		struct evq__fd *slot;
+
+		if (f->fd >= loop->nfds)
+			continue;
+		slot = &loop->fds[f->fd];
+		if (evq__unlikely(slot->gen != f->gen)) {
+			/* Either the slot was renewed by a callback of this
+			 * batch (the report is simply late), or, if it was
+			 * renewed before this wait, a registration of a file
+			 * closed behind our back is still alive because a
+			 * dup of that file is open elsewhere. The backend
+			 * must then get rid of it. */
+			if (slot->killed_at < loop->waits)
+				loop->stale_reports++;
+			continue;
+		}
+		if (evq__unlikely(f->revents & EVQ__NVAL)) {
+			/* The fd is not open: the watch ends here. */
+			(void)loop->backend->modify(loop, f->fd, slot->kmask,
+						    0, slot->gen);
+			fd_kill(loop, f->fd);
+			continue;
+		}
+		if (evq__likely(slot->head != NULL))
+			dispatch_fd(loop, f);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Run
+ * ------------------------------------------------------------------------ */
+
+int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
+{
+	int err = 0;
+
+	if (!loop || (unsigned)mode > EVQ_RUN_NOWAIT)
+		return -EINVAL;
+	if (loop->running)
+		return -EBUSY;
+	loop->running = true;
+	loop->stop = false;
+
+	for (;;) {
+		int64_t timeout;
+		int n;
+
+		if (loop->defer_head)
+			evq__defer_run(loop);
+
+		err = flush_changes(loop);
+		if (err < 0)
+			break;
+
+		if (mode == EVQ_RUN_DEFAULT && (loop->active == 0 || loop->stop))
+			break;
+		if (mode == EVQ_RUN_NOWAIT || loop->defer_head || loop->stop)
+			timeout = 0;
+		else
+			timeout = evq__timer_timeout(loop);
+
+		n = loop->backend->wait(loop, timeout);
+		loop->waits++;
+		loop->now_valid = false;
+		if (n < 0 && n != -EINTR) {
+			err = n;
+			break;
+		}
+		if (n > 0)
+			dispatch(loop, n);
+		if (loop->heap_len)
+			evq__timer_run(loop);
+
+		if (mode != EVQ_RUN_DEFAULT || loop->stop)
+			break;
+	}
+
+	loop->running = false;
+	if (err < 0)
+		return err;
+	return loop->active > 0;
+}
