@@ -388,19 +388,33 @@ int evq_io_is_active(const struct evq_io *w)
  * Dispatch
  * ------------------------------------------------------------------------ */
 
-/* Run the watchers of one fd for one report. Each watcher runs at most
- * once per report (a watcher that restarts itself is not run again for
- * the same report); the list is rescanned from its head after every
- * callback because the callback may have changed it in any way. */
+/* Run the watchers of one fd for one report: each watcher that is on the
+ * fd's list when the report's dispatch begins, and still there (active)
+ * when its turn comes. A callback may change the list in any way, so with
+ * several watchers the list is rescanned from its head after every
+ * callback, and a per-report stamp keeps a watcher from running twice (a
+ * watcher that restarts itself, say). The common case of one watcher per
+ * fd needs none of that. */
 static void dispatch_fd(struct evq_loop *loop, const struct evq__fired *f)
 {
-	const uint64_t stamp = ++loop->dispatch_seq;
-	struct evq_io *w;
+	struct evq_io *w = loop->fds[f->fd].head;
+	uint64_t stamp;
+	unsigned ev;
 
+	if (evq__likely(w->next == NULL)) {
+		ev = f->revents & w->events & EVQ__IO_MASK;
+		if (!ev)
+			return;
+		if (w->events & EVQ_ONESHOT)
+			evq_io_stop(w);
+		w->cb(loop, w, ev);
+		return;
+	}
+
+	stamp = ++loop->dispatch_seq;
 again:
 	for (w = loop->fds[f->fd].head; w; w = w->next) {
-		unsigned ev = f->revents & w->events & EVQ__IO_MASK;
-
+		ev = f->revents & w->events & EVQ__IO_MASK;
 		if (!ev || w->run_stamp == stamp)
 			continue;
 		w->run_stamp = stamp;
@@ -413,34 +427,39 @@ again:
 	}
 }
 
+/* A report that is not for the slot's current registration, or that says
+ * the fd is not open. Kept out of line: it is rare. */
+static void dispatch_odd(struct evq_loop *loop, const struct evq__fired *f)
+{
+	struct evq__fd *slot = &loop->fds[f->fd];
+
+	if (slot->gen != f->gen) {
+		/* Either the slot was renewed by a callback of this batch
+		 * (the report is simply late), or, if it was renewed before
+		 * this wait, a registration of a file closed behind our back
+		 * is still alive because a dup of that file is open
+		 * elsewhere. The backend must then get rid of it. */
+		if (slot->killed_at < loop->waits)
+			loop->stale_reports++;
+		return;
+	}
+	/* EVQ__NVAL: the fd is not open; the watch ends here. */
+	(void)loop->backend->modify(loop, f->fd, slot->kmask, 0, slot->gen);
+	fd_kill(loop, f->fd);
+}
+
+/* Every reported fd is below loop->nfds: the table only grows, and only
+ * registered fds are reported. */
 static void dispatch(struct evq_loop *loop, int n)
 {
 	for (int i = 0; i < n; i++) {
 		const struct evq__fired *f = &loop->fired[i];
-		struct evq__fd *slot;
+		const struct evq__fd *slot = &loop->fds[f->fd];
 
-		if (f->fd >= loop->nfds)
-			continue;
-		slot = &loop->fds[f->fd];
-		if (evq__unlikely(slot->gen != f->gen)) {
-			/* Either the slot was renewed by a callback of this
-			 * batch (the report is simply late), or, if it was
-			 * renewed before this wait, a registration of a file
-			 * closed behind our back is still alive because a
-			 * dup of that file is open elsewhere. The backend
-			 * must then get rid of it. */
-			if (slot->killed_at < loop->waits)
-				loop->stale_reports++;
-			continue;
-		}
-		if (evq__unlikely(f->revents & EVQ__NVAL)) {
-			/* The fd is not open: the watch ends here. */
-			(void)loop->backend->modify(loop, f->fd, slot->kmask,
-						    0, slot->gen);
-			fd_kill(loop, f->fd);
-			continue;
-		}
-		if (evq__likely(slot->head != NULL))
+		if (evq__unlikely(slot->gen != f->gen ||
+				  (f->revents & EVQ__NVAL)))
+			dispatch_odd(loop, f);
+		else if (evq__likely(slot->head != NULL))
 			dispatch_fd(loop, f);
 	}
 }
@@ -475,8 +494,10 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			break;
 		if (mode == EVQ_RUN_NOWAIT || loop->defer_head || loop->stop)
 			timeout = 0;
-		else
+		else if (loop->heap_len)
 			timeout = evq__timer_timeout(loop);
+		else
+			timeout = -1;
 
 		n = loop->backend->wait(loop, timeout);
 		loop->waits++;
