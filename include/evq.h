@@ -23,6 +23,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -48,6 +51,9 @@ struct evq_timer;
 struct evq_defer;
 struct evq_signal;
 struct evq_async;
+struct evq_op;
+struct evq_pool;
+struct statx;
 
 /* Backends, in the order `auto` tries them. */
 enum evq_backend {
@@ -76,6 +82,7 @@ struct evq_loop_options {
 	enum evq_backend backend;	/* EVQ_BACKEND_AUTO by default */
 	unsigned max_events;		/* events per kernel wait; 0: 256 */
 	unsigned flags;			/* none yet: must be 0 */
+	unsigned threads;		/* blocking-op threads; 0: 4 */
 };
 
 /* Callbacks. The loop is passed so one callback can serve many loops. */
@@ -146,6 +153,89 @@ struct evq_async {
 	unsigned pending;		/* atomic: set by senders, cleared by loop */
 };
 
+/* Completion operations (see "Operations" below). */
+enum evq_op_code {
+	EVQ_OP_NONE = 0,	/* not prepared */
+	EVQ_OP_NOP,
+	EVQ_OP_READ,
+	EVQ_OP_WRITE,
+	EVQ_OP_READV,
+	EVQ_OP_WRITEV,
+	EVQ_OP_RECV,
+	EVQ_OP_SEND,
+	EVQ_OP_RECVMSG,
+	EVQ_OP_SENDMSG,
+	EVQ_OP_ACCEPT,
+	EVQ_OP_CONNECT,
+	EVQ_OP_OPENAT,
+	EVQ_OP_STATX,
+	EVQ_OP_FSYNC,
+	EVQ_OP_CLOSE,
+	EVQ_OP_TIMEOUT,
+	EVQ_OP_CANCEL,
+	EVQ_OP__COUNT
+};
+
+/* evq_op_submit() flags */
+#define EVQ_OP_LINK	 0x1u	/* the next op submitted waits for this one */
+#define EVQ_OP_MULTISHOT 0x2u	/* accept, or recv from a pool: many results */
+
+/* Completion flags, passed to the callback */
+#define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed */
+#define EVQ_OP_F_BUFFER	0x2u	/* the data is in a pool buffer: see below */
+/* The pool buffer's id, when EVQ_OP_F_BUFFER is set. */
+#define EVQ_OP_F_BUFID(flags) ((unsigned)(flags) >> 16)
+
+/* evq_prep_read/write offset meaning "the file's current position". */
+#define EVQ_OFFSET_CURRENT ((uint64_t)-1)
+/* evq_prep_fsync flags */
+#define EVQ_FSYNC_DATASYNC 0x1u
+
+typedef void (*evq_op_cb)(struct evq_loop *loop, struct evq_op *op, int res,
+			  unsigned flags);
+
+/* One operation: caller-owned, prepared with an evq_prep_*() call, then
+ * submitted. Everything it points to (buffers, iovecs, msghdr, paths,
+ * addresses) must stay valid until its final completion. */
+struct evq_op {
+	void *data;			/* the caller's */
+	/* private */
+	evq_op_cb cb;
+	struct evq_loop *loop;
+	struct evq_op *next;		/* the loop's ops in flight */
+	struct evq_op *prev;
+	struct evq_op *qnext;		/* queue it waits in, if any */
+	struct evq_op *link;		/* next op of its chain */
+	uint8_t code;			/* enum evq_op_code */
+	uint8_t state;
+	uint16_t flags;			/* EVQ_OP_LINK | EVQ_OP_MULTISHOT */
+	int fd;
+	int res;			/* a result waiting to be delivered */
+	unsigned cflags;
+	union {
+		struct { void *buf; size_t len; uint64_t off; } rw;
+		struct { const struct iovec *iov; int cnt; uint64_t off; } vec;
+		struct { void *buf; size_t len; int flags; } sr;
+		struct { struct msghdr *msg; int flags; } msg;
+		struct { struct sockaddr *addr; socklen_t *addrlen;
+			 int flags; } acc;
+		struct { const struct sockaddr *addr; socklen_t len; } conn;
+		struct { const char *path; int dirfd; int flags;
+			 unsigned mode; } open;
+		struct { const char *path; struct statx *stx; int dirfd;
+			 int flags; unsigned mask; } stat;
+		struct { uint64_t ns; } tmo;
+		struct { struct evq_op *target; int fd; } cancel;
+		struct { struct evq_pool *pool; uint64_t off;
+			 int flags; } pool;
+		uint64_t fsync_flags;
+	} u;
+	union {				/* emulation's waiting state */
+		struct evq_io io;
+		struct evq_timer timer;
+	} wait;
+};
+
 /* ------------------------------------------------------------------------
  * Loop
  * ------------------------------------------------------------------------ */
@@ -158,9 +248,14 @@ struct evq_async {
 EVQ_API int evq_loop_new(struct evq_loop **loopp,
 			 const struct evq_loop_options *opts);
 
-/* Free a loop. Active watchers are detached: they become inactive, no
- * callback runs, and their memory stays the caller's. Signal claims are
- * released. Returns 0, or -EBUSY when called from inside evq_loop_run(). */
+/* Free a loop. Every op in flight completes before this returns: ops not
+ * started, waiting, or queued for the thread pool with -ECANCELED; ops a
+ * pool thread is running are waited for and complete with their own
+ * result (so an fd from openat is never lost). Those callbacks run from
+ * here; submitting on this loop then fails with -ESHUTDOWN. Then active
+ * watchers are detached: they become inactive, no callback runs, and their
+ * memory stays the caller's. Signal claims are released. Returns 0, or
+ * -EBUSY when called from inside evq_loop_run(). */
 EVQ_API int evq_loop_free(struct evq_loop *loop);
 
 /* Run the loop (see enum evq_run_mode). Returns 1 if watchers are still
@@ -203,9 +298,19 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  * way round); -ENOTSUP for EVQ_EDGE on a backend that cannot do it.
  *
  * Close-safety: if fd is closed (plain close()) while the watcher is
- * active, the watcher never runs again, even when the fd number is reused
- * and watched by another watcher. It is stopped when evq notices (see
- * docs/ARCHITECTURE.md); stopping it yourself first is always cheaper. */
+ * active, the watcher is not run for any event the loop collects after
+ * the close, even when the fd number is reused and watched by another
+ * watcher; it is stopped when evq notices (at the latest when a watcher
+ * starts on the reused number). Three limits, each because checking would
+ * cost a syscall per event (docs/ARCHITECTURE.md):
+ *  - a report collected before the close, in the same batch as the
+ *    callback that closed the fd, is still delivered;
+ *  - epoll: if the file stays open elsewhere (dup, fork), the kernel keeps
+ *    reporting it under the old fd until evq notices;
+ *  - poll: a number reused by a file that no watcher starts on is polled
+ *    for the old watcher.
+ * Stop a watcher (or close its fd with an evq close op) before closing
+ * and none of these can happen. */
 EVQ_API int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
 			 unsigned events, evq_io_cb cb);
 
@@ -292,6 +397,129 @@ EVQ_API int evq_async_send(struct evq_async *a);
 EVQ_API int evq_async_stop(struct evq_async *a);
 
 EVQ_API int evq_async_is_active(const struct evq_async *a);
+
+/* ------------------------------------------------------------------------
+ * Operations (the completion API)
+ *
+ * Prepare an op, submit it, and its callback runs once with the result,
+ * like an io_uring CQE: res is a byte count, a new fd or 0, or -errno.
+ * Submission only queues: the loop starts queued ops on its next
+ * iteration, all at once, and callbacks always run from the loop, never
+ * inside evq_op_submit(). Ops work on blocking and non-blocking fds alike.
+ *
+ * Multishot (EVQ_OP_MULTISHOT, for accept and for recv from a pool): the
+ * callback runs once per result with EVQ_OP_F_MORE while the op stays
+ * armed; the last call has no EVQ_OP_F_MORE (after a cancel, an error,
+ * EOF, or an empty pool). Only after the last call may the op be reused.
+ *
+ * Chains (EVQ_OP_LINK): the next op submitted on the loop, before the loop
+ * starts its next iteration, runs only after this one fully succeeded
+ * (every byte for reads/writes/recvs/sends; res >= 0 otherwise; a timeout
+ * op's expiry counts as success). Otherwise the rest of the chain
+ * completes with -ECANCELED, in order.
+ *
+ * Backends: uring runs ops natively. epoll and poll emulate them: sockets
+ * and pipes by trying the non-blocking syscall and waiting for readiness
+ * on EAGAIN; regular files and the ops that have no readiness (openat,
+ * statx, fsync, close, and reads and writes that would block on a file) in
+ * a small thread pool of the loop (evq_loop_options.threads).
+ * ------------------------------------------------------------------------ */
+
+EVQ_API void evq_prep_nop(struct evq_op *op);
+/* offset: a file position, or EVQ_OFFSET_CURRENT */
+EVQ_API void evq_prep_read(struct evq_op *op, int fd, void *buf, size_t len,
+			   uint64_t offset);
+EVQ_API void evq_prep_write(struct evq_op *op, int fd, const void *buf,
+			    size_t len, uint64_t offset);
+EVQ_API void evq_prep_readv(struct evq_op *op, int fd,
+			    const struct iovec *iov, int iovcnt,
+			    uint64_t offset);
+EVQ_API void evq_prep_writev(struct evq_op *op, int fd,
+			     const struct iovec *iov, int iovcnt,
+			     uint64_t offset);
+/* flags: MSG_* flags for recv(2)/send(2) */
+EVQ_API void evq_prep_recv(struct evq_op *op, int fd, void *buf, size_t len,
+			   int flags);
+EVQ_API void evq_prep_send(struct evq_op *op, int fd, const void *buf,
+			   size_t len, int flags);
+EVQ_API void evq_prep_recvmsg(struct evq_op *op, int fd, struct msghdr *msg,
+			      int flags);
+EVQ_API void evq_prep_sendmsg(struct evq_op *op, int fd,
+			      const struct msghdr *msg, int flags);
+/* flags: SOCK_NONBLOCK | SOCK_CLOEXEC for the new socket; addr and
+ * addrlen may be NULL. res is the new fd. */
+EVQ_API void evq_prep_accept(struct evq_op *op, int fd, struct sockaddr *addr,
+			     socklen_t *addrlen, int flags);
+EVQ_API void evq_prep_connect(struct evq_op *op, int fd,
+			      const struct sockaddr *addr, socklen_t addrlen);
+/* res is the new fd */
+EVQ_API void evq_prep_openat(struct evq_op *op, int dirfd, const char *path,
+			     int flags, unsigned mode);
+EVQ_API void evq_prep_statx(struct evq_op *op, int dirfd, const char *path,
+			    int flags, unsigned mask, struct statx *stx);
+/* fsync_flags: 0 or EVQ_FSYNC_DATASYNC (fdatasync) */
+EVQ_API void evq_prep_fsync(struct evq_op *op, int fd, unsigned fsync_flags);
+/* Close fd. Watchers and ops of this loop on fd are ended first: watchers
+ * stop, pending ops complete with -ECANCELED. */
+EVQ_API void evq_prep_close(struct evq_op *op, int fd);
+/* Complete with -ETIME after ns nanoseconds (measured from the start of
+ * the op; never earlier). */
+EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
+/* Cancel one op. res: 0 when the target was cancelled (it completes with
+ * -ECANCELED, or, multishot, with a last call without EVQ_OP_F_MORE);
+ * -ENOENT when it is not in flight; -EALREADY when it is already running
+ * where it cannot be stopped (a blocking call in a pool thread): it then
+ * completes with its own result. */
+EVQ_API void evq_prep_cancel(struct evq_op *op, struct evq_op *target);
+/* Cancel every op in flight on fd. res: how many were cancelled, or
+ * -ENOENT if none was found. */
+EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
+/* recv/read into a buffer the pool picks when data arrives. flags as for
+ * recv; offset as for read. The callback gets EVQ_OP_F_BUFFER and the id
+ * in its flags; the buffer is evq_pool_buf(pool, id) and must be handed
+ * back with evq_pool_release(). An empty pool completes the op with
+ * -ENOBUFS (a multishot op stops); no data is lost: it stays in the
+ * socket until a recv is submitted again. */
+EVQ_API void evq_prep_recv_pool(struct evq_op *op, int fd,
+				struct evq_pool *pool, int flags);
+EVQ_API void evq_prep_read_pool(struct evq_op *op, int fd,
+				struct evq_pool *pool, uint64_t offset);
+
+/* Submit a prepared op with EVQ_OP_LINK/EVQ_OP_MULTISHOT flags. Returns 0;
+ * -EINVAL for NULL, an unprepared op, unknown flags, or multishot on an op
+ * that cannot be; -EBUSY if op is still in flight; -ESHUTDOWN while the
+ * loop is being freed. Errors of the operation itself go to cb. */
+EVQ_API int evq_op_submit(struct evq_loop *loop, struct evq_op *op,
+			  unsigned flags, evq_op_cb cb);
+
+/* 1 if op is in flight (submitted, final completion not yet delivered). */
+EVQ_API int evq_op_is_active(const struct evq_op *op);
+
+/* Ops in flight on the loop (also counted by evq_loop_active()). */
+EVQ_API unsigned evq_loop_ops(const struct evq_loop *loop);
+
+/* ------------------------------------------------------------------------
+ * Buffer pools
+ * ------------------------------------------------------------------------ */
+
+/* A pool of nbufs buffers of size bytes each, on one loop, for
+ * evq_prep_recv_pool/evq_prep_read_pool. nbufs: 1..32768, a power of two;
+ * size: 1..(1 << 30). The memory is allocated here, once. */
+EVQ_API int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
+			 unsigned nbufs, size_t size);
+
+/* Free a pool. -EBUSY while an op in flight uses it. Buffers not yet
+ * released become invalid. */
+EVQ_API int evq_pool_free(struct evq_pool *pool);
+
+/* The buffer with this id, or NULL for a bad id. */
+EVQ_API void *evq_pool_buf(struct evq_pool *pool, unsigned id);
+
+/* Hand a buffer back. -EINVAL for a bad id or one that is not out. */
+EVQ_API int evq_pool_release(struct evq_pool *pool, unsigned id);
+
+/* Buffers currently available to the kernel/emulation. */
+EVQ_API unsigned evq_pool_available(const struct evq_pool *pool);
 
 #ifdef __cplusplus
 }

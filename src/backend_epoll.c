@@ -190,7 +190,9 @@ static void epoll_rebuild(struct evq_loop *loop)
 	}
 }
 
-static int epoll_wait_ns(struct epoll_state *st, int max, int64_t timeout_ns)
+/* Wait with a finite timeout (note e); out of the hot path. */
+static __attribute__((noinline)) int
+epoll_wait_timed(struct epoll_state *st, int max, int64_t timeout_ns)
 {
 	int ms;
 
@@ -205,9 +207,7 @@ static int epoll_wait_ns(struct epoll_state *st, int max, int64_t timeout_ns)
 			return n < 0 ? -errno : n;
 		st->have_pwait2 = false;
 	}
-	if (timeout_ns < 0)
-		ms = -1;
-	else if (timeout_ns > (int64_t)1000000 * 0x7fffffff)
+	if (timeout_ns > (int64_t)1000000 * 0x7fffffff)
 		ms = 0x7fffffff;
 	else
 		ms = (int)((timeout_ns + 999999) / 1000000);	/* round up */
@@ -215,10 +215,25 @@ static int epoll_wait_ns(struct epoll_state *st, int max, int64_t timeout_ns)
 	return ms < 0 ? -errno : ms;
 }
 
+/* Note c: report the always-ready fds after the n epoll ones. */
+static __attribute__((noinline)) int always_report(struct evq_loop *loop,
+						   int n)
+{
+	struct epoll_state *st = loop->backend_data;
+
+	for (int i = 0; i < st->nalways && n < loop->fired_cap; i++, n++) {
+		loop->fired[n].fd = st->always[i].fd;
+		loop->fired[n].gen = st->always[i].gen;
+		loop->fired[n].revents = st->always[i].mask & EVQ__IO_MASK;
+	}
+	return n;
+}
+
 static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct epoll_state *st = loop->backend_data;
-	struct evq__fired *fired = loop->fired;
+	struct evq__fired *f = loop->fired;
+	const struct epoll_event *e;
 	int n, max = loop->fired_cap;
 
 	if (evq__unlikely(loop->stale_reports))
@@ -228,27 +243,29 @@ static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 		max -= st->nalways < max / 2 ? st->nalways : max / 2;
 	}
 
-	n = epoll_wait_ns(st, max, timeout_ns);
-	if (n < 0)
-		return n;
-	for (int i = 0; i < n; i++) {
-		uint32_t e = st->events[i].events;
-		uint64_t data = st->events[i].data.u64;
-		unsigned rev = 0;
+	if (evq__likely(timeout_ns < 0)) {
+		n = epoll_wait(st->epfd, st->events, max, -1);
+		if (n < 0)
+			return -errno;
+	} else {
+		n = epoll_wait_timed(st, max, timeout_ns);
+		if (n < 0)
+			return n;
+	}
 
-		if (e & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-			rev |= EVQ_READ;
-		if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
-			rev |= EVQ_WRITE;
-		fired[i].fd = (int)(uint32_t)data;
-		fired[i].gen = (uint32_t)(data >> 32);
-		fired[i].revents = rev;
+	/* Translate: READ for data, EOF or error; WRITE for room or error. */
+	e = st->events;
+	for (const struct epoll_event *end = e + n; e != end; e++, f++) {
+		uint32_t ev = e->events;
+
+		f->fd = (int)(uint32_t)e->data.u64;
+		f->gen = (uint32_t)(e->data.u64 >> 32);
+		f->revents =
+			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
+			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
 	}
-	for (int i = 0; i < st->nalways && n < loop->fired_cap; i++, n++) {
-		fired[n].fd = st->always[i].fd;
-		fired[n].gen = st->always[i].gen;
-		fired[n].revents = st->always[i].mask & EVQ__IO_MASK;
-	}
+	if (evq__unlikely(st->nalways))
+		n = always_report(loop, n);
 	return n;
 }
 

@@ -23,6 +23,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +78,7 @@ static int index_reserve(struct poll_state *st, int fd)
 		return 0;
 	cap = st->index_cap ? st->index_cap : 64;
 	while (cap <= fd)
-		cap *= 2;
+		cap = cap > INT_MAX / 2 ? fd + 1 : cap * 2;
 	idx = realloc(st->index, (size_t)cap * sizeof(*idx));
 	if (!idx)
 		return -ENOMEM;

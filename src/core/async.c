@@ -93,6 +93,7 @@ void evq__defer_run(struct evq_loop *loop)
 		if (d == loop->defer_batch_last)
 			loop->defer_batch_last = NULL;
 		defer_unlink(loop, d);
+		loop->callbacks++;
 		d->cb(loop, d);
 	}
 }
@@ -119,6 +120,8 @@ static void wake_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		;
 	__atomic_store_n(&loop->wake_pending, 0, __ATOMIC_SEQ_CST);
 
+	evq__tpool_reap(loop);
+
 	/* The cursor survives a callback that stops (and frees) the next
 	 * watcher: evq_async_stop() moves it on. */
 	for (a = loop->async_head; a; a = loop->async_cursor) {
@@ -126,6 +129,38 @@ static void wake_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		if (__atomic_exchange_n(&a->pending, 0, __ATOMIC_SEQ_CST))
 			a->cb(loop, a);
 	}
+}
+
+/* The loop's eventfd, made on first need (an async, the thread pool). */
+int evq__wake_init(struct evq_loop *loop)
+{
+	int fd, r;
+
+	if (loop->wake_fd >= 0)
+		return 0;
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = evq__io_start_internal(loop, &loop->wake_io, fd, EVQ_READ, wake_cb);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	loop->wake_fd = fd;
+	return 0;
+}
+
+/* Wake the loop from any thread; at most one write per loop wakeup. */
+void evq__wake(struct evq_loop *loop)
+{
+	uint64_t one = 1;
+
+	if (__atomic_exchange_n(&loop->wake_pending, 1, __ATOMIC_SEQ_CST))
+		return;
+	/* An eventfd write fails only when the counter would overflow,
+	 * and then the loop is woken anyway. */
+	while (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
+		;
 }
 
 int evq_async_start(struct evq_loop *loop, struct evq_async *a,
@@ -137,19 +172,9 @@ int evq_async_start(struct evq_loop *loop, struct evq_async *a,
 		return -EINVAL;
 	if (__atomic_load_n(&a->loop, __ATOMIC_ACQUIRE))
 		return -EBUSY;
-	if (loop->wake_fd < 0) {
-		int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-
-		if (fd < 0)
-			return -errno;
-		r = evq__io_start_internal(loop, &loop->wake_io, fd, EVQ_READ,
-					   wake_cb);
-		if (r < 0) {
-			close(fd);
-			return r;
-		}
-		loop->wake_fd = fd;
-	}
+	r = evq__wake_init(loop);
+	if (r < 0)
+		return r;
 	a->cb = cb;
 	a->prev = NULL;
 	a->next = loop->async_head;
@@ -165,7 +190,6 @@ int evq_async_start(struct evq_loop *loop, struct evq_async *a,
 int evq_async_send(struct evq_async *a)
 {
 	struct evq_loop *loop;
-	uint64_t one = 1;
 
 	if (!a)
 		return -EINVAL;
@@ -174,12 +198,7 @@ int evq_async_send(struct evq_async *a)
 		return -EINVAL;
 	if (__atomic_exchange_n(&a->pending, 1, __ATOMIC_SEQ_CST))
 		return 0;
-	if (__atomic_exchange_n(&loop->wake_pending, 1, __ATOMIC_SEQ_CST))
-		return 0;
-	/* An eventfd write fails only when the counter would overflow,
-	 * and then the loop is woken anyway. */
-	while (write(loop->wake_fd, &one, sizeof(one)) < 0 && errno == EINTR)
-		;
+	evq__wake(loop);
 	return 0;
 }
 
@@ -219,6 +238,11 @@ void evq__async_detach_all(struct evq_loop *loop)
 {
 	while (loop->async_head)
 		async_unlink(loop, loop->async_head);
+}
+
+/* After the thread pool is gone: nobody can wake the loop any more. */
+void evq__wake_close(struct evq_loop *loop)
+{
 	if (loop->wake_fd >= 0) {
 		evq_io_stop(&loop->wake_io);
 		close(loop->wake_fd);

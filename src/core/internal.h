@@ -11,6 +11,11 @@
 #ifndef EVQ_INTERNAL_H
 #define EVQ_INTERNAL_H
 
+/* Every source file includes this first, before any system header. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE 1
+#endif
+
 #define EVQ_BUILDING 1
 #include "evq.h"
 
@@ -35,6 +40,35 @@
  * the fd no longer refers to the file the core registered: the fd was
  * closed (and maybe reused) behind the loop's back. */
 #define EVQ__STALE 1
+
+/* evq_io.state bit: the watcher is an emulated op's wait (core/ops.c). */
+#define EVQ__OPWAIT 0x4u
+
+/* evq_op.state */
+enum {
+	EVQ__OP_IDLE = 0,	/* not in flight */
+	EVQ__OP_QUEUED,		/* submitted; starts next iteration */
+	EVQ__OP_HELD,		/* chained behind an op not yet complete */
+	EVQ__OP_WAIT_IO,	/* emulation: waiting for readiness */
+	EVQ__OP_WAIT_TIMER,	/* emulation: timeout op */
+	EVQ__OP_POOL_QUEUED,	/* emulation: in the thread pool's queue */
+	EVQ__OP_POOL_RUNNING,	/* emulation: a pool thread runs it */
+	EVQ__OP_DONE,		/* result parked, delivered next iteration */
+	EVQ__OP_NATIVE,		/* handed to a completion-native backend */
+};
+
+/* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */
+#define EVQ__OPF_POOL 0x100u	/* recv/read into a pool buffer */
+#define EVQ__OPF_BLOCKING 0x200u	/* emulation: the fd is blocking */
+
+/* A finished op reported by a completion-native backend's wait. */
+struct evq__done {
+	struct evq_op *op;
+	int res;
+	unsigned flags;		/* EVQ_OP_F_* */
+};
+
+struct evq__tpool;
 
 /* Capability bits of a backend (struct evq__backend.caps). */
 #define EVQ__CAP_EDGE 0x1u	/* EVQ_EDGE: epoll */
@@ -89,6 +123,19 @@ struct evq__backend {
 	/* Wait up to timeout_ns (-1: forever, 0: poll) and fill loop->fired.
 	 * Returns the number of entries, or -errno (-EINTR is fine). */
 	int (*wait)(struct evq_loop *loop, int64_t timeout_ns);
+
+	/* Completion-native backends only; NULL: the core emulates ops.
+	 * op_start hands a queued op to the kernel (chains keep their order:
+	 * op->flags & EVQ_OP_LINK links it to the next one started); its
+	 * completions are reported by wait() into loop->done[]. Returns 0 or
+	 * -errno (the core then completes the op with that error). */
+	int (*op_start)(struct evq_loop *loop, struct evq_op *op);
+	/* Buffer pools on a native backend: set up, give a buffer back,
+	 * tear down. */
+	int (*pool_init)(struct evq_loop *loop, struct evq_pool *pool);
+	void (*pool_release)(struct evq_loop *loop, struct evq_pool *pool,
+			     unsigned id);
+	void (*pool_destroy)(struct evq_loop *loop, struct evq_pool *pool);
 };
 
 /* A backend that sees loop->stale_reports grow must make the kernel forget
@@ -136,9 +183,25 @@ struct evq_loop {
 	struct evq_async *async_cursor;	/* next async of a scan */
 	unsigned wake_pending;	/* atomic: an eventfd write is under way */
 
+	/* operations (core/ops.c) */
+	struct evq_op *ops_head;	/* in flight, any state */
+	struct evq_op *ops_cursor;	/* next op of a scan of ops_head */
+	unsigned nops;
+	struct evq_op *sq_head, *sq_tail;	/* submitted, not started */
+	struct evq_op *batch_head;	/* being started this iteration */
+	struct evq_op *chain_tail;	/* last submitted op had LINK */
+	struct evq_op *cq_head, *cq_tail;	/* results to deliver */
+	unsigned start_depth;	/* chain starts nested in completions */
+	unsigned threads;	/* thread pool size */
+	struct evq__tpool *tpool;	/* NULL until the first blocking op */
+	struct evq__done *done;	/* native completions of the last wait */
+	int ndone, done_cap;
+	bool freeing;
+
 	uint64_t now;		/* cached CLOCK_MONOTONIC ns */
 	bool now_valid;		/* false: re-read on next evq_now() */
 	uint64_t dispatch_seq;	/* reports dispatched, for run_stamp */
+	uint64_t callbacks;	/* defer and op callbacks run (ONCE mode) */
 	uint64_t stale_reports;	/* reports of dead registrations seen */
 	uint64_t waits;		/* backend waits done */
 	unsigned active;	/* active user watchers: the loop's life */
@@ -161,10 +224,55 @@ EVQ__HIDDEN void evq__timer_detach_all(struct evq_loop *loop);
 /* core/signal.c */
 EVQ__HIDDEN void evq__signal_detach_all(struct evq_loop *loop);
 
+/* core/loop.c: end the watch of fd (close op): stop its watchers, drop
+ * the kernel registration, new generation. */
+EVQ__HIDDEN void evq__fd_end(struct evq_loop *loop, int fd);
+
 /* core/async.c */
+EVQ__HIDDEN int evq__wake_init(struct evq_loop *loop);
+EVQ__HIDDEN void evq__wake(struct evq_loop *loop);
+EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);
 EVQ__HIDDEN void evq__async_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_run(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_detach_all(struct evq_loop *loop);
+
+/* core/ops.c */
+EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_dispatch_done(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_watch_killed(struct evq_loop *loop,
+				       struct evq_io *w);
+EVQ__HIDDEN void evq__ops_pool_done(struct evq_loop *loop,
+				    struct evq_op *op);
+EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
+
+/* core/threadpool.c: blocking ops in worker threads */
+EVQ__HIDDEN int evq__tpool_submit(struct evq_loop *loop, struct evq_op *op);
+EVQ__HIDDEN bool evq__tpool_remove(struct evq_loop *loop, struct evq_op *op);
+EVQ__HIDDEN void evq__tpool_reap(struct evq_loop *loop);
+EVQ__HIDDEN void evq__tpool_shutdown(struct evq_loop *loop);
+
+/* core/pool.c */
+struct evq_pool {
+	struct evq_loop *loop;
+	unsigned char *mem;
+	size_t size;		/* bytes per buffer */
+	unsigned nbufs;
+	unsigned nfree;		/* emulation: ids on the free stack */
+	uint16_t *free_ids;	/* emulation: the free stack */
+	uint8_t *out;		/* per id: 1 while the caller holds it */
+	unsigned users;		/* ops in flight naming the pool */
+	void *backend_data;	/* native backends */
+	unsigned available;	/* buffers the kernel/emulation may use */
+};
+EVQ__HIDDEN int evq__pool_take(struct evq_pool *pool);
+EVQ__HIDDEN void evq__pool_put(struct evq_pool *pool, unsigned id);
+
+/* Work queued for the start of the next iteration? */
+static inline bool evq__ops_pending(const struct evq_loop *loop)
+{
+	return loop->sq_head != NULL || loop->cq_head != NULL;
+}
 
 /* core/backend.c: pick, set loop->backend and init it. */
 EVQ__HIDDEN int evq__backend_open(struct evq_loop *loop,

@@ -4,11 +4,13 @@
  *
  * One iteration (evq_loop_run):
  *   1. run the deferred calls queued before the iteration began;
- *   2. flush queued interest changes to the backend, one pass;
- *   3. wait in the backend until the next timer deadline (0 if deferred
- *      calls are pending or the mode is NOWAIT; forever if no timer);
- *   4. dispatch what the backend reported, fd by fd;
- *   5. run the timers that are due.
+ *   2. deliver parked op results and start the ops submitted so far;
+ *   3. flush queued interest changes to the backend, one pass;
+ *   4. wait in the backend until the next timer deadline (0 if deferred
+ *      calls or ops are pending or the mode is NOWAIT; forever if no
+ *      timer);
+ *   5. dispatch what the backend reported, fd by fd, then finished ops;
+ *   6. run the timers that are due.
  *
  * Invariants that make stale dispatch impossible:
  *   - A watcher is reached only through its fd slot's list, and that list
@@ -24,6 +26,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +43,8 @@ uint64_t evq__clock_ns(void)
 
 uint64_t evq_now(struct evq_loop *loop)
 {
+	if (!loop)
+		return 0;
 	if (!loop->now_valid) {
 		loop->now = evq__clock_ns();
 		loop->now_valid = true;
@@ -49,6 +54,8 @@ uint64_t evq_now(struct evq_loop *loop)
 
 uint64_t evq_now_update(struct evq_loop *loop)
 {
+	if (!loop)
+		return 0;
 	loop->now_valid = false;
 	return evq_now(loop);
 }
@@ -69,7 +76,7 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 	if (!opts)
 		opts = &defaults;
 	if ((unsigned)opts->backend > EVQ_BACKEND_POLL || opts->flags != 0 ||
-	    opts->max_events > (1u << 20))
+	    opts->max_events > (1u << 20) || opts->threads > 256)
 		return -EINVAL;
 
 	loop = calloc(1, sizeof(*loop));
@@ -80,6 +87,7 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 	sigemptyset(&loop->sig_mask);
 	sigemptyset(&loop->sig_blocked);
 	loop->max_events = opts->max_events ? opts->max_events : 256;
+	loop->threads = opts->threads ? opts->threads : 4;
 	loop->fired_cap = (int)loop->max_events;
 	loop->fired = calloc(loop->max_events, sizeof(*loop->fired));
 	if (!loop->fired) {
@@ -123,8 +131,11 @@ int evq_loop_free(struct evq_loop *loop)
 	if (loop->running)
 		return -EBUSY;
 
+	/* Ops first: their callbacks run now and may still stop watchers. */
+	evq__ops_free_all(loop);
 	evq__signal_detach_all(loop);
 	evq__async_detach_all(loop);
+	evq__wake_close(loop);
 	evq__defer_detach_all(loop);
 	evq__timer_detach_all(loop);
 	io_detach_all(loop);
@@ -134,6 +145,7 @@ int evq_loop_free(struct evq_loop *loop)
 	free(loop->changes);
 	free(loop->fired);
 	free(loop->heap);
+	free(loop->done);
 	free(loop);
 	return 0;
 }
@@ -146,17 +158,17 @@ void evq_loop_stop(struct evq_loop *loop)
 
 enum evq_backend evq_loop_backend(const struct evq_loop *loop)
 {
-	return loop->backend->id;
+	return loop ? loop->backend->id : EVQ_BACKEND_AUTO;
 }
 
 const char *evq_loop_backend_name(const struct evq_loop *loop)
 {
-	return loop->backend->name;
+	return loop ? loop->backend->name : NULL;
 }
 
 unsigned evq_loop_active(const struct evq_loop *loop)
 {
-	return loop->active;
+	return loop ? loop->active : 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -172,9 +184,18 @@ static int fd_reserve(struct evq_loop *loop, int fd)
 
 	if (evq__likely(fd < loop->nfds))
 		return 0;
+	/* Grow only for an open fd: a huge bogus number must give -EBADF,
+	 * not an attempt at a huge table. */
+	if (fcntl(fd, F_GETFD) < 0)
+		return -errno;
 	n = loop->nfds ? loop->nfds : 64;
-	while (n <= fd)
-		n = n > INT_MAX / 2 ? INT_MAX : n * 2;
+	while (n <= fd) {
+		if (n > INT_MAX / 2) {
+			n = fd + 1;	/* fd < INT_MAX: open fds are */
+			break;
+		}
+		n *= 2;
+	}
 	fds = realloc(loop->fds, (size_t)n * sizeof(*fds));
 	if (!fds)
 		return -ENOMEM;
@@ -239,11 +260,30 @@ static void fd_kill(struct evq_loop *loop, int fd)
 {
 	struct evq__fd *slot = &loop->fds[fd];
 
-	while (slot->head)
-		io_unlink(loop, slot->head);
+	while (slot->head) {
+		struct evq_io *w = slot->head;
+		bool opwait = w->state & EVQ__OPWAIT;
+
+		io_unlink(loop, w);
+		if (opwait)
+			evq__ops_watch_killed(loop, w);
+	}
 	slot->kmask = 0;
 	slot->gen++;
 	slot->killed_at = loop->waits;
+}
+
+void evq__fd_end(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot;
+
+	if (fd < 0 || fd >= loop->nfds)
+		return;
+	slot = &loop->fds[fd];
+	if (slot->kmask)
+		(void)loop->backend->modify(loop, fd, slot->kmask, 0,
+					    slot->gen);
+	fd_kill(loop, fd);
 }
 
 /* Bring the kernel in line with the slot. Returns 0 or -errno. */
@@ -480,19 +520,28 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->stop = false;
 
 	for (;;) {
+		uint64_t callbacks = loop->callbacks;
 		int64_t timeout;
 		int n;
 
-		if (loop->defer_head)
+		if (evq__unlikely(loop->defer_head != NULL))
 			evq__defer_run(loop);
-
-		err = flush_changes(loop);
-		if (err < 0)
+		if (evq__unlikely(evq__ops_pending(loop)))
+			evq__ops_start_queued(loop);
+		if (evq__unlikely(loop->nchanges)) {
+			err = flush_changes(loop);
+			if (err < 0)
+				break;
+		}
+		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
-		if (mode == EVQ_RUN_DEFAULT && (loop->active == 0 || loop->stop))
-			break;
-		if (mode == EVQ_RUN_NOWAIT || loop->defer_head || loop->stop)
+		/* Never block with work queued for the next iteration, nor,
+		 * in ONCE mode, after callbacks already ran in this one. */
+		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->defer_head ||
+				  evq__ops_pending(loop)) &&
+		    (mode == EVQ_RUN_NOWAIT || loop->defer_head ||
+		     evq__ops_pending(loop) || loop->callbacks != callbacks))
 			timeout = 0;
 		else if (loop->heap_len)
 			timeout = evq__timer_timeout(loop);
@@ -502,16 +551,18 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		n = loop->backend->wait(loop, timeout);
 		loop->waits++;
 		loop->now_valid = false;
-		if (n < 0 && n != -EINTR) {
+		if (evq__likely(n > 0))
+			dispatch(loop, n);
+		else if (n < 0 && n != -EINTR) {
 			err = n;
 			break;
 		}
-		if (n > 0)
-			dispatch(loop, n);
+		if (evq__unlikely(loop->ndone))
+			evq__ops_dispatch_done(loop);
 		if (loop->heap_len)
 			evq__timer_run(loop);
 
-		if (mode != EVQ_RUN_DEFAULT || loop->stop)
+		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;
 	}
 

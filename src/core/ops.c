@@ -1,0 +1,1069 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ops.c - the completion API: submission, chains, cancellation, delivery,
+ * and the emulation of operations on backends without native completions.
+ *
+ * Life of an op:
+ *   evq_op_submit()        IDLE -> QUEUED (sq), or HELD behind a LINK op
+ *   next iteration         QUEUED -> started: native (backend->op_start),
+ *                          or emulated: tried at once, then WAIT_IO,
+ *                          WAIT_TIMER or POOL_QUEUED, or finished
+ *   completion             callback; without EVQ_OP_F_MORE: -> IDLE
+ *
+ * Emulation. Sockets and pipes: try the syscall in its non-blocking form
+ * (MSG_DONTWAIT, RWF_NOWAIT), whatever the fd's own O_NONBLOCK says, and
+ * on EAGAIN wait for readiness with an internal fd watcher embedded in the
+ * op, then try again. Regular files and the ops with no readiness go to
+ * the loop's thread pool (threadpool.c). Everything an op needs lives in
+ * the op: no allocation per operation.
+ *
+ * Chains are the core's business on emulating backends (op->link holds the
+ * rest of the chain); native backends pass EVQ_OP_LINK on to the kernel.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* How many results a multishot op takes from one readiness report before
+ * letting other fds have their turn (level-triggered: it comes back). */
+#define MULTISHOT_BURST 16
+/* Chain starts nested inside completions before the rest waits for the
+ * next iteration (keeps the stack bounded for long chains). */
+#define MAX_START_DEPTH 8
+
+static void op_start(struct evq_loop *loop, struct evq_op *op);
+
+static inline bool native(const struct evq_loop *loop)
+{
+	return loop->backend->op_start != NULL;
+}
+
+/* ------------------------------------------------------------------------
+ * Preparation
+ * ------------------------------------------------------------------------ */
+
+static void prep(struct evq_op *op, uint8_t code, int fd)
+{
+	op->code = code;
+	op->fd = fd;
+	op->flags = 0;
+}
+
+void evq_prep_nop(struct evq_op *op)
+{
+	prep(op, EVQ_OP_NOP, -1);
+}
+
+void evq_prep_read(struct evq_op *op, int fd, void *buf, size_t len,
+		   uint64_t offset)
+{
+	prep(op, EVQ_OP_READ, fd);
+	op->u.rw.buf = buf;
+	op->u.rw.len = len;
+	op->u.rw.off = offset;
+}
+
+void evq_prep_write(struct evq_op *op, int fd, const void *buf, size_t len,
+		    uint64_t offset)
+{
+	prep(op, EVQ_OP_WRITE, fd);
+	op->u.rw.buf = (void *)buf;
+	op->u.rw.len = len;
+	op->u.rw.off = offset;
+}
+
+void evq_prep_readv(struct evq_op *op, int fd, const struct iovec *iov,
+		    int iovcnt, uint64_t offset)
+{
+	prep(op, EVQ_OP_READV, fd);
+	op->u.vec.iov = iov;
+	op->u.vec.cnt = iovcnt;
+	op->u.vec.off = offset;
+}
+
+void evq_prep_writev(struct evq_op *op, int fd, const struct iovec *iov,
+		     int iovcnt, uint64_t offset)
+{
+	prep(op, EVQ_OP_WRITEV, fd);
+	op->u.vec.iov = iov;
+	op->u.vec.cnt = iovcnt;
+	op->u.vec.off = offset;
+}
+
+void evq_prep_recv(struct evq_op *op, int fd, void *buf, size_t len,
+		   int flags)
+{
+	prep(op, EVQ_OP_RECV, fd);
+	op->u.sr.buf = buf;
+	op->u.sr.len = len;
+	op->u.sr.flags = flags;
+}
+
+void evq_prep_send(struct evq_op *op, int fd, const void *buf, size_t len,
+		   int flags)
+{
+	prep(op, EVQ_OP_SEND, fd);
+	op->u.sr.buf = (void *)buf;
+	op->u.sr.len = len;
+	op->u.sr.flags = flags;
+}
+
+void evq_prep_recvmsg(struct evq_op *op, int fd, struct msghdr *msg,
+		      int flags)
+{
+	prep(op, EVQ_OP_RECVMSG, fd);
+	op->u.msg.msg = msg;
+	op->u.msg.flags = flags;
+}
+
+void evq_prep_sendmsg(struct evq_op *op, int fd, const struct msghdr *msg,
+		      int flags)
+{
+	prep(op, EVQ_OP_SENDMSG, fd);
+	op->u.msg.msg = (struct msghdr *)msg;
+	op->u.msg.flags = flags;
+}
+
+void evq_prep_accept(struct evq_op *op, int fd, struct sockaddr *addr,
+		     socklen_t *addrlen, int flags)
+{
+	prep(op, EVQ_OP_ACCEPT, fd);
+	op->u.acc.addr = addr;
+	op->u.acc.addrlen = addrlen;
+	op->u.acc.flags = flags;
+}
+
+void evq_prep_connect(struct evq_op *op, int fd, const struct sockaddr *addr,
+		      socklen_t addrlen)
+{
+	prep(op, EVQ_OP_CONNECT, fd);
+	op->u.conn.addr = addr;
+	op->u.conn.len = addrlen;
+}
+
+void evq_prep_openat(struct evq_op *op, int dirfd, const char *path,
+		     int flags, unsigned mode)
+{
+	prep(op, EVQ_OP_OPENAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = flags;
+	op->u.open.mode = mode;
+}
+
+void evq_prep_statx(struct evq_op *op, int dirfd, const char *path,
+		    int flags, unsigned mask, struct statx *stx)
+{
+	prep(op, EVQ_OP_STATX, -1);
+	op->u.stat.dirfd = dirfd;
+	op->u.stat.path = path;
+	op->u.stat.flags = flags;
+	op->u.stat.mask = mask;
+	op->u.stat.stx = stx;
+}
+
+void evq_prep_fsync(struct evq_op *op, int fd, unsigned fsync_flags)
+{
+	prep(op, EVQ_OP_FSYNC, fd);
+	op->u.fsync_flags = fsync_flags;
+}
+
+void evq_prep_close(struct evq_op *op, int fd)
+{
+	prep(op, EVQ_OP_CLOSE, fd);
+}
+
+void evq_prep_timeout(struct evq_op *op, uint64_t ns)
+{
+	prep(op, EVQ_OP_TIMEOUT, -1);
+	op->u.tmo.ns = ns;
+}
+
+void evq_prep_cancel(struct evq_op *op, struct evq_op *target)
+{
+	prep(op, EVQ_OP_CANCEL, -1);
+	op->u.cancel.target = target;
+	op->u.cancel.fd = -1;
+}
+
+void evq_prep_cancel_fd(struct evq_op *op, int fd)
+{
+	prep(op, EVQ_OP_CANCEL, -1);
+	op->u.cancel.target = NULL;
+	op->u.cancel.fd = fd;
+}
+
+void evq_prep_recv_pool(struct evq_op *op, int fd, struct evq_pool *pool,
+			int flags)
+{
+	prep(op, EVQ_OP_RECV, fd);
+	op->flags = EVQ__OPF_POOL;
+	op->u.pool.pool = pool;
+	op->u.pool.flags = flags;
+	op->u.pool.off = 0;
+}
+
+void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
+			uint64_t offset)
+{
+	prep(op, EVQ_OP_READ, fd);
+	op->flags = EVQ__OPF_POOL;
+	op->u.pool.pool = pool;
+	op->u.pool.flags = 0;
+	op->u.pool.off = offset;
+}
+
+/* ------------------------------------------------------------------------
+ * Bookkeeping: the in-flight list and the queues
+ * ------------------------------------------------------------------------ */
+
+static void inflight_add(struct evq_loop *loop, struct evq_op *op)
+{
+	op->prev = NULL;
+	op->next = loop->ops_head;
+	if (loop->ops_head)
+		loop->ops_head->prev = op;
+	loop->ops_head = op;
+	loop->nops++;
+	loop->active++;
+}
+
+static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+{
+	if (loop->ops_cursor == op)
+		loop->ops_cursor = op->next;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		loop->ops_head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	op->next = op->prev = NULL;
+	loop->nops--;
+	loop->active--;
+}
+
+static void sq_append(struct evq_loop *loop, struct evq_op *op)
+{
+	op->qnext = NULL;
+	op->state = EVQ__OP_QUEUED;
+	if (loop->sq_tail)
+		loop->sq_tail->qnext = op;
+	else
+		loop->sq_head = op;
+	loop->sq_tail = op;
+}
+
+/* Unlink op from a singly linked list; returns whether it was there. */
+static bool list_remove(struct evq_op **head, struct evq_op **tail,
+			struct evq_op *op)
+{
+	struct evq_op *prev = NULL;
+
+	for (struct evq_op *o = *head; o; prev = o, o = o->qnext) {
+		if (o != op)
+			continue;
+		if (prev)
+			prev->qnext = o->qnext;
+		else
+			*head = o->qnext;
+		if (tail && *tail == o)
+			*tail = prev;
+		o->qnext = NULL;
+		return true;
+	}
+	return false;
+}
+
+/* Park a result to be delivered at the start of the next iteration: used
+ * where a callback must not run now (inside a user's API call). */
+static void park(struct evq_loop *loop, struct evq_op *op, int res)
+{
+	op->res = res;
+	op->cflags = 0;
+	op->state = EVQ__OP_DONE;
+	op->qnext = NULL;
+	if (loop->cq_tail)
+		loop->cq_tail->qnext = op;
+	else
+		loop->cq_head = op;
+	loop->cq_tail = op;
+}
+
+/* ------------------------------------------------------------------------
+ * Completion and chains
+ * ------------------------------------------------------------------------ */
+
+static size_t iov_total(const struct iovec *iov, int cnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < cnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+/* Did op fully succeed, so that its chain goes on? */
+static bool op_success(const struct evq_op *op, int res)
+{
+	if (op->code == EVQ_OP_TIMEOUT)
+		return res == -ETIME || res >= 0;
+	if (res < 0)
+		return false;
+	if (op->flags & EVQ__OPF_POOL)
+		return true;
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_WRITE:
+		return (size_t)res == op->u.rw.len;
+	case EVQ_OP_RECV:
+	case EVQ_OP_SEND:
+		return (size_t)res == op->u.sr.len;
+	case EVQ_OP_READV:
+	case EVQ_OP_WRITEV:
+		return (size_t)res == iov_total(op->u.vec.iov, op->u.vec.cnt);
+	case EVQ_OP_RECVMSG:
+	case EVQ_OP_SENDMSG:
+		return (size_t)res == iov_total(op->u.msg.msg->msg_iov,
+						(int)op->u.msg.msg->msg_iovlen);
+	default:
+		return true;
+	}
+}
+
+static void complete(struct evq_loop *loop, struct evq_op *op, int res,
+		     unsigned cflags);
+
+/* The op before `next` in its chain finished; go on or break the chain. */
+static void chain_continue(struct evq_loop *loop, struct evq_op *next,
+			   bool ok)
+{
+	if (ok) {
+		if (loop->start_depth >= MAX_START_DEPTH) {
+			sq_append(loop, next);
+			return;
+		}
+		loop->start_depth++;
+		op_start(loop, next);
+		loop->start_depth--;
+		return;
+	}
+	while (next) {
+		struct evq_op *after = next->link;
+
+		next->link = NULL;
+		complete(loop, next, -ECANCELED, 0);
+		next = after;
+	}
+}
+
+/* Deliver a result of a multishot op that stays armed. */
+static void deliver_more(struct evq_loop *loop, struct evq_op *op, int res,
+			 unsigned cflags)
+{
+	if (cflags & EVQ_OP_F_BUFFER)
+		op->u.pool.pool->out[EVQ_OP_F_BUFID(cflags)] = 1;
+	loop->callbacks++;
+	op->cb(loop, op, res, cflags | EVQ_OP_F_MORE);
+}
+
+/* Deliver one result. Without EVQ_OP_F_MORE this is the op's last: it
+ * leaves the in-flight list before its callback runs, so the callback may
+ * submit it again or free it. */
+static void complete(struct evq_loop *loop, struct evq_op *op, int res,
+		     unsigned cflags)
+{
+	struct evq_op *link = NULL;
+	bool ok = false;
+
+	if (cflags & EVQ_OP_F_BUFFER)
+		op->u.pool.pool->out[EVQ_OP_F_BUFID(cflags)] = 1;
+	if (!(cflags & EVQ_OP_F_MORE)) {
+		if (op->flags & EVQ__OPF_POOL)
+			op->u.pool.pool->users--;
+		link = op->link;
+		op->link = NULL;
+		if (link)
+			ok = op_success(op, res);
+		op->state = EVQ__OP_IDLE;
+		inflight_remove(loop, op);
+	}
+	loop->callbacks++;
+	op->cb(loop, op, res, cflags);
+	if (link)
+		chain_continue(loop, link, ok);
+}
+
+/* Native backends: dispatch what the last wait reaped. */
+void evq__ops_dispatch_done(struct evq_loop *loop)
+{
+	int n = loop->ndone;
+
+	loop->ndone = 0;
+	for (int i = 0; i < n; i++) {
+		struct evq__done *d = &loop->done[i];
+
+		if (d->flags & EVQ_OP_F_BUFFER)
+			d->op->u.pool.pool->available--;
+		complete(loop, d->op, d->res, d->flags);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Submission
+ * ------------------------------------------------------------------------ */
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
+	if (!loop || !op || !cb || op->code == EVQ_OP_NONE ||
+	    op->code >= EVQ_OP__COUNT ||
+	    (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT)))
+		return -EINVAL;
+	if ((flags & EVQ_OP_MULTISHOT) &&
+	    ((flags & EVQ_OP_LINK) ||
+	     !(op->code == EVQ_OP_ACCEPT ||
+	       (op->code == EVQ_OP_RECV && (op->flags & EVQ__OPF_POOL)))))
+		return -EINVAL;
+	if ((op->flags & EVQ__OPF_POOL) &&
+	    (!op->u.pool.pool || op->u.pool.pool->loop != loop))
+		return -EINVAL;
+	if (op->state != EVQ__OP_IDLE)
+		return -EBUSY;
+	if (loop->freeing)
+		return -ESHUTDOWN;
+
+	op->loop = loop;
+	op->cb = cb;
+	op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
+	op->link = NULL;
+	op->cflags = 0;
+	if (op->flags & EVQ__OPF_POOL)
+		op->u.pool.pool->users++;
+	inflight_add(loop, op);
+
+	if (loop->chain_tail && !native(loop)) {
+		loop->chain_tail->link = op;
+		op->state = EVQ__OP_HELD;
+	} else {
+		sq_append(loop, op);
+	}
+	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
+	return 0;
+}
+
+int evq_op_is_active(const struct evq_op *op)
+{
+	return op && op->state != EVQ__OP_IDLE;
+}
+
+unsigned evq_loop_ops(const struct evq_loop *loop)
+{
+	return loop->nops;
+}
+
+/* Start every op submitted before this point (ops submitted by callbacks
+ * from here on wait for the next iteration). A chain ends here: a LINK on
+ * the last op submitted before an iteration links to nothing. */
+void evq__ops_start_queued(struct evq_loop *loop)
+{
+	struct evq_op *op;
+
+	evq__ops_deliver(loop);
+	if (!loop->sq_head)
+		return;
+	loop->chain_tail = NULL;
+	loop->batch_head = loop->sq_head;
+	loop->sq_head = loop->sq_tail = NULL;
+	while ((op = loop->batch_head)) {
+		loop->batch_head = op->qnext;
+		op->qnext = NULL;
+		op_start(loop, op);
+	}
+}
+
+/* Deliver results parked by park(). */
+void evq__ops_deliver(struct evq_loop *loop)
+{
+	struct evq_op *op = loop->cq_head;
+
+	loop->cq_head = loop->cq_tail = NULL;
+	while (op) {
+		struct evq_op *next = op->qnext;
+
+		op->qnext = NULL;
+		complete(loop, op, op->res, op->cflags);
+		op = next;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Emulation: trying the syscall
+ * ------------------------------------------------------------------------ */
+
+/* What a try says next: a result, or where to wait. */
+enum { TRY_DONE, TRY_WAIT_READ, TRY_WAIT_WRITE, TRY_POOL };
+
+/* EAGAIN from a RWF_NOWAIT transfer: readiness for what has it (pipes,
+ * sockets, ttys), the thread pool for files, which are always "ready" but
+ * may block. */
+static int eagain_route(int fd, unsigned wait)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode)))
+		return TRY_POOL;
+	return (int)wait;
+}
+
+static int try_rw(struct evq_op *op, int *res)
+{
+	bool rd = op->code == EVQ_OP_READ || op->code == EVQ_OP_READV;
+	const struct iovec *iov;
+	struct iovec one;
+	int cnt;
+	off_t off;
+	ssize_t r;
+
+	if (op->flags & EVQ__OPF_POOL) {
+		int id = evq__pool_take(op->u.pool.pool);
+
+		if (id < 0) {
+			*res = -ENOBUFS;
+			return TRY_DONE;
+		}
+		op->cflags = (unsigned)id << 16;
+		one.iov_base = evq_pool_buf(op->u.pool.pool, (unsigned)id);
+		one.iov_len = op->u.pool.pool->size;
+		iov = &one;
+		cnt = 1;
+		off = (off_t)op->u.pool.off;
+	} else if (op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) {
+		one.iov_base = op->u.rw.buf;
+		one.iov_len = op->u.rw.len;
+		iov = &one;
+		cnt = 1;
+		off = (off_t)op->u.rw.off;
+	} else {
+		iov = op->u.vec.iov;
+		cnt = op->u.vec.cnt;
+		off = (off_t)op->u.vec.off;
+	}
+
+	r = rd ? preadv2(op->fd, iov, cnt, off, RWF_NOWAIT)
+	       : pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT);
+	if (r >= 0) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		if (op->flags & EVQ__OPF_POOL) {
+			if (r > 0) {
+				op->cflags |= EVQ_OP_F_BUFFER;
+			} else {
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+				op->cflags = 0;
+			}
+		}
+		return TRY_DONE;
+	}
+	*res = -errno;
+	if (op->flags & EVQ__OPF_POOL) {
+		/* Keep no buffer while waiting: it may be needed elsewhere.
+		 * The pool thread path picks it again. */
+		evq__pool_put(op->u.pool.pool, op->cflags >> 16);
+		op->cflags = 0;
+	}
+	if (errno == EAGAIN)
+		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	if (errno == EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		return TRY_POOL;
+	return TRY_DONE;
+}
+
+static int try_sock(struct evq_op *op, int *res)
+{
+	ssize_t r;
+	bool rd;
+
+	switch (op->code) {
+	case EVQ_OP_RECV:
+		rd = true;
+		if (op->flags & EVQ__OPF_POOL) {
+			struct evq_pool *pool = op->u.pool.pool;
+			int id = evq__pool_take(pool);
+
+			if (id < 0) {
+				*res = -ENOBUFS;
+				return TRY_DONE;
+			}
+			r = recv(op->fd, evq_pool_buf(pool, (unsigned)id),
+				 pool->size, op->u.pool.flags | MSG_DONTWAIT);
+			if (r > 0)
+				op->cflags = EVQ_OP_F_BUFFER | (unsigned)id << 16;
+			else
+				evq__pool_put(pool, (unsigned)id);
+		} else {
+			r = recv(op->fd, op->u.sr.buf, op->u.sr.len,
+				 op->u.sr.flags | MSG_DONTWAIT);
+		}
+		break;
+	case EVQ_OP_SEND:
+		rd = false;
+		r = send(op->fd, op->u.sr.buf, op->u.sr.len,
+			 op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	case EVQ_OP_RECVMSG:
+		rd = true;
+		r = recvmsg(op->fd, op->u.msg.msg,
+			    op->u.msg.flags | MSG_DONTWAIT);
+		break;
+	default: /* EVQ_OP_SENDMSG */
+		rd = false;
+		r = sendmsg(op->fd, op->u.msg.msg,
+			    op->u.msg.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	}
+	if (r >= 0) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		return TRY_DONE;
+	}
+	*res = -errno;
+	if (errno == EAGAIN)
+		return rd ? TRY_WAIT_READ : TRY_WAIT_WRITE;
+	return TRY_DONE;
+}
+
+/* accept4 has no per-call non-blocking flag. On a blocking listening
+ * socket evq waits for readiness first, so the call finds a connection
+ * waiting (unless another process takes it first: then it blocks, which
+ * is why listening sockets should be O_NONBLOCK when shared). */
+static int try_accept(struct evq_op *op, int *res, bool ready)
+{
+	int fd;
+
+	if (!ready) {
+		int fl = fcntl(op->fd, F_GETFL);
+
+		if (fl < 0) {
+			*res = -errno;
+			return TRY_DONE;
+		}
+		if (!(fl & O_NONBLOCK)) {
+			op->flags |= EVQ__OPF_BLOCKING;
+			return TRY_WAIT_READ;
+		}
+	}
+	fd = accept4(op->fd, op->u.acc.addr, op->u.acc.addrlen,
+		     op->u.acc.flags);
+	if (fd >= 0) {
+		*res = fd;
+		return TRY_DONE;
+	}
+	*res = -errno;
+	if (errno == EAGAIN || errno == ECONNABORTED)
+		return TRY_WAIT_READ;
+	return TRY_DONE;
+}
+
+/* connect: a non-blocking socket connects in the loop (EINPROGRESS, then
+ * writable, then SO_ERROR); a blocking one would block, so it connects in
+ * the thread pool. */
+static int try_connect(struct evq_op *op, int *res, bool ready)
+{
+	socklen_t len = sizeof(*res);
+	int fl, err = 0;
+
+	if (ready) {
+		if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		*res = -err;
+		return TRY_DONE;
+	}
+	fl = fcntl(op->fd, F_GETFL);
+	if (fl < 0) {
+		*res = -errno;
+		return TRY_DONE;
+	}
+	if (!(fl & O_NONBLOCK))
+		return TRY_POOL;
+	if (connect(op->fd, op->u.conn.addr, op->u.conn.len) == 0) {
+		*res = 0;
+		return TRY_DONE;
+	}
+	*res = -errno;
+	if (errno == EINPROGRESS || errno == EAGAIN)
+		return TRY_WAIT_WRITE;
+	return TRY_DONE;
+}
+
+static int try_op(struct evq_op *op, int *res, bool ready)
+{
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_WRITE:
+	case EVQ_OP_READV:
+	case EVQ_OP_WRITEV:
+		return try_rw(op, res);
+	case EVQ_OP_RECV:
+	case EVQ_OP_SEND:
+	case EVQ_OP_RECVMSG:
+	case EVQ_OP_SENDMSG:
+		return try_sock(op, res);
+	case EVQ_OP_ACCEPT:
+		return try_accept(op, res, ready);
+	case EVQ_OP_CONNECT:
+		return try_connect(op, res, ready);
+	default:
+		return TRY_POOL;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Emulation: waiting
+ * ------------------------------------------------------------------------ */
+
+static void op_route(struct evq_loop *loop, struct evq_op *op, int how,
+		     int res);
+
+static bool multishot(const struct evq_op *op)
+{
+	return op->flags & EVQ_OP_MULTISHOT;
+}
+
+/* Is res a result after which a multishot op stays armed? Accept: any new
+ * fd. recv: data (0 is EOF, the end). */
+static bool more_ok(const struct evq_op *op, int res)
+{
+	return op->code == EVQ_OP_ACCEPT ? res >= 0 : res > 0;
+}
+
+/* Readiness arrived for a waiting op: try again. A multishot op takes up
+ * to MULTISHOT_BURST results, then waits for the next report. */
+static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+{
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+	int res, how;
+
+	(void)revents;
+	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
+		/* On a blocking fd only the first try is known not to
+		 * block. */
+		if (burst > 0 && (op->flags & EVQ__OPF_BLOCKING)) {
+			how = TRY_DONE;
+			break;
+		}
+		how = try_op(op, &res, true);
+		if (how != TRY_DONE)
+			break;
+		if (multishot(op) && more_ok(op, res)) {
+			/* Another result; the op stays armed. The callback
+			 * may not end the op (only a cancel op can, and it
+			 * runs at the next iteration). */
+			unsigned cflags = op->cflags;
+
+			op->cflags = 0;
+			deliver_more(loop, op, res, cflags);
+			if (op->state != EVQ__OP_WAIT_IO)
+				return;
+			continue;
+		}
+		evq_io_stop(w);
+		complete(loop, op, res, op->cflags);
+		return;
+	}
+	if (how == TRY_WAIT_READ || how == TRY_WAIT_WRITE) {
+		unsigned want = how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE;
+
+		if ((w->events & EVQ__IO_MASK) != want)
+			evq_io_set(w, want);
+		return;
+	}
+	/* burst used up: stay armed; or TRY_POOL */
+	if (how == TRY_DONE)
+		return;
+	evq_io_stop(w);
+	op_route(loop, op, how, res);
+}
+
+static void op_timer_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	struct evq_op *op = container_of(t, struct evq_op, wait.timer);
+
+	complete(loop, op, -ETIME, 0);
+}
+
+/* Act on what a try said. */
+static void op_route(struct evq_loop *loop, struct evq_op *op, int how,
+		     int res)
+{
+	int r;
+
+	switch (how) {
+	case TRY_DONE:
+		if (multishot(op) && more_ok(op, res)) {
+			/* First result of a multishot op: deliver it and
+			 * arm the op for the rest. */
+			unsigned cflags = op->cflags;
+
+			op->cflags = 0;
+			op->state = EVQ__OP_WAIT_IO;
+			op->wait.io = (struct evq_io){ 0 };
+			r = evq__io_start_internal(loop, &op->wait.io, op->fd,
+						   EVQ_READ, op_io_cb);
+			if (r < 0) {
+				/* Cannot stay armed: this result is the
+				 * last one. */
+				complete(loop, op, res, cflags);
+				return;
+			}
+			op->wait.io.state |= EVQ__OPWAIT;
+			deliver_more(loop, op, res, cflags);
+			return;
+		}
+		complete(loop, op, res, op->cflags);
+		return;
+	case TRY_WAIT_READ:
+	case TRY_WAIT_WRITE:
+		op->state = EVQ__OP_WAIT_IO;
+		op->wait.io = (struct evq_io){ 0 };
+		r = evq__io_start_internal(loop, &op->wait.io, op->fd,
+					   how == TRY_WAIT_READ ? EVQ_READ
+								: EVQ_WRITE,
+					   op_io_cb);
+		if (r < 0) {
+			complete(loop, op, r, 0);
+			return;
+		}
+		op->wait.io.state |= EVQ__OPWAIT;
+		return;
+	default: /* TRY_POOL */
+		if (op->flags & EVQ__OPF_POOL) {
+			int id = evq__pool_take(op->u.pool.pool);
+
+			if (id < 0) {
+				complete(loop, op, -ENOBUFS, 0);
+				return;
+			}
+			op->cflags = (unsigned)id << 16;
+		}
+		r = evq__tpool_submit(loop, op);
+		if (r < 0) {
+			if (op->flags & EVQ__OPF_POOL)
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+			complete(loop, op, r, 0);
+		}
+		return;
+	}
+}
+
+/* A pool thread finished op (or shutdown cancelled it). */
+void evq__ops_pool_done(struct evq_loop *loop, struct evq_op *op)
+{
+	unsigned cflags = 0;
+
+	if (op->flags & EVQ__OPF_POOL) {
+		unsigned id = op->cflags >> 16;
+
+		if (op->res > 0)
+			cflags = EVQ_OP_F_BUFFER | id << 16;
+		else
+			evq__pool_put(op->u.pool.pool, id);
+	}
+	op->cflags = 0;
+	complete(loop, op, op->res, cflags);
+}
+
+/* The fd an op waited on was found closed behind the loop's back (its
+ * watcher was stopped by the core): the op ends with -EBADF, delivered at
+ * the next iteration since this may run inside a user's API call. */
+void evq__ops_watch_killed(struct evq_loop *loop, struct evq_io *w)
+{
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+
+	park(loop, op, -EBADF);
+}
+
+/* ------------------------------------------------------------------------
+ * Cancellation
+ * ------------------------------------------------------------------------ */
+
+/* Cancel one op of this loop: 0 (it completes with -ECANCELED now),
+ * -ENOENT (not in flight) or -EALREADY (running, cannot be stopped). */
+static int cancel_one(struct evq_loop *loop, struct evq_op *t)
+{
+	switch (t->state) {
+	case EVQ__OP_QUEUED:
+		if (!list_remove(&loop->sq_head, &loop->sq_tail, t) &&
+		    !list_remove(&loop->batch_head, NULL, t))
+			return -ENOENT;
+		break;
+	case EVQ__OP_HELD:
+		for (struct evq_op *p = loop->ops_head; p; p = p->next) {
+			if (p->link == t) {
+				p->link = NULL;
+				break;
+			}
+		}
+		if (loop->chain_tail == t)
+			loop->chain_tail = NULL;
+		break;
+	case EVQ__OP_WAIT_IO:
+		evq_io_stop(&t->wait.io);
+		break;
+	case EVQ__OP_WAIT_TIMER:
+		evq_timer_stop(&t->wait.timer);
+		break;
+	case EVQ__OP_POOL_QUEUED:
+		if (!evq__tpool_remove(loop, t))
+			return -EALREADY;
+		if (t->flags & EVQ__OPF_POOL)
+			evq__pool_put(t->u.pool.pool, t->cflags >> 16);
+		break;
+	case EVQ__OP_DONE:
+	case EVQ__OP_NATIVE:
+		return -EALREADY;
+	default:
+		return -ENOENT;
+	}
+	t->cflags = 0;
+	complete(loop, t, -ECANCELED, 0);
+	return 0;
+}
+
+static bool has_fd(const struct evq_op *op)
+{
+	switch (op->code) {
+	case EVQ_OP_NOP:
+	case EVQ_OP_OPENAT:
+	case EVQ_OP_STATX:
+	case EVQ_OP_TIMEOUT:
+	case EVQ_OP_CANCEL:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Cancel every op on fd; returns how many were cancelled. */
+static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
+{
+	int n = 0;
+
+	for (struct evq_op *o = loop->ops_head; o; o = loop->ops_cursor) {
+		loop->ops_cursor = o->next;
+		if (o != self && has_fd(o) && o->fd == fd &&
+		    cancel_one(loop, o) == 0)
+			n++;
+	}
+	loop->ops_cursor = NULL;
+	return n;
+}
+
+static int do_cancel(struct evq_loop *loop, struct evq_op *op)
+{
+	struct evq_op *t = op->u.cancel.target;
+	int n;
+
+	if (!t) {
+		n = cancel_fd(loop, op->u.cancel.fd, op);
+		return n > 0 ? n : -ENOENT;
+	}
+	if (t == op || t->loop != loop || t->state == EVQ__OP_IDLE)
+		return -ENOENT;
+	return cancel_one(loop, t);
+}
+
+/* ------------------------------------------------------------------------
+ * Starting
+ * ------------------------------------------------------------------------ */
+
+static void emul_start(struct evq_loop *loop, struct evq_op *op)
+{
+	int res = 0, how;
+
+	switch (op->code) {
+	case EVQ_OP_NOP:
+		complete(loop, op, 0, 0);
+		return;
+	case EVQ_OP_TIMEOUT:
+		op->state = EVQ__OP_WAIT_TIMER;
+		op->wait.timer = (struct evq_timer){ 0 };
+		res = evq_timer_start(loop, &op->wait.timer, op->u.tmo.ns, 0,
+				      op_timer_cb);
+		if (res < 0)
+			complete(loop, op, res, 0);
+		return;
+	case EVQ_OP_CANCEL:
+		res = do_cancel(loop, op);
+		complete(loop, op, res, 0);
+		return;
+	case EVQ_OP_CLOSE:
+		/* End what this loop has on fd before the number is freed
+		 * and can be reused. */
+		cancel_fd(loop, op->fd, op);
+		evq__fd_end(loop, op->fd);
+		op_route(loop, op, TRY_POOL, 0);
+		return;
+	case EVQ_OP_OPENAT:
+	case EVQ_OP_STATX:
+	case EVQ_OP_FSYNC:
+		op_route(loop, op, TRY_POOL, 0);
+		return;
+	default:
+		if (op->fd < 0) {
+			complete(loop, op, -EBADF, 0);
+			return;
+		}
+		how = try_op(op, &res, false);
+		op_route(loop, op, how, res);
+		return;
+	}
+}
+
+static void op_start(struct evq_loop *loop, struct evq_op *op)
+{
+	if (native(loop)) {
+		int r;
+
+		op->state = EVQ__OP_NATIVE;
+		r = loop->backend->op_start(loop, op);
+		if (r < 0)
+			complete(loop, op, r, 0);
+		return;
+	}
+	emul_start(loop, op);
+}
+
+/* ------------------------------------------------------------------------
+ * Loop teardown
+ * ------------------------------------------------------------------------ */
+
+/* For evq_loop_free: every op in flight completes exactly once before the
+ * loop goes. Ops not started, waiting, or queued for the pool complete
+ * with -ECANCELED; ops a pool thread is running are waited for and
+ * complete with their own result (an fd from openat is the caller's to
+ * close, not lost). */
+void evq__ops_free_all(struct evq_loop *loop)
+{
+	loop->freeing = true;
+	evq__tpool_shutdown(loop);
+	evq__ops_deliver(loop);
+	while (loop->ops_head) {
+		struct evq_op *op = loop->ops_head;
+
+		if (cancel_one(loop, op) < 0) {
+			/* Native ops: the backend's teardown reports them;
+			 * anything else must not stay on the list. */
+			complete(loop, op, -ECANCELED, 0);
+		}
+	}
+}
