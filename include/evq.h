@@ -58,7 +58,7 @@ struct statx;
 /* Backends, in the order `auto` tries them. */
 enum evq_backend {
 	EVQ_BACKEND_AUTO = 0,	/* best that works here; EVQ_BACKEND env wins */
-	EVQ_BACKEND_URING,	/* io_uring (not yet implemented: -ENOTSUP) */
+	EVQ_BACKEND_URING,	/* io_uring: native completions */
 	EVQ_BACKEND_AIO,	/* Linux AIO (not yet implemented: -ENOTSUP) */
 	EVQ_BACKEND_EPOLL,	/* epoll(7) */
 	EVQ_BACKEND_POLL,	/* poll(2), the portable fallback */
@@ -83,6 +83,8 @@ struct evq_loop_options {
 	unsigned max_events;		/* events per kernel wait; 0: 256 */
 	unsigned flags;			/* none yet: must be 0 */
 	unsigned threads;		/* blocking-op threads; 0: 4 */
+	unsigned uring_entries;		/* io_uring SQ size (power of 2,
+					 * <= 32768); 0: 256 */
 };
 
 /* Callbacks. The loop is passed so one callback can serve many loops. */
@@ -305,8 +307,9 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  * cost a syscall per event (docs/ARCHITECTURE.md):
  *  - a report collected before the close, in the same batch as the
  *    callback that closed the fd, is still delivered;
- *  - epoll: if the file stays open elsewhere (dup, fork), the kernel keeps
- *    reporting it under the old fd until evq notices;
+ *  - epoll and uring (which waits on an epoll set): if the file stays open
+ *    elsewhere (dup, fork), the kernel keeps reporting it under the old
+ *    fd until evq notices;
  *  - poll: a number reused by a file that no watcher starts on is polled
  *    for the old watcher.
  * Stop a watcher (or close its fd with an evq close op) before closing

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * backend_epoll.c - the epoll(7) backend.
+ * backend_epoll.c - the epoll(7) backend, and the epoll set it shares with
+ * the io_uring backend (which waits for it through the ring).
  *
  * Notes on epoll:
  *  a) Registrations are keyed by (fd number, open file). When the last
@@ -29,64 +30,40 @@
  *     never wake before the deadline.
  */
 #include "internal.h"
+#include "epoll_set.h"
 
 #include <errno.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <unistd.h>
 
-struct always_ready {
-	int fd;
-	unsigned mask;
-	uint32_t gen;
-};
+/* ------------------------------------------------------------------------
+ * The epoll set (also used by backend_uring.c)
+ * ------------------------------------------------------------------------ */
 
-struct epoll_state {
-	int epfd;
-	bool have_pwait2;
-	struct epoll_event *events;	/* loop->fired_cap of them */
-	struct always_ready *always;	/* fds epoll refuses (note c) */
-	int nalways, always_cap;
-};
-
-static int epoll_probe(void)
+int evq__epoll_set_init(struct evq__epoll_set *set, int nevents)
 {
-	return 0;	/* every kernel evq supports has epoll */
-}
-
-static int epoll_init(struct evq_loop *loop)
-{
-	struct epoll_state *st = calloc(1, sizeof(*st));
-
-	if (!st)
+	*set = (struct evq__epoll_set){ .epfd = -1, .have_pwait2 = true };
+	set->events = calloc((size_t)nevents, sizeof(*set->events));
+	if (!set->events)
 		return -ENOMEM;
-	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
-	if (!st->events) {
-		free(st);
-		return -ENOMEM;
-	}
-	st->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (st->epfd < 0) {
+	set->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (set->epfd < 0) {
 		int r = -errno;
 
-		free(st->events);
-		free(st);
+		free(set->events);
+		set->events = NULL;
 		return r;
 	}
-	st->have_pwait2 = true;	/* until the kernel says ENOSYS */
-	loop->backend_data = st;
 	return 0;
 }
 
-static void epoll_destroy(struct evq_loop *loop)
+void evq__epoll_set_destroy(struct evq__epoll_set *set)
 {
-	struct epoll_state *st = loop->backend_data;
-
-	close(st->epfd);
-	free(st->events);
-	free(st->always);
-	free(st);
-	loop->backend_data = NULL;
+	if (set->epfd >= 0)
+		close(set->epfd);
+	free(set->events);
+	free(set->always);
+	*set = (struct evq__epoll_set){ .epfd = -1 };
 }
 
 static inline uint64_t pack(int fd, uint32_t gen)
@@ -94,7 +71,7 @@ static inline uint64_t pack(int fd, uint32_t gen)
 	return (uint64_t)gen << 32 | (uint32_t)fd;
 }
 
-static int ctl(struct epoll_state *st, int op, int fd, unsigned mask,
+static int ctl(struct evq__epoll_set *set, int op, int fd, unsigned mask,
 	       uint32_t gen)
 {
 	struct epoll_event ev = {
@@ -104,47 +81,47 @@ static int ctl(struct epoll_state *st, int op, int fd, unsigned mask,
 		.data.u64 = pack(fd, gen),
 	};
 
-	return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
+	return epoll_ctl(set->epfd, op, fd, &ev) < 0 ? -errno : 0;
 }
 
-static struct always_ready *always_find(struct epoll_state *st, int fd)
+static struct evq__always_ready *always_find(struct evq__epoll_set *set,
+					     int fd)
 {
-	for (int i = 0; i < st->nalways; i++)
-		if (st->always[i].fd == fd)
-			return &st->always[i];
+	for (int i = 0; i < set->nalways; i++)
+		if (set->always[i].fd == fd)
+			return &set->always[i];
 	return NULL;
 }
 
-static int always_add(struct epoll_state *st, int fd, unsigned mask,
+static int always_add(struct evq__epoll_set *set, int fd, unsigned mask,
 		      uint32_t gen)
 {
-	if (st->nalways == st->always_cap) {
-		int cap = st->always_cap ? st->always_cap * 2 : 8;
-		struct always_ready *a;
+	if (set->nalways == set->always_cap) {
+		int cap = set->always_cap ? set->always_cap * 2 : 8;
+		struct evq__always_ready *a;
 
-		a = realloc(st->always, (size_t)cap * sizeof(*a));
+		a = realloc(set->always, (size_t)cap * sizeof(*a));
 		if (!a)
 			return -ENOMEM;
-		st->always = a;
-		st->always_cap = cap;
+		set->always = a;
+		set->always_cap = cap;
 	}
-	st->always[st->nalways++] = (struct always_ready){ fd, mask, gen };
+	set->always[set->nalways++] = (struct evq__always_ready){ fd, mask, gen };
 	return 0;
 }
 
-static int epoll_modify(struct evq_loop *loop, int fd, unsigned old,
-			unsigned mask, uint32_t gen)
+int evq__epoll_set_modify(struct evq__epoll_set *set, int fd, unsigned old,
+			  unsigned mask, uint32_t gen)
 {
-	struct epoll_state *st = loop->backend_data;
-	struct always_ready *a;
+	struct evq__always_ready *a;
 	int r;
 
-	if (evq__unlikely(st->nalways) && (a = always_find(st, fd))) {
+	if (evq__unlikely(set->nalways) && (a = always_find(set, fd))) {
 		if (mask) {
 			a->mask = mask;
 			a->gen = gen;
 		} else {
-			*a = st->always[--st->nalways];
+			*a = set->always[--set->nalways];
 		}
 		return 0;
 	}
@@ -152,109 +129,78 @@ static int epoll_modify(struct evq_loop *loop, int fd, unsigned old,
 	if (!old) {
 		if (!mask)
 			return 0;
-		r = ctl(st, EPOLL_CTL_ADD, fd, mask, gen);
+		r = ctl(set, EPOLL_CTL_ADD, fd, mask, gen);
 		if (r == -EEXIST)
-			r = ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
+			r = ctl(set, EPOLL_CTL_MOD, fd, mask, gen);
 		else if (r == -EPERM)
-			r = always_add(st, fd, mask, gen);
+			r = always_add(set, fd, mask, gen);
 		return r;
 	}
 	if (!mask) {
 		/* ENOENT/EBADF: the kernel already forgot it (note a). */
-		(void)ctl(st, EPOLL_CTL_DEL, fd, 0, gen);
+		(void)ctl(set, EPOLL_CTL_DEL, fd, 0, gen);
 		return 0;
 	}
-	r = ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
+	r = ctl(set, EPOLL_CTL_MOD, fd, mask, gen);
 	if (r == -ENOENT || r == -EBADF)
 		return EVQ__STALE;
 	return r;
 }
 
 /* Note b: start a new epoll set holding exactly the core's registrations. */
-static void epoll_rebuild(struct evq_loop *loop)
+static __attribute__((noinline)) void rebuild(struct evq_loop *loop,
+					      struct evq__epoll_set *set)
 {
-	struct epoll_state *st = loop->backend_data;
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 
 	loop->stale_reports = 0;
 	if (epfd < 0)
 		return;	/* keep dropping the stale reports; try next time */
-	close(st->epfd);
-	st->epfd = epfd;
+	close(set->epfd);
+	set->epfd = epfd;
 	for (int fd = 0; fd < loop->nfds; fd++) {
 		struct evq__fd *slot = &loop->fds[fd];
 
-		if (slot->kmask && !always_find(st, fd) &&
-		    ctl(st, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0)
+		if (slot->kmask && !always_find(set, fd) &&
+		    ctl(set, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0)
 			slot->kmask = 0;	/* gone meanwhile */
 	}
 }
 
-/* Wait with a finite timeout (note e); out of the hot path. */
-static __attribute__((noinline)) int
-epoll_wait_timed(struct epoll_state *st, int max, int64_t timeout_ns)
+int evq__epoll_set_prepare(struct evq_loop *loop, struct evq__epoll_set *set,
+			   int64_t *timeout_ns)
 {
-	int ms;
+	int max = loop->fired_cap;
 
-	if (timeout_ns > 0 && st->have_pwait2) {
-		struct timespec ts = {
-			.tv_sec = timeout_ns / 1000000000,
-			.tv_nsec = timeout_ns % 1000000000,
-		};
-		int n = epoll_pwait2(st->epfd, st->events, max, &ts, NULL);
-
-		if (n >= 0 || errno != ENOSYS)
-			return n < 0 ? -errno : n;
-		st->have_pwait2 = false;
+	if (evq__unlikely(loop->stale_reports))
+		rebuild(loop, set);
+	if (evq__unlikely(set->nalways)) {
+		*timeout_ns = 0;
+		max -= set->nalways < max / 2 ? set->nalways : max / 2;
 	}
-	if (timeout_ns > (int64_t)1000000 * 0x7fffffff)
-		ms = 0x7fffffff;
-	else
-		ms = (int)((timeout_ns + 999999) / 1000000);	/* round up */
-	ms = epoll_wait(st->epfd, st->events, max, ms);
-	return ms < 0 ? -errno : ms;
+	return max;
 }
 
 /* Note c: report the always-ready fds after the n epoll ones. */
 static __attribute__((noinline)) int always_report(struct evq_loop *loop,
+						   struct evq__epoll_set *set,
 						   int n)
 {
-	struct epoll_state *st = loop->backend_data;
-
-	for (int i = 0; i < st->nalways && n < loop->fired_cap; i++, n++) {
-		loop->fired[n].fd = st->always[i].fd;
-		loop->fired[n].gen = st->always[i].gen;
-		loop->fired[n].revents = st->always[i].mask & EVQ__IO_MASK;
+	for (int i = 0; i < set->nalways && n < loop->fired_cap; i++, n++) {
+		loop->fired[n].fd = set->always[i].fd;
+		loop->fired[n].gen = set->always[i].gen;
+		loop->fired[n].revents = set->always[i].mask & EVQ__IO_MASK;
 	}
 	return n;
 }
 
-static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
+int evq__epoll_set_translate(struct evq_loop *loop, struct evq__epoll_set *set,
+			     int n)
 {
-	struct epoll_state *st = loop->backend_data;
+	const struct epoll_event *e = set->events;
 	struct evq__fired *f = loop->fired;
-	const struct epoll_event *e;
-	int n, max = loop->fired_cap;
 
-	if (evq__unlikely(loop->stale_reports))
-		epoll_rebuild(loop);
-	if (evq__unlikely(st->nalways)) {
-		timeout_ns = 0;
-		max -= st->nalways < max / 2 ? st->nalways : max / 2;
-	}
-
-	if (evq__likely(timeout_ns < 0)) {
-		n = epoll_wait(st->epfd, st->events, max, -1);
-		if (n < 0)
-			return -errno;
-	} else {
-		n = epoll_wait_timed(st, max, timeout_ns);
-		if (n < 0)
-			return n;
-	}
-
-	/* Translate: READ for data, EOF or error; WRITE for room or error. */
-	e = st->events;
+	/* READ for data, EOF or error; WRITE for room or error. */
 	for (const struct epoll_event *end = e + n; e != end; e++, f++) {
 		uint32_t ev = e->events;
 
@@ -264,9 +210,89 @@ static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
 			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
 	}
-	if (evq__unlikely(st->nalways))
-		n = always_report(loop, n);
+	if (evq__unlikely(set->nalways))
+		n = always_report(loop, set, n);
 	return n;
+}
+
+/* ------------------------------------------------------------------------
+ * The epoll backend
+ * ------------------------------------------------------------------------ */
+
+static int epoll_probe(void)
+{
+	return 0;	/* every kernel evq supports has epoll */
+}
+
+static int epoll_init(struct evq_loop *loop)
+{
+	struct evq__epoll_set *set = malloc(sizeof(*set));
+	int r;
+
+	if (!set)
+		return -ENOMEM;
+	r = evq__epoll_set_init(set, loop->fired_cap);
+	if (r < 0) {
+		free(set);
+		return r;
+	}
+	loop->backend_data = set;
+	return 0;
+}
+
+static void epoll_destroy(struct evq_loop *loop)
+{
+	evq__epoll_set_destroy(loop->backend_data);
+	free(loop->backend_data);
+	loop->backend_data = NULL;
+}
+
+static int epoll_modify(struct evq_loop *loop, int fd, unsigned old,
+			unsigned mask, uint32_t gen)
+{
+	return evq__epoll_set_modify(loop->backend_data, fd, old, mask, gen);
+}
+
+/* Wait with a finite timeout (note e); out of the hot path. */
+static __attribute__((noinline)) int
+epoll_wait_timed(struct evq__epoll_set *set, int max, int64_t timeout_ns)
+{
+	int ms;
+
+	if (timeout_ns > 0 && set->have_pwait2) {
+		struct timespec ts = {
+			.tv_sec = timeout_ns / 1000000000,
+			.tv_nsec = timeout_ns % 1000000000,
+		};
+		int n = epoll_pwait2(set->epfd, set->events, max, &ts, NULL);
+
+		if (n >= 0 || errno != ENOSYS)
+			return n < 0 ? -errno : n;
+		set->have_pwait2 = false;
+	}
+	if (timeout_ns > (int64_t)1000000 * 0x7fffffff)
+		ms = 0x7fffffff;
+	else
+		ms = (int)((timeout_ns + 999999) / 1000000);	/* round up */
+	ms = epoll_wait(set->epfd, set->events, max, ms);
+	return ms < 0 ? -errno : ms;
+}
+
+static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct evq__epoll_set *set = loop->backend_data;
+	int n, max = evq__epoll_set_prepare(loop, set, &timeout_ns);
+
+	if (evq__likely(timeout_ns < 0)) {
+		n = epoll_wait(set->epfd, set->events, max, -1);
+		if (n < 0)
+			return -errno;
+	} else {
+		n = epoll_wait_timed(set, max, timeout_ns);
+		if (n < 0)
+			return n;
+	}
+	return evq__epoll_set_translate(loop, set, n);
 }
 
 const struct evq__backend evq__backend_epoll = {

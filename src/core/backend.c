@@ -21,7 +21,11 @@ struct candidate {
 };
 
 static const struct candidate candidates[] = {
-	{ EVQ_BACKEND_URING, "uring", NULL },
+#ifdef EVQ_HAVE_URING
+	{ EVQ_BACKEND_URING, "uring", &evq__backend_uring },
+#else
+	{ EVQ_BACKEND_URING, "uring", NULL },	/* built without liburing */
+#endif
 	{ EVQ_BACKEND_AIO, "aio", NULL },
 	{ EVQ_BACKEND_EPOLL, "epoll", &evq__backend_epoll },
 	{ EVQ_BACKEND_POLL, "poll", &evq__backend_poll },

@@ -130,6 +130,9 @@ struct evq__backend {
 	 * completions are reported by wait() into loop->done[]. Returns 0 or
 	 * -errno (the core then completes the op with that error). */
 	int (*op_start)(struct evq_loop *loop, struct evq_op *op);
+	/* For evq_loop_free: cancel every op the kernel has and wait until
+	 * each has reported its last completion into loop->done. */
+	void (*op_drain)(struct evq_loop *loop);
 	/* Buffer pools on a native backend: set up, give a buffer back,
 	 * tear down. */
 	int (*pool_init)(struct evq_loop *loop, struct evq_pool *pool);
@@ -144,6 +147,7 @@ struct evq__backend {
 
 EVQ__HIDDEN extern const struct evq__backend evq__backend_epoll;
 EVQ__HIDDEN extern const struct evq__backend evq__backend_poll;
+EVQ__HIDDEN extern const struct evq__backend evq__backend_uring;
 
 struct evq_loop {
 	const struct evq__backend *backend;
@@ -193,6 +197,7 @@ struct evq_loop {
 	struct evq_op *cq_head, *cq_tail;	/* results to deliver */
 	unsigned start_depth;	/* chain starts nested in completions */
 	unsigned threads;	/* thread pool size */
+	unsigned uring_entries;	/* io_uring submission queue size */
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
 	struct evq__done *done;	/* native completions of the last wait */
 	int ndone, done_cap;
@@ -219,6 +224,7 @@ EVQ__HIDDEN int evq__io_start_internal(struct evq_loop *loop,
 /* core/timer.c */
 EVQ__HIDDEN int64_t evq__timer_timeout(struct evq_loop *loop);
 EVQ__HIDDEN void evq__timer_run(struct evq_loop *loop);
+EVQ__HIDDEN bool evq__timer_due(struct evq_loop *loop);
 EVQ__HIDDEN void evq__timer_detach_all(struct evq_loop *loop);
 
 /* core/signal.c */

@@ -76,7 +76,9 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 	if (!opts)
 		opts = &defaults;
 	if ((unsigned)opts->backend > EVQ_BACKEND_POLL || opts->flags != 0 ||
-	    opts->max_events > (1u << 20) || opts->threads > 256)
+	    opts->max_events > (1u << 20) || opts->threads > 256 ||
+	    opts->uring_entries > 32768 ||
+	    (opts->uring_entries & (opts->uring_entries - 1)))
 		return -EINVAL;
 
 	loop = calloc(1, sizeof(*loop));
@@ -88,6 +90,7 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 	sigemptyset(&loop->sig_blocked);
 	loop->max_events = opts->max_events ? opts->max_events : 256;
 	loop->threads = opts->threads ? opts->threads : 4;
+	loop->uring_entries = opts->uring_entries ? opts->uring_entries : 256;
 	loop->fired_cap = (int)loop->max_events;
 	loop->fired = calloc(loop->max_events, sizeof(*loop->fired));
 	if (!loop->fired) {
@@ -551,9 +554,17 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		n = loop->backend->wait(loop, timeout);
 		loop->waits++;
 		loop->now_valid = false;
-		if (evq__likely(n > 0))
+		if (evq__likely(n > 0)) {
 			dispatch(loop, n);
-		else if (n < 0 && n != -EINTR) {
+		} else if (n == -EINTR) {
+			/* A signal handler ran: nothing for the loop. ONCE
+			 * still owes its caller an event; wait again (the
+			 * next timeout is computed afresh). */
+			if (mode == EVQ_RUN_ONCE && !loop->ndone &&
+			    !loop->stop && loop->callbacks == callbacks &&
+			    !evq__timer_due(loop))
+				continue;
+		} else if (n < 0) {
 			err = n;
 			break;
 		}

@@ -1034,6 +1034,10 @@ static void op_start(struct evq_loop *loop, struct evq_op *op)
 	if (native(loop)) {
 		int r;
 
+		/* The kernel cancels the fd's ops (see the backend); the
+		 * loop's watchers of the fd end here. */
+		if (op->code == EVQ_OP_CLOSE)
+			evq__fd_end(loop, op->fd);
 		op->state = EVQ__OP_NATIVE;
 		r = loop->backend->op_start(loop, op);
 		if (r < 0)
@@ -1055,6 +1059,20 @@ static void op_start(struct evq_loop *loop, struct evq_op *op)
 void evq__ops_free_all(struct evq_loop *loop)
 {
 	loop->freeing = true;
+	if (loop->backend->op_drain) {
+		/* Ops queued but not started never reach the kernel. */
+		struct evq_op *op;
+
+		while ((op = loop->sq_head)) {
+			loop->sq_head = op->qnext;
+			if (!loop->sq_head)
+				loop->sq_tail = NULL;
+			op->qnext = NULL;
+			complete(loop, op, -ECANCELED, 0);
+		}
+		loop->backend->op_drain(loop);
+		evq__ops_dispatch_done(loop);
+	}
 	evq__tpool_shutdown(loop);
 	evq__ops_deliver(loop);
 	while (loop->ops_head) {

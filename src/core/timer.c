@@ -157,6 +157,11 @@ int64_t evq__timer_timeout(struct evq_loop *loop)
 	return (int64_t)(loop->heap[0].deadline - now);
 }
 
+bool evq__timer_due(struct evq_loop *loop)
+{
+	return loop->heap_len && loop->heap[0].deadline <= evq__clock_ns();
+}
+
 /* Fire every timer that is due. A repeating timer is put back before its
  * callback runs, so the callback may stop or restart it. A timer started
  * from one of these callbacks waits for the next iteration, even with a
