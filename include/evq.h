@@ -283,6 +283,19 @@ EVQ_API const char *evq_loop_backend_name(const struct evq_loop *loop);
 /* The name of a backend enum value, or NULL. */
 EVQ_API const char *evq_backend_name(enum evq_backend backend);
 
+/* Embedding (run this loop inside another one: glib, libev, a plain
+ * poll): an fd that becomes readable when the loop has something to do.
+ * The host waits for it to be readable, or for evq_loop_timeout() to pass,
+ * then calls evq_loop_run(loop, EVQ_RUN_NOWAIT). The fd belongs to the
+ * loop: do not close it. Returns the fd, or -ENOTSUP on the poll backend,
+ * which has no kernel object to wait on. */
+EVQ_API int evq_loop_fd(struct evq_loop *loop);
+
+/* Nanoseconds until the loop must run again even if its fd stays quiet:
+ * 0 when work is queued (deferred calls, ops to submit, results to
+ * deliver), the time to the next timer, or -1 when there is none. */
+EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
+
 /* Number of active watchers (io, timers, deferred calls, signals, asyncs):
  * the loop keeps running while it is not zero. */
 EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);

@@ -295,6 +295,11 @@ static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 	return evq__epoll_set_translate(loop, set, n);
 }
 
+static int epoll_embed_fd(struct evq_loop *loop)
+{
+	return ((struct evq__epoll_set *)loop->backend_data)->epfd;
+}
+
 const struct evq__backend evq__backend_epoll = {
 	.name = "epoll",
 	.id = EVQ_BACKEND_EPOLL,
@@ -304,4 +309,5 @@ const struct evq__backend evq__backend_epoll = {
 	.destroy = epoll_destroy,
 	.modify = epoll_modify,
 	.wait = epoll_wait_events,
+	.embed_fd = epoll_embed_fd,
 };

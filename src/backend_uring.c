@@ -52,6 +52,11 @@
  *     more CPU per event). As soon as an op is in flight, the ring waits
  *     for both in one call. EVQ_URING_NO_DIRECT=1 turns this off, for
  *     measuring and testing the ring path alone.
+ *  l) Embedding: evq_loop_fd() is the epoll set's fd, which is readable
+ *     when a watched fd is; op completions reach it through an eventfd
+ *     registered with the ring (IORING_REGISTER_EVENTFD) and watched in
+ *     the set. The eventfd is set up on the first evq_loop_fd() call, so
+ *     loops that are not embedded do not pay for its signalling.
  *  j) After fork(), the child must not use the parent's loop; with
  *     SINGLE_ISSUER it cannot submit anyway. evq_loop_free() in the child
  *     unmaps and closes its copy of the ring, which leaves the parent's
@@ -67,6 +72,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -102,6 +108,8 @@ struct uring_state {
 	unsigned setup_flags;
 	uint16_t next_bgid;
 	unsigned inflight;	/* op SQEs whose last CQE has not come */
+	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
+	struct evq_io cq_io;
 };
 
 /* ------------------------------------------------------------------------
@@ -205,6 +213,7 @@ static int uring_init(struct evq_loop *loop)
 		return r;
 	}
 	st->reg_ring = io_uring_register_ring_fd(&st->ring) == 1;
+	st->cq_eventfd = -1;
 	st->multishot_accept = kernel_at_least(5, 19);
 	st->multishot_recv = kernel_at_least(6, 0);
 	st->etime_success = kernel_at_least(5, 16);
@@ -232,6 +241,10 @@ static void uring_destroy(struct evq_loop *loop)
 	struct uring_state *st = loop->backend_data;
 
 	io_uring_queue_exit(&st->ring);
+	if (st->cq_eventfd >= 0) {
+		evq_io_stop(&st->cq_io);
+		close(st->cq_eventfd);
+	}
 	evq__epoll_set_destroy(&st->set);
 	free(st);
 	loop->backend_data = NULL;
@@ -671,6 +684,46 @@ static void uring_op_drain(struct evq_loop *loop)
 }
 
 /* ------------------------------------------------------------------------
+ * Embedding (note l)
+ * ------------------------------------------------------------------------ */
+
+static void cq_event_cb(struct evq_loop *loop, struct evq_io *w,
+			unsigned revents)
+{
+	uint64_t n;
+
+	(void)loop;
+	(void)revents;
+	/* The CQEs themselves are reaped by the wait; this only drains the
+	 * eventfd so that it stops being readable. */
+	while (read(w->fd, &n, sizeof(n)) < 0 && errno == EINTR)
+		;
+}
+
+static int uring_embed_fd(struct evq_loop *loop)
+{
+	struct uring_state *st = loop->backend_data;
+	int fd, r;
+
+	if (st->cq_eventfd >= 0)
+		return st->set.epfd;
+	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = io_uring_register_eventfd(&st->ring, fd);
+	if (r == 0)
+		r = evq__io_start_internal(loop, &st->cq_io, fd, EVQ_READ,
+					   cq_event_cb);
+	if (r < 0) {
+		io_uring_unregister_eventfd(&st->ring);
+		close(fd);
+		return r;
+	}
+	st->cq_eventfd = fd;
+	return st->set.epfd;
+}
+
+/* ------------------------------------------------------------------------
  * Buffer pools (note i)
  * ------------------------------------------------------------------------ */
 
@@ -743,6 +796,7 @@ const struct evq__backend evq__backend_uring = {
 	.destroy = uring_destroy,
 	.modify = uring_modify,
 	.wait = uring_wait,
+	.embed_fd = uring_embed_fd,
 	.op_start = uring_op_start,
 	.op_drain = uring_op_drain,
 	.pool_init = uring_pool_init,

@@ -124,6 +124,10 @@ struct evq__backend {
 	 * Returns the number of entries, or -errno (-EINTR is fine). */
 	int (*wait)(struct evq_loop *loop, int64_t timeout_ns);
 
+	/* Embedding: an fd readable when the loop has work (see
+	 * evq_loop_fd); NULL: not possible with this backend. */
+	int (*embed_fd)(struct evq_loop *loop);
+
 	/* Completion-native backends only; NULL: the core emulates ops.
 	 * op_start hands a queued op to the kernel (chains keep their order:
 	 * op->flags & EVQ_OP_LINK links it to the next one started); its

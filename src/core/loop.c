@@ -169,6 +169,25 @@ const char *evq_loop_backend_name(const struct evq_loop *loop)
 	return loop ? loop->backend->name : NULL;
 }
 
+int evq_loop_fd(struct evq_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (!loop->backend->embed_fd)
+		return -ENOTSUP;
+	return loop->backend->embed_fd(loop);
+}
+
+int64_t evq_loop_timeout(struct evq_loop *loop)
+{
+	if (!loop)
+		return -EINVAL;
+	if (loop->defer_head || evq__ops_pending(loop) || loop->ndone ||
+	    loop->nchanges)
+		return 0;
+	return loop->heap_len ? evq__timer_timeout(loop) : -1;
+}
+
 unsigned evq_loop_active(const struct evq_loop *loop)
 {
 	return loop ? loop->active : 0;
