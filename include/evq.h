@@ -430,9 +430,12 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  *
  * Chains (EVQ_OP_LINK): the next op submitted on the loop, before the loop
  * starts its next iteration, runs only after this one fully succeeded
- * (every byte for reads/writes/recvs/sends; res >= 0 otherwise; a timeout
- * op's expiry counts as success). Otherwise the rest of the chain
- * completes with -ECANCELED, in order.
+ * (every byte for reads and writes; res >= 0 otherwise; a timeout op's
+ * expiry counts as success). Otherwise the rest of the chain completes
+ * with -ECANCELED, in order. A linked recv or send (not from a pool)
+ * waits for all its bytes, like MSG_WAITALL: it completes whole, or short
+ * only at EOF or an error, which breaks the chain. Readv/writev/recvmsg/
+ * sendmsg count as fully succeeded when every iovec byte moved.
  *
  * Backends: uring runs ops natively. epoll and poll emulate them: sockets
  * and pipes by trying the non-blocking syscall and waiting for readiness

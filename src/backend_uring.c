@@ -315,6 +315,11 @@ static void reap_op(struct evq_loop *loop, struct uring_state *st,
 	unsigned flags = 0;
 	int res = cqe->res;
 
+	/* IORING_ASYNC_CANCEL_ALL counts what it cancelled, 0 included;
+	 * evq's cancel_fd says -ENOENT for none, as a single cancel does. */
+	if (op->code == EVQ_OP_CANCEL && !op->u.cancel.target && res == 0)
+		res = -ENOENT;
+
 	if (cqe->flags & IORING_CQE_F_BUFFER)
 		flags |= EVQ_OP_F_BUFFER | (cqe->flags >> 16) << 16;
 	if (cqe->flags & IORING_CQE_F_MORE) {

@@ -192,7 +192,7 @@ struct evq_loop {
 	unsigned wake_pending;	/* atomic: an eventfd write is under way */
 
 	/* operations (core/ops.c) */
-	struct evq_op *ops_head;	/* in flight, any state */
+	struct evq_op *ops_head, *ops_tail;	/* in flight, oldest first */
 	struct evq_op *ops_cursor;	/* next op of a scan of ops_head */
 	unsigned nops;
 	struct evq_op *sq_head, *sq_tail;	/* submitted, not started */

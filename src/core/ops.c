@@ -226,13 +226,16 @@ void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
  * Bookkeeping: the in-flight list and the queues
  * ------------------------------------------------------------------------ */
 
+/* The in-flight list is in submission order, oldest first. */
 static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 {
-	op->prev = NULL;
-	op->next = loop->ops_head;
-	if (loop->ops_head)
-		loop->ops_head->prev = op;
-	loop->ops_head = op;
+	op->next = NULL;
+	op->prev = loop->ops_tail;
+	if (loop->ops_tail)
+		loop->ops_tail->next = op;
+	else
+		loop->ops_head = op;
+	loop->ops_tail = op;
 	loop->nops++;
 	loop->active++;
 }
@@ -247,6 +250,8 @@ static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 		loop->ops_head = op->next;
 	if (op->next)
 		op->next->prev = op->prev;
+	else
+		loop->ops_tail = op->prev;
 	op->next = op->prev = NULL;
 	loop->nops--;
 	loop->active--;
@@ -347,7 +352,7 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 static void chain_continue(struct evq_loop *loop, struct evq_op *next,
 			   bool ok)
 {
-	if (ok) {
+	if (ok && !loop->freeing) {
 		if (loop->start_depth >= MAX_START_DEPTH) {
 			sq_append(loop, next);
 			return;
@@ -588,10 +593,51 @@ static int try_rw(struct evq_op *op, int *res)
 	return TRY_DONE;
 }
 
+/* A linked recv or send on a stream waits for all its bytes, as
+ * MSG_WAITALL does on io_uring (backend_uring.c, note g): it completes
+ * whole, or short only at EOF or an error, which breaks the chain. The
+ * progress is kept in op->cflags while the op waits. */
+static int try_sock_all(struct evq_op *op, int *res)
+{
+	bool rd = op->code == EVQ_OP_RECV;
+	size_t done = op->cflags;
+	ssize_t r;
+
+	while (done < op->u.sr.len) {
+		char *p = (char *)op->u.sr.buf + done;
+
+		r = rd ? recv(op->fd, p, op->u.sr.len - done,
+			      op->u.sr.flags | MSG_DONTWAIT)
+		       : send(op->fd, p, op->u.sr.len - done,
+			      op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (r > 0) {
+			done += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EAGAIN) {
+			op->cflags = (unsigned)done;
+			return rd ? TRY_WAIT_READ : TRY_WAIT_WRITE;
+		}
+		if (r < 0 && done == 0) {
+			*res = -errno;
+			return TRY_DONE;
+		}
+		break;	/* EOF, or an error after some bytes: short */
+	}
+	op->cflags = 0;
+	*res = done > 0x7fffffff ? 0x7fffffff : (int)done;
+	return TRY_DONE;
+}
+
 static int try_sock(struct evq_op *op, int *res)
 {
 	ssize_t r;
 	bool rd;
+
+	if ((op->flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
+	    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
+	    op->u.sr.len <= 0x7fffffff)
+		return try_sock_all(op, res);
 
 	switch (op->code) {
 	case EVQ_OP_RECV:
@@ -793,10 +839,14 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	op_route(loop, op, how, res);
 }
 
+/* The emulated timeout op's timer does not count as a watcher of its own
+ * (the op counts once): evq_timer_start/stop and firing adjust
+ * loop->active, and these functions undo that. */
 static void op_timer_cb(struct evq_loop *loop, struct evq_timer *t)
 {
 	struct evq_op *op = container_of(t, struct evq_op, wait.timer);
 
+	loop->active++;	/* the firing took one off */
 	complete(loop, op, -ETIME, 0);
 }
 
@@ -921,6 +971,7 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 		break;
 	case EVQ__OP_WAIT_TIMER:
 		evq_timer_stop(&t->wait.timer);
+		loop->active++;	/* see op_timer_cb */
 		break;
 	case EVQ__OP_POOL_QUEUED:
 		if (!evq__tpool_remove(loop, t))
@@ -1001,6 +1052,8 @@ static void emul_start(struct evq_loop *loop, struct evq_op *op)
 				      op_timer_cb);
 		if (res < 0)
 			complete(loop, op, res, 0);
+		else
+			loop->active--;	/* see op_timer_cb */
 		return;
 	case EVQ_OP_CANCEL:
 		res = do_cancel(loop, op);
@@ -1075,9 +1128,16 @@ void evq__ops_free_all(struct evq_loop *loop)
 	}
 	evq__tpool_shutdown(loop);
 	evq__ops_deliver(loop);
+	/* Oldest first; an op held in a chain goes with its chain, in order,
+	 * when the op it waits for is cancelled. */
 	while (loop->ops_head) {
 		struct evq_op *op = loop->ops_head;
 
+		while (op && op->state == EVQ__OP_HELD)
+			op = op->next;
+		if (!op)
+			op = loop->ops_head;	/* cannot happen: a chain
+						 * has a head in flight */
 		if (cancel_one(loop, op) < 0) {
 			/* Native ops: the backend's teardown reports them;
 			 * anything else must not stay on the list. */
