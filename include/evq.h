@@ -59,7 +59,7 @@ struct statx;
 enum evq_backend {
 	EVQ_BACKEND_AUTO = 0,	/* best that works here; EVQ_BACKEND env wins */
 	EVQ_BACKEND_URING,	/* io_uring: native completions */
-	EVQ_BACKEND_AIO,	/* Linux AIO (not yet implemented: -ENOTSUP) */
+	EVQ_BACKEND_AIO,	/* Linux AIO: IOCB_CMD_POLL, ring read in user space */
 	EVQ_BACKEND_EPOLL,	/* epoll(7) */
 	EVQ_BACKEND_POLL,	/* poll(2), the portable fallback */
 };
@@ -287,8 +287,8 @@ EVQ_API const char *evq_backend_name(enum evq_backend backend);
  * poll): an fd that becomes readable when the loop has something to do.
  * The host waits for it to be readable, or for evq_loop_timeout() to pass,
  * then calls evq_loop_run(loop, EVQ_RUN_NOWAIT). The fd belongs to the
- * loop: do not close it. Returns the fd, or -ENOTSUP on the poll backend,
- * which has no kernel object to wait on. */
+ * loop: do not close it. Returns the fd, or -ENOTSUP on the poll and aio
+ * backends, which have no kernel object that says so. */
 EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:
@@ -316,7 +316,7 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  * active, the watcher is not run for any event the loop collects after
  * the close, even when the fd number is reused and watched by another
  * watcher; it is stopped when evq notices (at the latest when a watcher
- * starts on the reused number). Three limits, each because checking would
+ * starts on the reused number). These limits, each because checking would
  * cost a syscall per event (docs/ARCHITECTURE.md):
  *  - a report collected before the close, in the same batch as the
  *    callback that closed the fd, is still delivered;
@@ -324,7 +324,10 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  *    elsewhere (dup, fork), the kernel keeps reporting it under the old
  *    fd until evq notices;
  *  - poll: a number reused by a file that no watcher starts on is polled
- *    for the old watcher.
+ *    for the old watcher;
+ *  - aio: a pending poll keeps the closed file open (a socket's peer sees
+ *    no EOF) until evq notices: at the file's next event, or when a
+ *    watcher starts on the number (docs/BACKENDS.md).
  * Stop a watcher (or close its fd with an evq close op) before closing
  * and none of these can happen. */
 EVQ_API int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,

@@ -26,7 +26,7 @@ static const struct candidate candidates[] = {
 #else
 	{ EVQ_BACKEND_URING, "uring", NULL },	/* built without liburing */
 #endif
-	{ EVQ_BACKEND_AIO, "aio", NULL },
+	{ EVQ_BACKEND_AIO, "aio", &evq__backend_aio },
 	{ EVQ_BACKEND_EPOLL, "epoll", &evq__backend_epoll },
 	{ EVQ_BACKEND_POLL, "poll", &evq__backend_poll },
 };

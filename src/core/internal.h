@@ -151,6 +151,7 @@ struct evq__backend {
 
 EVQ__HIDDEN extern const struct evq__backend evq__backend_epoll;
 EVQ__HIDDEN extern const struct evq__backend evq__backend_poll;
+EVQ__HIDDEN extern const struct evq__backend evq__backend_aio;
 EVQ__HIDDEN extern const struct evq__backend evq__backend_uring;
 
 struct evq_loop {

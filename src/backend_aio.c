@@ -1,0 +1,1151 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend_aio.c - the Linux AIO backend: readiness through IOCB_CMD_POLL.
+ *
+ * Notes on Linux AIO (kernel references are to fs/aio.c):
+ *  a) IOCB_CMD_POLL (Linux 4.18; polling an epoll fd, which note f needs,
+ *     works from 4.19, so the probe asks for 4.19) is one-shot: a poll
+ *     completes once and is gone. After a report, the fd is re-armed in
+ *     the next wait if the core still wants events for it, which makes
+ *     watchers level-triggered, as with poll(2). A poll submitted while
+ *     the fd is ready completes inside io_submit() (aio_poll() "steals"
+ *     the wakeup), so the re-arm of a still-ready fd is reported by the
+ *     same wait that submits it.
+ *  b) Batching: new polls, changed masks and re-arms are queued, and go to
+ *     the kernel in one io_submit() at the start of wait. io_submit() can
+ *     accept fewer iocbs than offered: it stops at the first one it cannot
+ *     take, and the next call, starting there, returns that iocb's error:
+ *     EBADF (fd closed) is reported as EVQ__NVAL, which ends the watch;
+ *     EINVAL moves the fd to the fallback (note f); EAGAIN means the
+ *     context is full (note e).
+ *  c) Completions are read in user space: io_setup() maps a ring (struct
+ *     aio_ring, which no uapi header declares) at the context's address.
+ *     If its magic, incompat_features or header_length is not what is
+ *     known here, the ring is left alone and io_getevents() reaps
+ *     everything. Otherwise: load tail (acquire; the kernel writes the
+ *     event, then smp_wmb(), then tail), read the events, store head
+ *     (release, so the slots are read before the kernel may reuse them).
+ *     The kernel counts slots freed this way (user_refill_reqs_available).
+ *     io_getevents() is called only when the loop must block: the timeout
+ *     is not 0 and the ring is empty. Its timespec is relative and served
+ *     by an hrtimer with the thread's slack: it never wakes early (50 ms
+ *     measured as 50.09-50.15 ms).
+ *  d) Changing a mask: a poll that has fired and is not re-armed yet costs
+ *     nothing, the re-arm takes the new mask. An armed poll that is
+ *     narrowed is left alone and its completion filtered; one that is
+ *     widened or stopped is cancelled with io_cancel() (by iocb address)
+ *     and a new one queued. io_cancel() of a poll returns EINPROGRESS and
+ *     the cancelled poll still completes through the ring, with whatever
+ *     mask it saw (often 0). Every submission carries a serial number in
+ *     the upper half of aio_data; a completion whose serial is not that of
+ *     the record's armed poll is a cancelled or replaced one and is
+ *     dropped here. Reports carry the core's generation of the
+ *     registration.
+ *  e) Capacity: io_setup(nr) makes a ring of about 2 * max(nr, 4 * CPUs)
+ *     events, rounded up to whole pages, and the kernel refuses (EAGAIN)
+ *     requests beyond it, less what per-CPU caches hold (nr 1: a ring of
+ *     127, 120 polls accepted on 2 CPUs). The nr asked for counts against
+ *     fs.aio-max-nr, 65536 for the whole system. So a loop starts small
+ *     (128) and, on EAGAIN, replaces its context by one 8 times bigger (and
+ *     with a slot per watched fd at least) and re-arms everything; if no
+ *     bigger one can be had, every fd moves to the epoll fallback for the
+ *     rest of the loop's life ("degraded").
+ *     io_destroy() waits for two RCU grace periods, about 32 ms here even
+ *     for an idle context: evq_loop_free() and each growth pay that.
+ *  f) IOCB_CMD_POLL fails with EINVAL on files whose poll waits on two
+ *     queues (ttys and ptys, a FIFO opened O_RDWR), but only when the file
+ *     is not ready at submission, so one fd may be accepted once and
+ *     refused the next time. Such an fd moves to an epoll set for as long
+ *     as it stays registered; the epoll fd itself is polled through AIO.
+ *     A signalfd cannot be polled this way at all: a poll that does not
+ *     complete at once is completed by a kworker (aio_poll_complete_work),
+ *     and a signalfd's poll looks at the signals of the task that runs it,
+ *     so a signal that arrives later never completes it (measured). A
+ *     signalfd (an anonymous inode whose /proc/self/fd link says
+ *     "[signalfd]"; any anonymous inode if /proc cannot tell) goes to the
+ *     epoll set from the start. Regular files have no poll method and
+ *     complete at once with IN|OUT: always ready, as with poll(2).
+ *  g) close(): a pending poll holds a reference to its file (fget() at
+ *     submission, fput() when the request is freed), so a plain close()
+ *     neither ends the poll nor releases the file: the peer of a closed
+ *     socket sees no EOF and its writes still succeed, and when the file
+ *     becomes ready the poll completes for a number that is closed, or
+ *     names another file. Measured: the file is released microseconds
+ *     after the poll fires (in the waker's context), about 8 ms after
+ *     io_cancel() (the cancel runs from a work item, whose fput is
+ *     deferred), or at io_destroy(). What evq does about it:
+ *      - Every registration is anchored in a private epoll set that is
+ *        never waited on (idfd). epoll keys its items by (file, number),
+ *        so EPOLL_CTL_MOD on a number that now names another file, or
+ *        none, fails: an exact identity check for every kind of file
+ *        (anonymous inodes such as eventfds share one inode, so
+ *        (st_dev, st_ino) cannot tell them apart). Files epoll refuses
+ *        (regular files, directories) are compared by (st_dev, st_ino).
+ *        Anchors are never deleted: epoll drops them with their file.
+ *      - A completion is checked before it is reported; if the number no
+ *        longer names the file, EVQ__NVAL is reported instead, which ends
+ *        the watch. That is one epoll_ctl() per report, the price of
+ *        close-safety with a facility that holds files (docs/BACKENDS.md).
+ *      - A watcher joining the number, or a change of mask, is checked the
+ *        same way first, and gets EVQ__STALE; the old poll is cancelled,
+ *        which releases the old file.
+ *      - When the core drops an fd (the last watcher stopped, or an evq
+ *        close op), its poll is cancelled, and the backend waits for every
+ *        cancelled poll of the fd to complete (about 15 us, measured: the
+ *        cancel runs from a work item). Only then has the poll let go of
+ *        the file, so that a close() that follows is the last reference
+ *        and frees the file at once, as with epoll; had the work item
+ *        come last, the kernel would free the file a jiffy later. A stop
+ *        is applied when the loop next iterates: a close() before that
+ *        still finds the poll holding the file, which then goes a few ms
+ *        after that iteration.
+ *      - Re-arms are not checked (a second syscall per event). A re-arm of
+ *        a closed number fails with EBADF (EVQ__NVAL); a re-arm of a
+ *        reused number polls the new file, whose first completion fails
+ *        the check and ends the watch, but until then the poll keeps that
+ *        file open: stop a watcher before closing its fd.
+ *  h) No edge-triggered mode: a one-shot poll re-armed on a still-ready fd
+ *     fires at once, so "new data since the last report" cannot be told
+ *     from "data still there". EVQ_EDGE gets -ENOTSUP (no EVQ__CAP_EDGE).
+ *  i) A context belongs to the process's mm: a forked child has none, and
+ *     its copy of the loop cannot be used (evq_loop_free() there is safe:
+ *     io_destroy() fails with EINVAL and nothing else touches the kernel).
+ */
+#include "internal.h"
+
+#include "backend_aio.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/aio_abi.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <time.h>
+#include <unistd.h>
+
+/* The ring's header, from fs/aio.c (note c). */
+#define AIO_RING_MAGIC 0xa10a10a1u
+#define AIO_RING_INCOMPAT_FEATURES 0u
+struct aio_ring {
+	unsigned id;
+	unsigned nr;		/* io_events in the ring */
+	unsigned head;		/* written by user space (or io_getevents) */
+	unsigned tail;		/* written by the kernel */
+	unsigned magic;
+	unsigned compat_features;	/* may be ignored, by definition */
+	unsigned incompat_features;	/* must all be known */
+	unsigned header_length;
+	struct io_event io_events[];
+};
+
+#define CHUNK_SHIFT 8
+#define CHUNK (1 << CHUNK_SHIFT)
+#define NR_EVENTS_DEFAULT 128u
+#define GROWTH 8u
+
+enum { MODE_AIO = 0, MODE_EPOLL };
+
+/* Per-fd record. The iocb comes first and records never move (they live
+ * in fixed chunks), because the kernel names a request by its iocb's
+ * address: io_event.obj, and io_cancel()'s argument. */
+struct rec {
+	struct iocb cb;
+	dev_t dev;		/* identity when not id_epoll (note g) */
+	ino_t ino;
+	uint32_t gen;		/* the core's generation, for reports */
+	uint32_t serial;	/* of the last poll submitted (note d) */
+	uint8_t want;		/* EVQ_READ|EVQ_WRITE the core wants; 0: none */
+	uint8_t armed;		/* mask of the poll in the kernel; 0: none */
+	uint8_t queued;		/* on the submit queue */
+	uint8_t mode;		/* MODE_AIO or MODE_EPOLL (note f) */
+	uint8_t id_epoll;	/* anchored in idfd (note g) */
+	uint8_t sigfd;		/* a signalfd: epoll only (note f) */
+	uint8_t cancels;	/* cancelled polls not reaped yet (note g) */
+};
+
+struct aio_state {
+	aio_context_t ctx;
+	struct aio_ring *ring;	/* NULL: reap with io_getevents (note c) */
+	unsigned ring_nr;	/* ring->nr, read once */
+	unsigned nr_events;	/* asked of io_setup() */
+	unsigned max_nr_events;	/* growth limit; 0: the kernel's */
+	bool degraded;		/* note e: new fds go to epoll */
+
+	int idfd;		/* identity anchors, never waited on (note g) */
+	struct rec **chunks;	/* fd >> CHUNK_SHIFT -> CHUNK records */
+	int nchunks;
+	int nrecs;		/* records allocated */
+	int *queue;		/* fds to (re)submit; room for every record */
+	int nqueue;
+	struct iocb **batch;	/* one io_submit's vector: nrecs + 1 */
+	struct io_event *events;	/* io_getevents(): fired_cap */
+	struct io_event *stash;	/* taken while settling (note g) */
+	int stash_head, nstash, stash_cap;
+
+	/* the epoll fallback (note f) */
+	int epfd;		/* -1 until needed */
+	int nepoll;		/* records in MODE_EPOLL */
+	struct epoll_event *ep_events;	/* fired_cap */
+	struct iocb ep_cb;	/* the poll of epfd */
+	uint32_t ep_serial;
+	bool ep_armed, ep_queued;
+
+	struct evq__aio_stats stats;
+};
+
+/* ------------------------------------------------------------------------
+ * Syscalls: raw, -errno (no libaio)
+ * ------------------------------------------------------------------------ */
+
+static int sys_io_setup(unsigned nr, aio_context_t *ctx)
+{
+	return (int)EVQ__SYS(syscall(__NR_io_setup, nr, ctx));
+}
+
+static int sys_io_destroy(aio_context_t ctx)
+{
+	return (int)EVQ__SYS(syscall(__NR_io_destroy, ctx));
+}
+
+static int sys_io_submit(aio_context_t ctx, long nr, struct iocb **iocbs)
+{
+	return (int)EVQ__SYS(syscall(__NR_io_submit, ctx, nr, iocbs));
+}
+
+static int sys_io_cancel(aio_context_t ctx, struct iocb *iocb,
+			 struct io_event *result)
+{
+	return (int)EVQ__SYS(syscall(__NR_io_cancel, ctx, iocb, result));
+}
+
+static int sys_io_getevents(aio_context_t ctx, long min_nr, long nr,
+			    struct io_event *events, struct timespec *timeout)
+{
+	return (int)EVQ__SYS(syscall(__NR_io_getevents, ctx, min_nr, nr,
+				     events, timeout));
+}
+
+/* ------------------------------------------------------------------------
+ * Test hooks (backend_aio.h)
+ * ------------------------------------------------------------------------ */
+
+static unsigned test_nr_events, test_max_nr_events;
+static bool test_no_ring;
+
+void evq__aio_test_params(unsigned nr_events, unsigned max_nr_events,
+			  bool no_ring)
+{
+	test_nr_events = nr_events;
+	test_max_nr_events = max_nr_events;
+	test_no_ring = no_ring;
+}
+
+int evq__aio_stats(struct evq_loop *loop, struct evq__aio_stats *out)
+{
+	struct aio_state *st;
+
+	if (!loop || !out || loop->backend != &evq__backend_aio)
+		return -EINVAL;
+	st = loop->backend_data;
+	*out = st->stats;
+	out->nr_events = st->nr_events;
+	out->fallback_fds = (unsigned)st->nepoll;
+	out->ring = st->ring != NULL;
+	out->degraded = st->degraded;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Context and ring
+ * ------------------------------------------------------------------------ */
+
+/* 4.19 or later (note a); the answer is kept for the process. */
+static int kernel_ok(void)
+{
+	static int cached;	/* 0 unknown, 1 yes, -1 no */
+	int ok = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+	struct utsname u;
+	unsigned major = 0, minor = 0;
+
+	if (ok)
+		return ok > 0;
+	if (uname(&u) == 0)
+		(void)sscanf(u.release, "%u.%u", &major, &minor);
+	ok = major > 4 || (major == 4 && minor >= 19) ? 1 : -1;
+	__atomic_store_n(&cached, ok, __ATOMIC_RELAXED);
+	return ok > 0;
+}
+
+/* Cheap: io_setup(0) fails with EINVAL where the syscall exists, and with
+ * ENOSYS or EPERM (seccomp) where it does not; no context is made, so no
+ * io_destroy() (note e) is paid. */
+static int aio_probe(void)
+{
+	aio_context_t ctx = 0;
+	int r;
+
+	if (!kernel_ok())
+		return -ENOSYS;
+	r = sys_io_setup(0, &ctx);
+	if (r == -EINVAL)
+		return 0;
+	if (r == 0) {	/* not expected; do not leak it */
+		(void)sys_io_destroy(ctx);
+		return 0;
+	}
+	return r;
+}
+
+/* Note c: use the ring only if it is the layout known here. */
+static void ring_attach(struct aio_state *st)
+{
+	struct aio_ring *ring = (struct aio_ring *)(uintptr_t)st->ctx;
+
+	st->ring = NULL;
+	if (test_no_ring || !ring || ring->magic != AIO_RING_MAGIC ||
+	    ring->incompat_features != AIO_RING_INCOMPAT_FEATURES ||
+	    ring->header_length != sizeof(struct aio_ring) || ring->nr == 0)
+		return;
+	st->ring = ring;
+	st->ring_nr = ring->nr;
+}
+
+static struct rec *rec_at(const struct aio_state *st, int fd)
+{
+	int ci = fd >> CHUNK_SHIFT;
+
+	if (ci >= st->nchunks || !st->chunks[ci])
+		return NULL;
+	return &st->chunks[ci][fd & (CHUNK - 1)];
+}
+
+static void rec_queue(struct aio_state *st, int fd, struct rec *rec)
+{
+	if (!rec->queued) {
+		rec->queued = 1;
+		st->queue[st->nqueue++] = fd;	/* room: one per record */
+	}
+}
+
+/* Note e: ctx (of nr events) replaces a context that is gone. Every poll
+ * of the old one ended with it, unreported: all wanted fds are queued
+ * again, and being level-triggered they lose nothing. */
+static void ctx_install(struct aio_state *st, aio_context_t ctx,
+			unsigned nr)
+{
+	st->ctx = ctx;
+	st->nr_events = nr;
+	ring_attach(st);
+	st->nqueue = 0;
+	st->stash_head = st->nstash = 0;
+	for (int ci = 0; ci < st->nchunks; ci++) {
+		if (!st->chunks[ci])
+			continue;
+		for (int i = 0; i < CHUNK; i++) {
+			struct rec *rec = &st->chunks[ci][i];
+
+			rec->queued = 0;
+			rec->armed = 0;
+			rec->cancels = 0;	/* their completions went too */
+			if (rec->want && rec->mode == MODE_AIO)
+				rec_queue(st, ci << CHUNK_SHIFT | i, rec);
+		}
+	}
+	st->ep_armed = false;
+	st->ep_queued = st->nepoll > 0;
+}
+
+/* Note e: a bigger context, made before the old one goes, so a failure
+ * leaves the old one working. */
+static int ctx_replace(struct aio_state *st, unsigned nr)
+{
+	aio_context_t ctx = 0;
+	int r = sys_io_setup(nr, &ctx);
+
+	if (r < 0)
+		return r;
+	(void)sys_io_destroy(st->ctx);	/* cancels, waits: ~32 ms */
+	ctx_install(st, ctx, nr);
+	return 0;
+}
+
+/* Note e: the context is full. Ask for GROWTH times as much, and at
+ * least as much as every wanted fd (the kernel doubles that again), then
+ * less if the system will not give it. 0, or -EAGAIN: no bigger one. */
+static int grow(struct aio_state *st)
+{
+	unsigned nr = st->nr_events, need = 1, f;
+
+	for (int ci = 0; ci < st->nchunks; ci++)
+		for (int i = 0; st->chunks[ci] && i < CHUNK; i++)
+			need += st->chunks[ci][i].want &&
+				st->chunks[ci][i].mode == MODE_AIO;
+	for (f = GROWTH; f > 1; f /= 2) {
+		unsigned want = nr > UINT_MAX / f ? UINT_MAX : nr * f;
+
+		if (want < need)
+			want = need;
+		if (st->max_nr_events && want > st->max_nr_events)
+			want = st->max_nr_events;
+		if (want <= nr)
+			break;
+		if (ctx_replace(st, want) == 0) {
+			st->stats.grows++;
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+/* ------------------------------------------------------------------------
+ * The epoll fallback (note f)
+ * ------------------------------------------------------------------------ */
+
+static int ep_ctl(struct aio_state *st, int op, int fd, unsigned mask,
+		  uint32_t gen)
+{
+	struct epoll_event ev = {
+		.events = (mask & EVQ_READ ? EPOLLIN : 0) |
+			  (mask & EVQ_WRITE ? EPOLLOUT : 0),
+		.data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
+	};
+
+	return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
+}
+
+static int ep_open(struct evq_loop *loop, struct aio_state *st)
+{
+	if (st->epfd >= 0)
+		return 0;
+	if (!st->ep_events) {
+		st->ep_events = calloc((size_t)loop->fired_cap,
+				       sizeof(*st->ep_events));
+		if (!st->ep_events)
+			return -ENOMEM;
+	}
+	st->epfd = epoll_create1(EPOLL_CLOEXEC);
+	return st->epfd < 0 ? -errno : 0;
+}
+
+/* Watch fd through epoll from now on. -EPERM: a regular file, which
+ * epoll refuses and AIO handles (note f); the record stays on AIO. */
+static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
+		  struct rec *rec)
+{
+	int r = ep_open(loop, st);
+
+	if (r < 0)
+		return r;
+	r = ep_ctl(st, EPOLL_CTL_ADD, fd, rec->want, rec->gen);
+	if (r == -EEXIST)
+		r = ep_ctl(st, EPOLL_CTL_MOD, fd, rec->want, rec->gen);
+	if (r < 0)
+		return r;
+	rec->mode = MODE_EPOLL;
+	rec->armed = 0;
+	st->nepoll++;
+	if (!st->ep_armed)
+		st->ep_queued = true;
+	return 0;
+}
+
+static void ep_del(struct aio_state *st, int fd, struct rec *rec)
+{
+	/* ENOENT/EBADF: epoll already forgot a closed file. */
+	(void)ep_ctl(st, EPOLL_CTL_DEL, fd, 0, 0);
+	rec->mode = MODE_AIO;
+	st->nepoll--;
+}
+
+/* Note e: out of AIO capacity for good. Everything moves to epoll, and a
+ * small new context carries just the poll of the epoll fd. */
+static int degrade(struct evq_loop *loop, struct aio_state *st)
+{
+	aio_context_t ctx = 0;
+	int r;
+
+	st->degraded = true;
+	for (int ci = 0; ci < st->nchunks; ci++) {
+		if (!st->chunks[ci])
+			continue;
+		for (int i = 0; i < CHUNK; i++) {
+			struct rec *rec = &st->chunks[ci][i];
+
+			if (rec->want && rec->mode == MODE_AIO) {
+				r = ep_add(loop, st, ci << CHUNK_SHIFT | i,
+					   rec);
+				if (r < 0 && r != -EPERM)
+					return r;
+			}
+		}
+	}
+	/* The full context goes first: its quota is what the new one
+	 * needs. */
+	(void)sys_io_destroy(st->ctx);
+	st->ctx = 0;
+	st->ring = NULL;
+	r = sys_io_setup(1, &ctx);
+	if (r < 0)
+		return r;
+	ctx_install(st, ctx, 1);
+	return 0;
+}
+
+/* The core saw reports of registrations it had ended (a file closed but
+ * kept open elsewhere, as with the epoll backend's note b): a new epoll
+ * set with exactly the fallback records. */
+static void ep_rebuild(struct evq_loop *loop, struct aio_state *st)
+{
+	int epfd, old = st->epfd;
+
+	loop->stale_reports = 0;
+	if (old < 0 || (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+		return;
+	if (st->ep_armed) {
+		struct io_event ev;
+
+		(void)sys_io_cancel(st->ctx, &st->ep_cb, &ev);
+		st->stats.cancels++;
+		st->ep_armed = false;
+	}
+	st->epfd = epfd;
+	close(old);
+	st->ep_queued = true;
+	for (int ci = 0; ci < st->nchunks; ci++) {
+		if (!st->chunks[ci])
+			continue;
+		for (int i = 0; i < CHUNK; i++) {
+			struct rec *rec = &st->chunks[ci][i];
+			int fd = ci << CHUNK_SHIFT | i;
+
+			if (rec->mode == MODE_EPOLL &&
+			    ep_ctl(st, EPOLL_CTL_ADD, fd, rec->want,
+				   rec->gen) < 0) {
+				/* Closed meanwhile: report it gone. */
+				rec->mode = MODE_AIO;
+				st->nepoll--;
+				rec_queue(st, fd, rec);
+			}
+		}
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Life
+ * ------------------------------------------------------------------------ */
+
+static int aio_init(struct evq_loop *loop)
+{
+	struct aio_state *st = calloc(1, sizeof(*st));
+	int r;
+
+	if (!st)
+		return -ENOMEM;
+	st->epfd = -1;
+	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
+	if (!st->events) {
+		free(st);
+		return -ENOMEM;
+	}
+	st->idfd = epoll_create1(EPOLL_CLOEXEC);
+	if (st->idfd < 0) {
+		r = -errno;
+		goto fail;
+	}
+	st->nr_events = test_nr_events ? test_nr_events : NR_EVENTS_DEFAULT;
+	st->max_nr_events = test_max_nr_events;
+	r = sys_io_setup(st->nr_events, &st->ctx);
+	if (r < 0) {
+		close(st->idfd);
+		goto fail;
+	}
+	ring_attach(st);
+	loop->backend_data = st;
+	return 0;
+fail:
+	free(st->events);
+	free(st);
+	return r;
+}
+
+static void aio_destroy(struct evq_loop *loop)
+{
+	struct aio_state *st = loop->backend_data;
+
+	/* Cancels every poll, which releases the files (note g). */
+	if (st->ctx)
+		(void)sys_io_destroy(st->ctx);
+	if (st->epfd >= 0)
+		close(st->epfd);
+	close(st->idfd);
+	for (int ci = 0; ci < st->nchunks; ci++)
+		free(st->chunks[ci]);
+	free(st->chunks);
+	free(st->queue);
+	free(st->batch);
+	free(st->events);
+	free(st->stash);
+	free(st->ep_events);
+	free(st);
+	loop->backend_data = NULL;
+}
+
+/* Make sure fd has a record. The queue and the submit vector grow with
+ * the records, so queuing never allocates. */
+static int reserve(struct aio_state *st, int fd)
+{
+	int ci = fd >> CHUNK_SHIFT, n;
+	struct rec **chunks;
+	int *queue;
+	struct iocb **batch;
+
+	if (ci < st->nchunks && st->chunks[ci])
+		return 0;
+	if (ci >= st->nchunks) {
+		n = st->nchunks ? st->nchunks : 4;
+		while (n <= ci)
+			n *= 2;
+		chunks = realloc(st->chunks, (size_t)n * sizeof(*chunks));
+		if (!chunks)
+			return -ENOMEM;
+		memset(chunks + st->nchunks, 0,
+		       (size_t)(n - st->nchunks) * sizeof(*chunks));
+		st->chunks = chunks;
+		st->nchunks = n;
+	}
+	n = st->nrecs + CHUNK;
+	queue = realloc(st->queue, (size_t)n * sizeof(*queue));
+	if (!queue)
+		return -ENOMEM;
+	st->queue = queue;
+	batch = realloc(st->batch, (size_t)(n + 1) * sizeof(*batch));
+	if (!batch)
+		return -ENOMEM;
+	st->batch = batch;
+	st->chunks[ci] = calloc(CHUNK, sizeof(struct rec));
+	if (!st->chunks[ci])
+		return -ENOMEM;
+	st->nrecs = n;
+	return 0;
+}
+
+/* A completion of rec that is not its armed poll's: a cancelled one. */
+static bool is_stale_of(const struct io_event *ev, const struct rec *rec)
+{
+	return ev->obj == (uintptr_t)&rec->cb &&
+	       (!rec->armed || (uint32_t)(ev->data >> 32) != rec->serial);
+}
+
+/* Completions of rec's cancelled polls already posted (or taken into the
+ * stash) but not handled yet. Looks, does not take. */
+static int stale_posted(const struct aio_state *st, const struct rec *rec)
+{
+	const struct aio_ring *ring = st->ring;
+	int n = 0;
+
+	for (int i = st->stash_head; i < st->nstash; i++)
+		n += is_stale_of(&st->stash[i], rec);
+	if (ring) {
+		unsigned t = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+
+		for (unsigned h = ring->head; h != t && h < st->ring_nr;
+		     h = h + 1 == st->ring_nr ? 0 : h + 1)
+			n += is_stale_of(&ring->io_events[h], rec);
+	}
+	return n;
+}
+
+/* Note g: wait until every cancelled poll of rec has completed. Each
+ * drops its reference to the file a few instructions after its
+ * completion is posted, so a close() that follows is the last one and
+ * frees the file at once; a cancelled poll that came last would free it
+ * from a work item, which the kernel defers by a jiffy. Completions taken
+ * from the kernel meanwhile are kept, in order, for the next wait. Gives
+ * up after 100 ms: the file is then freed a little later. */
+static void cancel_settle(struct aio_state *st, const struct rec *rec)
+{
+	uint64_t deadline = evq__clock_ns() + 100 * 1000000ull;
+
+	for (;;) {
+		struct timespec ts = { 0, 1000000 };
+		uint64_t now = evq__clock_ns();
+		int r;
+
+		if (stale_posted(st, rec) >= rec->cancels || now >= deadline)
+			return;
+		if (st->nstash == st->stash_cap) {
+			int cap = st->stash_cap ? 2 * st->stash_cap : 64;
+			struct io_event *a;
+
+			a = realloc(st->stash, (size_t)cap * sizeof(*a));
+			if (!a)
+				return;
+			st->stash = a;
+			st->stash_cap = cap;
+		}
+		if (deadline - now < 1000000)
+			ts.tv_nsec = (long)(deadline - now);
+		r = sys_io_getevents(st->ctx, 1, st->stash_cap - st->nstash,
+				     st->stash + st->nstash, &ts);
+		st->stats.getevents_calls++;
+		if (r < 0 && r != -EINTR)
+			return;
+		if (r > 0)
+			st->nstash += r;
+	}
+}
+
+/* Note d: ask the kernel to drop the armed poll. Whatever io_cancel()
+ * says (EINPROGRESS; EINVAL if it was completing anyway), a completion
+ * will come, and it is a stale one: armed is 0 now. */
+static void rec_cancel(struct aio_state *st, struct rec *rec)
+{
+	struct io_event ev;
+
+	(void)sys_io_cancel(st->ctx, &rec->cb, &ev);
+	st->stats.cancels++;
+	rec->armed = 0;
+	if (rec->cancels < UINT8_MAX)
+		rec->cancels++;
+}
+
+/* The core no longer wants fd (settle: it may close it next), or its
+ * file was replaced. */
+static void rec_drop(struct aio_state *st, int fd, struct rec *rec,
+		     bool settle)
+{
+	if (rec->mode == MODE_EPOLL)
+		ep_del(st, fd, rec);
+	else if (rec->armed)
+		rec_cancel(st, rec);
+	if (settle && rec->cancels)
+		cancel_settle(st, rec);
+	rec->want = 0;	/* a queued entry is skipped at flush */
+}
+
+/* Note f: is fd a signalfd? */
+static bool is_signalfd(int fd)
+{
+	char path[32], link[32];
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0)
+		return true;	/* cannot tell: the safe side */
+	link[n] = '\0';
+	return strcmp(link, "anon_inode:[signalfd]") == 0;
+}
+
+/* Note g: anchor a new registration's file. -EBADF for a closed fd. */
+static int identify(struct aio_state *st, int fd, struct rec *rec)
+{
+	struct epoll_event ev = { 0 };
+	struct stat sb;
+	int r;
+
+	r = epoll_ctl(st->idfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	if (r == -EEXIST) {	/* this file was registered on fd before */
+		rec->id_epoll = 1;
+		return 0;
+	}
+	if (r == -EBADF)
+		return r;
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	rec->id_epoll = r == 0;
+	rec->sigfd = (sb.st_mode & S_IFMT) == 0 && is_signalfd(fd);
+	rec->dev = sb.st_dev;
+	rec->ino = sb.st_ino;
+	return 0;
+}
+
+/* Note g: does fd still name the file registered? */
+static bool same_file(struct aio_state *st, int fd, const struct rec *rec)
+{
+	struct epoll_event ev = { 0 };
+	struct stat sb;
+
+	st->stats.checks++;
+	if (evq__likely(rec->id_epoll))
+		return epoll_ctl(st->idfd, EPOLL_CTL_MOD, fd, &ev) == 0;
+	return fstat(fd, &sb) == 0 && sb.st_dev == rec->dev &&
+	       sb.st_ino == rec->ino;
+}
+
+static int aio_modify(struct evq_loop *loop, int fd, unsigned old,
+		      unsigned mask, uint32_t gen)
+{
+	struct aio_state *st = loop->backend_data;
+	struct rec *rec = rec_at(st, fd);
+	int r;
+
+	if (!mask) {
+		if (rec && rec->want)
+			rec_drop(st, fd, rec, true);
+		return 0;
+	}
+	if (mask & EVQ_EDGE)
+		return -ENOTSUP;	/* note h */
+
+	if (rec && rec->want) {
+		/* A watcher joins, or the mask changes: still the file
+		 * registered (note g)? */
+		if (!old) {
+			rec_drop(st, fd, rec, false);	/* not expected */
+		} else if (!same_file(st, fd, rec)) {
+			rec_drop(st, fd, rec, false);	/* closed already */
+			return EVQ__STALE;
+		}
+	}
+	if (!rec) {
+		r = reserve(st, fd);
+		if (r < 0)
+			return r;
+		rec = rec_at(st, fd);
+	}
+	if (!rec->want) {
+		r = identify(st, fd, rec);
+		if (r < 0)
+			return r;
+	}
+	rec->gen = gen;
+
+	if (rec->mode == MODE_EPOLL) {
+		rec->want = (uint8_t)mask;
+		r = ep_ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
+		if (r == -ENOENT || r == -EBADF) {
+			rec_drop(st, fd, rec, false);
+			return EVQ__STALE;
+		}
+		return r;
+	}
+	if (rec->armed) {
+		if (!(mask & ~rec->armed)) {
+			rec->want = (uint8_t)mask;	/* narrowed: note d */
+			return 0;
+		}
+		rec_cancel(st, rec);	/* widened: note d */
+	}
+	rec->want = (uint8_t)mask;
+	if (evq__unlikely(st->degraded || rec->sigfd)) {
+		r = ep_add(loop, st, fd, rec);
+		if (r != -EPERM) {
+			if (r < 0)
+				rec->want = 0;
+			return r;
+		}
+	}
+	rec_queue(st, fd, rec);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Wait
+ * ------------------------------------------------------------------------ */
+
+static unsigned revents_of(int64_t res)
+{
+	uint64_t ev = res < 0 ? POLLERR : (uint64_t)res;
+
+	return ((ev & (POLLIN | POLLHUP | POLLERR | POLLRDHUP)) != 0) |
+	       ((ev & (POLLOUT | POLLHUP | POLLERR)) != 0) << 1;
+}
+
+static void fill_poll(struct iocb *cb, int fd, uint32_t serial,
+		      unsigned mask)
+{
+	memset(cb, 0, sizeof(*cb));
+	cb->aio_data = (uint64_t)serial << 32 | (uint32_t)fd;
+	cb->aio_lio_opcode = IOCB_CMD_POLL;
+	cb->aio_fildes = (uint32_t)fd;
+	cb->aio_buf = (mask & EVQ_READ ? POLLIN : 0) |
+		      (mask & EVQ_WRITE ? POLLOUT : 0);
+}
+
+/* Put iocbs not (yet) accepted back on the queue. */
+static void requeue(struct aio_state *st, struct iocb **cbs, int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (cbs[i] == &st->ep_cb) {
+			st->ep_queued = true;
+		} else {
+			struct rec *rec = (struct rec *)cbs[i];
+
+			rec_queue(st, (int)rec->cb.aio_fildes, rec);
+		}
+	}
+}
+
+/* Note b: submit everything queued, in one io_submit() unless the kernel
+ * refuses something. *np counts loop->fired entries used (EVQ__NVAL for
+ * fds found closed). */
+static int flush(struct evq_loop *loop, struct aio_state *st, int *np)
+{
+	struct iocb **b;
+	int nb, done, r;
+
+again:
+	b = st->batch;
+	nb = 0;
+	for (int i = 0; i < st->nqueue; i++) {
+		int fd = st->queue[i];
+		struct rec *rec = rec_at(st, fd);
+
+		rec->queued = 0;
+		if (!rec->want || rec->armed || rec->mode != MODE_AIO)
+			continue;
+		fill_poll(&rec->cb, fd, ++rec->serial, rec->want);
+		b[nb++] = &rec->cb;
+	}
+	st->nqueue = 0;
+	if (st->ep_queued && !st->ep_armed && st->nepoll > 0) {
+		fill_poll(&st->ep_cb, st->epfd, ++st->ep_serial, EVQ_READ);
+		b[nb++] = &st->ep_cb;
+	}
+	st->ep_queued = false;
+
+	for (done = 0; done < nb;) {
+		struct rec *rec;
+
+		r = sys_io_submit(st->ctx, nb - done, b + done);
+		st->stats.submit_calls++;
+		if (r > 0) {
+			for (int i = done; i < done + r; i++) {
+				if (b[i] == &st->ep_cb) {
+					st->ep_armed = true;
+				} else {
+					rec = (struct rec *)b[i];
+					rec->armed = rec->want;
+				}
+			}
+			st->stats.submitted += (unsigned)r;
+			done += r;
+			if (done < nb)
+				st->stats.partial_submits++;
+			continue;
+		}
+		if (r == -EINTR)
+			continue;
+		if (r == -EAGAIN) {	/* note e */
+			requeue(st, b + done, nb - done);
+			if (grow(st) == 0)
+				goto again;
+			r = degrade(loop, st);
+			if (r < 0)
+				return r;
+			goto again;
+		}
+		if (r == 0 || b[done] == &st->ep_cb) {
+			requeue(st, b + done, nb - done);
+			return r < 0 ? r : -EIO;
+		}
+		rec = (struct rec *)b[done];
+		if (r == -EBADF) {
+			/* Closed behind our back: the watch ends (core:
+			 * modify(0), then a new generation). */
+			if (*np < loop->fired_cap) {
+				loop->fired[*np].fd = (int)rec->cb.aio_fildes;
+				loop->fired[*np].gen = rec->gen;
+				loop->fired[*np].revents = EVQ__NVAL;
+				(*np)++;
+			} else {
+				requeue(st, b + done, 1);
+			}
+			done++;
+			continue;
+		}
+		if (r == -EINVAL) {	/* note f */
+			r = ep_add(loop, st, (int)rec->cb.aio_fildes, rec);
+			if (r == 0) {
+				done++;
+				continue;
+			}
+		}
+		requeue(st, b + done, nb - done);
+		return r;
+	}
+	return 0;
+}
+
+/* The poll of the epoll fd fired: collect what epoll has. */
+static int ep_collect(struct evq_loop *loop, struct aio_state *st, int n)
+{
+	int k = epoll_wait(st->epfd, st->ep_events, loop->fired_cap - n, 0);
+
+	for (int i = 0; i < k; i++) {
+		uint64_t data = st->ep_events[i].data.u64;
+		uint32_t ev = st->ep_events[i].events;
+		int fd = (int)(uint32_t)data;
+		uint32_t gen = (uint32_t)(data >> 32);
+		struct rec *rec = rec_at(st, fd);
+
+		loop->fired[n].fd = fd;
+		loop->fired[n].gen = gen;
+		loop->fired[n].revents =
+			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
+			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
+		/* A file kept open by a dup is still in the set: the same
+		 * check as for AIO reports (note g). */
+		if (rec && rec->mode == MODE_EPOLL && rec->gen == gen &&
+		    !same_file(st, fd, rec))
+			loop->fired[n].revents = EVQ__NVAL;
+		n++;
+	}
+	return n;
+}
+
+/* One completion: a report in loop->fired[n], or nothing if it is stale
+ * (note d) or filtered. Returns the new n. Every live completion queues
+ * its fd for re-arming; the flush skips it if nothing is wanted by then. */
+static int handle(struct evq_loop *loop, struct aio_state *st,
+		  const struct io_event *ev, int n)
+{
+	struct rec *rec;
+	unsigned rev;
+	int fd;
+
+	if (evq__unlikely(ev->obj == (uintptr_t)&st->ep_cb)) {
+		if (!st->ep_armed || (uint32_t)(ev->data >> 32) != st->ep_serial)
+			return n;
+		st->ep_armed = false;
+		st->ep_queued = true;
+		return n < loop->fired_cap ? ep_collect(loop, st, n) : n;
+	}
+	rec = (struct rec *)(uintptr_t)ev->obj;
+	if (!rec->armed || (uint32_t)(ev->data >> 32) != rec->serial) {
+		if (rec->cancels)
+			rec->cancels--;	/* a cancelled poll: note d */
+		return n;
+	}
+	fd = (int)rec->cb.aio_fildes;
+	rec->armed = 0;
+	rec_queue(st, fd, rec);
+	rev = revents_of(ev->res) & rec->want;
+	/* No room (the epoll fallback filled fired[]): the re-arm will
+	 * report it again, if it is still true. */
+	if (!rev || n == loop->fired_cap)
+		return n;
+	if (!same_file(st, fd, rec))
+		rev = EVQ__NVAL;	/* closed behind our back: note g */
+	loop->fired[n].fd = fd;
+	loop->fired[n].gen = rec->gen;
+	loop->fired[n].revents = rev;
+	return n + 1;
+}
+
+/* Completions cancel_settle() took from the kernel come first. */
+static int reap_stash(struct evq_loop *loop, struct aio_state *st, int n)
+{
+	while (st->stash_head < st->nstash && n < loop->fired_cap)
+		n = handle(loop, st, &st->stash[st->stash_head++], n);
+	if (st->stash_head == st->nstash)
+		st->stash_head = st->nstash = 0;
+	return n;
+}
+
+/* Note c: take completions from the mapped ring, no syscall. */
+static int reap_ring(struct evq_loop *loop, struct aio_state *st, int n)
+{
+	struct aio_ring *ring = st->ring;
+	unsigned head = ring->head, tail;
+
+	tail = __atomic_load_n(&ring->tail, __ATOMIC_ACQUIRE);
+	if (evq__unlikely(head >= st->ring_nr || tail >= st->ring_nr)) {
+		st->ring = NULL;	/* not the ring we know: syscalls */
+		return n;
+	}
+	while (head != tail && n < loop->fired_cap) {
+		n = handle(loop, st, &ring->io_events[head], n);
+		if (++head == st->ring_nr)
+			head = 0;
+		st->stats.ring_reaps++;
+	}
+	__atomic_store_n(&ring->head, head, __ATOMIC_RELEASE);
+	return n;
+}
+
+/* Without a usable ring: a non-blocking io_getevents(). */
+static int reap_syscall(struct evq_loop *loop, struct aio_state *st, int n)
+{
+	struct timespec zero = { 0, 0 };
+	int k;
+
+	if (n >= loop->fired_cap)
+		return n;
+	k = sys_io_getevents(st->ctx, 0, loop->fired_cap - n, st->events,
+			     &zero);
+	st->stats.getevents_calls++;
+	for (int i = 0; i < k; i++)
+		n = handle(loop, st, &st->events[i], n);
+	return n;
+}
+
+static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct aio_state *st = loop->backend_data;
+	uint64_t deadline = 0;
+	int n = 0, r;
+
+	st->stats.waits++;
+	if (evq__unlikely(loop->stale_reports))
+		ep_rebuild(loop, st);
+
+	for (;;) {
+		struct timespec ts, *tsp = NULL;
+
+		if (st->nqueue || st->ep_queued) {
+			r = flush(loop, st, &n);
+			if (r < 0)
+				return r;
+		}
+		if (evq__unlikely(st->nstash))
+			n = reap_stash(loop, st, n);
+		n = st->ring ? reap_ring(loop, st, n) : reap_syscall(loop, st, n);
+		if (n > 0 || timeout_ns == 0)
+			return n;
+
+		/* Nothing yet: block in the kernel. */
+		if (timeout_ns > 0) {
+			uint64_t now = evq__clock_ns();
+
+			if (!deadline)
+				deadline = now + (uint64_t)timeout_ns;
+			else if (now >= deadline)
+				return 0;
+			ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+			ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+			tsp = &ts;
+		}
+		r = sys_io_getevents(st->ctx, 1, loop->fired_cap, st->events,
+				     tsp);
+		st->stats.getevents_calls++;
+		if (r <= 0)
+			return r;	/* 0: timed out; -EINTR is fine */
+		for (int i = 0; i < r; i++)
+			n = handle(loop, st, &st->events[i], n);
+		if (st->ring && n < loop->fired_cap)
+			n = reap_ring(loop, st, n);
+		if (n > 0)
+			return n;
+		/* Only stale or filtered completions: submit what they
+		 * queued, and wait for the rest of the timeout. */
+	}
+}
+
+const struct evq__backend evq__backend_aio = {
+	.name = "aio",
+	.id = EVQ_BACKEND_AIO,
+	.caps = 0,
+	.probe = aio_probe,
+	.init = aio_init,
+	.destroy = aio_destroy,
+	.modify = aio_modify,
+	.wait = aio_wait,
+};

@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backend_aio.h - white-box hooks into the Linux AIO backend, for tests.
+ *
+ * Hidden symbols: only code linked against the static library (evq_static)
+ * reaches them, which is what tests/test_aio.c does. Nothing here is API.
+ */
+#ifndef EVQ_BACKEND_AIO_H
+#define EVQ_BACKEND_AIO_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct evq_loop;
+
+/* What one aio loop did, counted since it was created. */
+struct evq__aio_stats {
+	uint64_t waits;			/* backend waits */
+	uint64_t submit_calls;		/* io_submit syscalls */
+	uint64_t submitted;		/* iocbs the kernel accepted */
+	uint64_t partial_submits;	/* io_submit took fewer than offered */
+	uint64_t getevents_calls;	/* io_getevents syscalls */
+	uint64_t ring_reaps;		/* completions read from the mapped ring */
+	uint64_t cancels;		/* io_cancel syscalls */
+	uint64_t checks;		/* file identity checks (note g) */
+	uint64_t grows;			/* contexts replaced by a bigger one */
+	unsigned nr_events;		/* what the context was asked for */
+	unsigned fallback_fds;		/* fds watched through epoll (note f) */
+	bool ring;			/* completions are read in user space */
+	bool degraded;			/* out of AIO capacity: all on epoll */
+};
+
+/* Copy loop's counters into *out. -EINVAL if loop does not run aio. */
+__attribute__((visibility("hidden")))
+int evq__aio_stats(struct evq_loop *loop, struct evq__aio_stats *out);
+
+/* For loops created after the call, in this process (tests only; not
+ * thread-safe): the io_setup() size of the first context (0: default),
+ * the largest size growth may ask for (0: no limit but the kernel's), and
+ * whether to ignore the mapped ring and reap with io_getevents only. */
+__attribute__((visibility("hidden")))
+void evq__aio_test_params(unsigned nr_events, unsigned max_nr_events,
+			  bool no_ring);
+
+#endif /* EVQ_BACKEND_AIO_H */
