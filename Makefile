@@ -1,0 +1,104 @@
+# SPDX-License-Identifier: MIT
+# A thin wrapper around CMake and ctest. The real build is CMakeLists.txt.
+#
+#   make test     deps, then plain + ASan/UBSan + TSan test runs, then an
+#                 install check (pkg-config and find_package consumers),
+#                 then a summary; the stages are also targets of their own:
+#                 test-plain, test-asan, test-tsan (-L threads), test-install
+#   make bench    deps, Release build, bench/run.sh
+#   make install  build/ and `cmake --install` into $(PREFIX)
+#   make deps     scripts/deps.sh: install what is missing (apt-get, root)
+#   make clean    remove the build directories
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := test
+
+JOBS ?= $(shell nproc)
+PREFIX ?= /usr/local
+CMAKE ?= cmake
+CTEST ?= ctest
+# Extra -D options for every configure, e.g. CMAKE_ARGS=-DCMAKE_C_COMPILER=clang
+CMAKE_ARGS ?=
+
+# A literal comma, for use inside $(call ...).
+, := ,
+
+BUILD_DIRS := build build-asan build-tsan build-release
+
+# Tests without their own TIMEOUT get this many seconds.
+CTEST_FLAGS := --output-on-failure --no-tests=error --timeout 120 -j2
+
+# Fail on the first sanitizer report, with a stack.
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export ASAN_OPTIONS ?= abort_on_error=0:detect_leaks=1
+export TSAN_OPTIONS ?= halt_on_error=1:second_deadlock_stack=1
+
+# $(call configure,dir,options...)
+configure = $(CMAKE) -S . -B $(1) $(2) $(CMAKE_ARGS)
+# $(call ctest,dir,extra flags): run ctest, keep its output in dir/ctest.log.
+ctest = $(CTEST) --test-dir $(1) $(CTEST_FLAGS) $(2) 2>&1 | tee $(1)/ctest.log
+
+.PHONY: all deps test test-plain test-asan test-tsan test-install \
+        test-summary build bench install clean
+
+all: build
+
+deps:
+	@bash scripts/deps.sh
+
+build:
+	$(call configure,build,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVQ_WERROR=ON)
+	$(CMAKE) --build build -j$(JOBS)
+
+# Every stage runs even if an earlier one failed, so that one run shows
+# all that is wrong; the summary at the end, and the exit status, count
+# every failure.
+TEST_STAGES := test-plain test-asan test-tsan test-install
+
+test: deps
+	@rm -f build*/ctest.log build/install-check.log
+	@status=0; \
+	for stage in $(TEST_STAGES); do \
+	  echo "== make $$stage"; \
+	  $(MAKE) --no-print-directory $$stage || { status=1; echo "== make $$stage: FAILED"; }; \
+	done; \
+	$(MAKE) --no-print-directory test-summary || status=1; \
+	exit $$status
+
+test-plain: build
+	$(call ctest,build)
+
+test-asan:
+	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=Debug -DEVQ_WERROR=ON \
+	  -DEVQ_SANITIZE=address$(,)undefined -DEVQ_BUILD_BENCH=OFF)
+	$(CMAKE) --build build-asan -j$(JOBS)
+	$(call ctest,build-asan)
+
+test-tsan:
+	$(call configure,build-tsan,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVQ_WERROR=ON \
+	  -DEVQ_SANITIZE=thread -DEVQ_BUILD_BENCH=OFF)
+	$(CMAKE) --build build-tsan -j$(JOBS)
+	$(call ctest,build-tsan,-L threads)
+
+test-install: build
+	bash scripts/check-install.sh build 2>&1 | tee build/install-check.log
+
+# The closing lines: each stage's result, from the logs above, and a total.
+test-summary:
+	@bash scripts/test-summary.sh
+
+bench: deps
+	$(call configure,build-release,-DCMAKE_BUILD_TYPE=Release \
+	  -DEVQ_BUILD_TESTS=OFF -DEVQ_BUILD_EXAMPLES=OFF)
+	$(CMAKE) --build build-release -j$(JOBS)
+	bash bench/run.sh build-release
+
+install:
+	$(call configure,build,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVQ_WERROR=ON \
+	  -DCMAKE_INSTALL_PREFIX=$(PREFIX))
+	$(CMAKE) --build build -j$(JOBS)
+	$(CMAKE) --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf $(BUILD_DIRS)
