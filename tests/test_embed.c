@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_embed.c - evq run from another loop (BACKGROUND.md lesson 8): a
+ * plain poll() loop waits on evq_loop_fd() and evq_loop_timeout() and
+ * calls evq_loop_run(NOWAIT) when told to. Fd events, timers, deferred
+ * calls and op completions must all get through. And the other way round:
+ * evq watches another loop's fd (a raw epoll set).
+ */
+#include "helpers.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+static int io_hits, timer_hits, op_hits, op_res;
+
+static void io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+{
+	(void)loop;
+	(void)revents;
+	t_drain(w->fd);
+	io_hits++;
+}
+
+static void timer_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)loop;
+	(void)t;
+	timer_hits++;
+}
+
+static void op_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		  unsigned flags)
+{
+	(void)loop;
+	(void)op;
+	(void)flags;
+	op_hits++;
+	op_res = res;
+}
+
+/* The host: poll() on evq's fd with evq's timeout, until done() or the
+ * deadline. Returns how many times it ran evq. */
+static int host_run(struct evq_loop *loop, int fd, bool (*done)(void),
+		    unsigned max_ms)
+{
+	uint64_t end = t_now_ns() + max_ms * T_MS;
+	int runs = 0;
+
+	while (!done() && t_now_ns() < end) {
+		int64_t t = evq_loop_timeout(loop);
+		int ms = t < 0 ? 100 : (int)((t + 999999) / 1000000);
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (ms > 100)
+			ms = 100;	/* the deadline above */
+		if (poll(&p, 1, ms) < 0 && errno != EINTR)
+			return -1;
+		if (evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0)
+			return -1;
+		runs++;
+	}
+	return runs;
+}
+
+static bool io_done(void)
+{
+	return io_hits > 0;
+}
+
+static bool timer_done(void)
+{
+	return timer_hits > 0;
+}
+
+static bool op_done(void)
+{
+	return op_hits > 0;
+}
+
+static void *write_later(void *arg)
+{
+	t_sleep_ms(20);
+	if (write(*(int *)arg, "x", 1) != 1)
+		return (void *)1;
+	return NULL;
+}
+
+static struct evq_loop *embed_loop(int *fd)
+{
+	struct evq_loop *loop = t_loop_new();
+
+	if (!loop)
+		return NULL;
+	*fd = evq_loop_fd(loop);
+	return loop;
+}
+
+static int fd_event_reaches_host(void)
+{
+	struct evq_io w = { 0 };
+	struct evq_loop *loop;
+	pthread_t th;
+	int fd, p[2];
+
+	loop = embed_loop(&fd);
+	ASSERT_NOTNULL(loop);
+	if (fd == -ENOTSUP) {
+		t_loop_free(loop);
+		return t_skip("no loop fd on this backend (documented)");
+	}
+	ASSERT_GE(fd, 0);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, io_cb));
+	io_hits = 0;
+	ASSERT_OK(pthread_create(&th, NULL, write_later, &p[1]));
+	ASSERT_GT(host_run(loop, fd, io_done, 2000), 0);
+	pthread_join(th, NULL);
+	ASSERT_EQ(io_hits, 1);
+	evq_io_stop(&w);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int timer_reaches_host(void)
+{
+	struct evq_timer t = { 0 };
+	struct evq_loop *loop;
+	uint64_t t0;
+	int fd;
+
+	loop = embed_loop(&fd);
+	ASSERT_NOTNULL(loop);
+	if (fd == -ENOTSUP) {
+		t_loop_free(loop);
+		return t_skip("no loop fd on this backend (documented)");
+	}
+	timer_hits = 0;
+	t0 = t_now_ns();
+	ASSERT_OK(evq_timer_start(loop, &t, 30 * T_MS, 0, timer_cb));
+	ASSERT_GT(evq_loop_timeout(loop), 0);
+	ASSERT_LE(evq_loop_timeout(loop), (int64_t)(30 * T_MS));
+	ASSERT_GT(host_run(loop, fd, timer_done, 2000), 0);
+	ASSERT_EQ(timer_hits, 1);
+	ASSERT_GE(t_now_ns() - t0, 30 * T_MS);
+	ASSERT_EQ(evq_loop_timeout(loop), -1);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* An op completion wakes the host: a recv that a thread's write ends, and
+ * a timeout op. */
+static int op_completion_reaches_host(void)
+{
+	struct evq_op op = { 0 };
+	struct evq_loop *loop;
+	pthread_t th;
+	int fd, sv[2];
+	char buf[8];
+
+	loop = embed_loop(&fd);
+	ASSERT_NOTNULL(loop);
+	if (fd == -ENOTSUP) {
+		t_loop_free(loop);
+		return t_skip("no loop fd on this backend (documented)");
+	}
+	ASSERT_OK(t_socketpair(sv));
+	T_STEP("a recv, data written by a thread 20 ms later");
+	op_hits = 0;
+	evq_prep_recv(&op, sv[0], buf, sizeof(buf), 0);
+	ASSERT_OK(evq_op_submit(loop, &op, 0, op_cb));
+	ASSERT_EQ(evq_loop_timeout(loop), 0);	/* an op to submit */
+	ASSERT_OK(pthread_create(&th, NULL, write_later, &sv[1]));
+	ASSERT_GT(host_run(loop, fd, op_done, 2000), 0);
+	pthread_join(th, NULL);
+	ASSERT_EQ(op_hits, 1);
+	ASSERT_EQ(op_res, 1);
+
+	T_STEP("a 30 ms timeout op");
+	op_hits = 0;
+	evq_prep_timeout(&op, 30 * T_MS);
+	ASSERT_OK(evq_op_submit(loop, &op, 0, op_cb));
+	ASSERT_GT(host_run(loop, fd, op_done, 2000), 0);
+	ASSERT_EQ(op_hits, 1);
+	ASSERT_ERR(op_res, -ETIME);
+	t_close2(sv);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* evq carries a watcher on another loop's fd: a raw epoll set with a pipe
+ * in it is readable when the pipe is. */
+static int watch_another_loops_fd(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct epoll_event ev = { .events = EPOLLIN };
+	struct evq_io w = { 0 };
+	int other, p[2];
+
+	ASSERT_NOTNULL(loop);
+	other = epoll_create1(EPOLL_CLOEXEC);
+	ASSERT_GE(other, 0);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(epoll_ctl(other, EPOLL_CTL_ADD, p[0], &ev));
+	ASSERT_OK(evq_io_start(loop, &w, other, EVQ_READ, io_cb));
+	io_hits = 0;
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(io_hits, 0);
+	ASSERT_OK(t_write_byte(p[1]));
+	ASSERT_EQ(t_run_once(loop, 2000), 1);
+	ASSERT_GE(io_hits, 1);
+	evq_io_stop(&w);
+	t_close2(p);
+	close(other);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int loop_fd_errors(void)
+{
+	ASSERT_ERR(evq_loop_fd(NULL), -EINVAL);
+	ASSERT_ERR(evq_loop_timeout(NULL), -EINVAL);
+	if (t_backend_is("poll")) {
+		struct evq_loop *loop = t_loop_new();
+
+		ASSERT_NOTNULL(loop);
+		ASSERT_ERR(evq_loop_fd(loop), -ENOTSUP);
+		t_loop_free(loop);
+	}
+	return T_PASS;
+}
+
+static const struct t_case cases[] = {
+	T_CASE(fd_event_reaches_host),
+	T_CASE(timer_reaches_host),
+	T_CASE(op_completion_reaches_host),
+	T_CASE(watch_another_loops_fd),
+	T_CASE(loop_fd_errors),
+};
+
+int main(int argc, char **argv)
+{
+	return t_main(argc, argv, cases, T_NELEM(cases));
+}
