@@ -1,0 +1,1219 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - evq-bench: runs every workload on every contender and prints
+ * one table per workload.
+ *
+ * Method (docs/BENCHMARKS.md says why): each run is a fresh loop; runs are
+ * interleaved across contenders (A B C A B C ...) so that drift of the
+ * machine spreads over all of them; a contender's figure is the median of
+ * its runs, shown with the min and max, and its speed is given relative to
+ * the raw epoll loop's median. Every run checks its count after timing; a
+ * contender that fails the check is reported as failed and the exit status
+ * is 1. Contenders whose library was not found at configure time are
+ * listed as missing, never dropped; a contender of another model than the
+ * workload's (a completion contender in pipes-*) is listed as n/a.
+ *
+ * Syscalls per unit of work are counted in a separate pass after the
+ * timed runs, one shorter run per contender with a perf counter on the
+ * raw_syscalls:sys_enter tracepoint: while that counter is open every
+ * syscall on the machine is slower, so it never overlaps a timed run.
+ */
+#define _GNU_SOURCE
+#include "bench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <dirent.h>
+#include <linux/perf_event.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#ifdef BENCH_HAVE_EVQ
+#include "evq.h"
+#endif
+
+#ifndef BENCH_RESULTS_DIR
+#define BENCH_RESULTS_DIR "bench/results"
+#endif
+
+/* ------------------------------------------------------------------------
+ * The contenders: the full list, whether built or not
+ * ------------------------------------------------------------------------ */
+
+extern const struct bench_contender bench_raw_epoll;
+#ifdef BENCH_HAVE_EVQ
+extern const struct bench_contender bench_evq_epoll, bench_evq_poll,
+	bench_evq_uring, bench_evq_aio;
+extern const struct bench_contender bench_evq_epoll_ops, bench_evq_poll_ops,
+	bench_evq_uring_ops, bench_evq_aio_ops;
+#define EVQ_C(x) &bench_evq_##x
+#else
+#define EVQ_C(x) NULL
+#endif
+#ifdef BENCH_HAVE_LIBEV
+extern const struct bench_contender bench_libev;
+#define LIBEV_C &bench_libev
+#else
+#define LIBEV_C NULL
+#endif
+#ifdef BENCH_HAVE_LIBUV
+extern const struct bench_contender bench_libuv;
+#define LIBUV_C &bench_libuv
+#else
+#define LIBUV_C NULL
+#endif
+#ifdef BENCH_HAVE_LIBEVENT
+extern const struct bench_contender bench_libevent;
+#define LIBEVENT_C &bench_libevent
+#else
+#define LIBEVENT_C NULL
+#endif
+#ifdef BENCH_HAVE_TEVENT
+extern const struct bench_contender bench_tevent;
+#define TEVENT_C &bench_tevent
+#else
+#define TEVENT_C NULL
+#endif
+#ifdef BENCH_HAVE_LIBURING
+extern const struct bench_contender bench_raw_uring, bench_raw_uring_ops;
+#define RAW_URING_C &bench_raw_uring
+#define RAW_URING_OPS_C &bench_raw_uring_ops
+#else
+#define RAW_URING_C NULL
+#define RAW_URING_OPS_C NULL
+#endif
+
+#define BENCH_STR_(x) #x
+#define BENCH_STR(x) BENCH_STR_(x)
+
+#define REFERENCE "raw-epoll"	/* ratios are taken against it */
+
+struct entry {
+	const char *name;
+	const struct bench_contender *c;	/* NULL: not built */
+	const char *missing;			/* why it was not built */
+};
+
+static const struct entry contenders[] = {
+	{ "raw-epoll", &bench_raw_epoll, NULL },
+	{ "evq-epoll", EVQ_C(epoll), "evq library target not found" },
+	{ "evq-poll", EVQ_C(poll), "evq library target not found" },
+	{ "evq-uring", EVQ_C(uring), "evq library target not found" },
+	{ "evq-aio", EVQ_C(aio), "evq library target not found" },
+	{ "evq-epoll-ops", EVQ_C(epoll_ops), "evq library target not found" },
+	{ "evq-poll-ops", EVQ_C(poll_ops), "evq library target not found" },
+	{ "evq-uring-ops", EVQ_C(uring_ops), "evq library target not found" },
+	{ "evq-aio-ops", EVQ_C(aio_ops), "evq library target not found" },
+	{ "libev", LIBEV_C, "libev-dev not installed" },
+	{ "libuv", LIBUV_C, "libuv1-dev not installed" },
+	{ "libevent", LIBEVENT_C, "libevent-dev not installed" },
+	{ "tevent", TEVENT_C, "libtevent-dev not installed" },
+	{ "raw-uring", RAW_URING_C, "liburing-dev not installed" },
+	{ "raw-uring-ops", RAW_URING_OPS_C, "liburing-dev not installed" },
+};
+#define NCONTENDERS (sizeof(contenders) / sizeof(contenders[0]))
+
+static const struct bench_workload *const workloads[] = {
+	&bench_workload_pingpong,
+	&bench_workload_pipes100,
+	&bench_workload_pipes1000,
+	&bench_workload_echo1,
+	&bench_workload_echo64,
+	&bench_workload_echo1000,
+};
+#define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
+
+/* ------------------------------------------------------------------------
+ * Shared helpers (bench.h)
+ * ------------------------------------------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+struct bench_stats bench_stats(double *v, size_t n)
+{
+	struct bench_stats s = { 0, 0, 0 };
+
+	if (n == 0)
+		return s;
+	qsort(v, n, sizeof(*v), cmp_double);
+	s.min = v[0];
+	s.max = v[n - 1];
+	s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	return s;
+}
+
+int bench_pipe(int fds[2])
+{
+	return pipe2(fds, O_NONBLOCK | O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+int bench_raise_nofile(rlim_t want)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return -errno;
+	if (rl.rlim_cur >= want)
+		return 0;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want)
+		return -EMFILE;
+	rl.rlim_cur = want;
+	return setrlimit(RLIMIT_NOFILE, &rl) < 0 ? -errno : 0;
+}
+
+pid_t bench_gettid(void)
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+/* ------------------------------------------------------------------------
+ * Syscall counting (bench.h): a perf counter on raw_syscalls:sys_enter
+ * ------------------------------------------------------------------------ */
+
+static char sysc_why[160];
+
+const char *bench_sysc_why(void)
+{
+	return sysc_why;
+}
+
+static long tracepoint_id(void)
+{
+	static const char *const paths[] = {
+		"/sys/kernel/tracing/events/raw_syscalls/sys_enter/id",
+		"/sys/kernel/debug/tracing/events/raw_syscalls/sys_enter/id",
+	};
+	static long id = -1;
+
+	for (size_t i = 0; id < 0 && i < sizeof(paths) / sizeof(paths[0]);
+	     i++) {
+		FILE *f = fopen(paths[i], "r");
+
+		if (f == NULL)
+			continue;
+		if (fscanf(f, "%ld", &id) != 1)
+			id = -1;
+		fclose(f);
+	}
+	return id;
+}
+
+int bench_sysc_open(pid_t tid)
+{
+	struct perf_event_attr a;
+	long id = tracepoint_id();
+	int fd;
+
+	if (id < 0) {
+		snprintf(sysc_why, sizeof(sysc_why),
+			 "no raw_syscalls:sys_enter tracepoint (tracefs not "
+			 "mounted?)");
+		return -ENOENT;
+	}
+	memset(&a, 0, sizeof(a));
+	a.type = PERF_TYPE_TRACEPOINT;
+	a.size = sizeof(a);
+	a.config = (uint64_t)id;
+	fd = (int)syscall(SYS_perf_event_open, &a, tid ? tid : bench_gettid(),
+			  -1, -1, PERF_FLAG_FD_CLOEXEC);
+	if (fd < 0) {
+		int err = -errno;
+
+		snprintf(sysc_why, sizeof(sysc_why), "perf_event_open: %s",
+			 strerror(-err));
+		return err;
+	}
+	return fd;
+}
+
+uint64_t bench_sysc_read(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		return 0;
+	return v;
+}
+
+/* ------------------------------------------------------------------------
+ * CPU time of the other threads (bench.h)
+ * ------------------------------------------------------------------------ */
+
+void bench_cpu_others(pid_t skip, struct bench_task_cpu *out)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+
+	out->n = 0;
+	while (d != NULL && (de = readdir(d)) != NULL &&
+	       out->n < sizeof(out->tid) / sizeof(out->tid[0])) {
+		char path[64];
+		unsigned long long ns;
+		pid_t tid = (pid_t)atoi(de->d_name);
+		FILE *f;
+
+		if (tid <= 0 || tid == skip)
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%d/schedstat",
+			 (int)tid);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;	/* it just exited */
+		if (fscanf(f, "%llu", &ns) == 1) {
+			out->tid[out->n] = tid;
+			out->ns[out->n] = ns;
+			out->n++;
+		}
+		fclose(f);
+	}
+	if (d != NULL)
+		closedir(d);
+}
+
+uint64_t bench_cpu_others_delta(const struct bench_task_cpu *a,
+				const struct bench_task_cpu *b)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < b->n; i++) {
+		uint64_t before = 0;
+
+		for (unsigned j = 0; j < a->n; j++)
+			if (a->tid[j] == b->tid[i])
+				before = a->ns[j];
+		if (b->ns[i] > before)
+			sum += b->ns[i] - before;
+	}
+	return sum;
+}
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------ */
+
+/* Echo requests per run, and the syscall pass's sizes (smaller: it only
+ * counts, and a counter makes every syscall slower). */
+#define DEFAULT_EVENTS 200000
+#define DEFAULT_REQUESTS 20000
+#define SYS_EVENTS 50000
+#define SYS_ROUNDS 10
+#define SYS_REQUESTS 10000
+
+static struct {
+	const char *workloads;	/* comma list, NULL: all */
+	const char *contenders;	/* comma list, NULL: all */
+	struct bench_params params;
+	unsigned runs;
+	int test;
+	int syscalls;		/* the syscall pass */
+	int save;
+	int warmup;
+	int cpu;		/* pin to it, -1: don't */
+	unsigned timeout;	/* s per run before the watchdog fires */
+	const char *out;
+} opt = {
+	.params = { .events = DEFAULT_EVENTS, .rounds = 100,
+		    .requests = DEFAULT_REQUESTS },
+	.runs = 5,
+	.syscalls = 1,
+	.save = 1,
+	.warmup = 1,
+	.cpu = -1,
+	.timeout = 120,
+	.out = BENCH_RESULTS_DIR,
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: evq-bench [options]\n"
+"  -w, --workload LIST   workloads to run (default: all but echo-1); a name,\n"
+"                        or the part before a '-' (\"pipes\" = pipes-100,\n"
+"                        pipes-1000; \"echo\" = echo-1,echo-64,echo-1000)\n"
+"  -c, --contender LIST  contenders to run (default: all); a name, or the part\n"
+"                        before a '-' (\"evq\" = evq-*, \"raw\" = raw-*); a\n"
+"                        full name is only itself (evq-uring, not -ops)\n"
+"  -n, --events N        pingpong: events per run (default %d)\n"
+"      --rounds K        pipes-*: timed rounds per run (default 100)\n"
+"      --requests N      echo-*: requests per run (default %d)\n"
+"  -r, --runs R          runs per contender, interleaved (default 5)\n"
+"      --no-syscalls     skip the syscall-counting pass\n"
+"      --test            smoke test: tiny sizes, one run each, no files;\n"
+"                        exits 1 if a contender that is built fails\n"
+"      --out DIR         where <workload>.csv/.png go (default %s)\n"
+"      --no-save         write no CSV or PNG\n"
+"      --no-warmup       no untimed warm-up run per contender\n"
+"      --cpu K           pin the process to CPU K\n"
+"      --timeout S       a run taking longer than S s is a hang (default 120)\n"
+"  -l, --list            list workloads and contenders, and exit\n"
+"  -h, --help            this text\n"
+"Runs are interleaved across contenders; each figure is the median of the\n"
+"runs with their min and max. \"vs raw\" is the speed relative to the\n"
+"raw-epoll median (higher is better). See docs/BENCHMARKS.md.\n",
+		DEFAULT_EVENTS, DEFAULT_REQUESTS, BENCH_RESULTS_DIR);
+}
+
+static int is_full_name(const char *s, size_t len);
+
+/* Does the comma list contain name, or a prefix of it ending before '-'
+ * that is not itself a full name? */
+static int list_has(const char *list, const char *name)
+{
+	const char *p = list;
+
+	if (list == NULL)
+		return 1;
+	while (*p) {
+		size_t len = strcspn(p, ",");
+
+		if (len > 0 && strncmp(p, name, len) == 0 &&
+		    (name[len] == '\0' ||
+		     (name[len] == '-' && !is_full_name(p, len))))
+			return 1;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+/* Is every item of the list known? Prints the unknown one. */
+static int list_check(const char *list, const char *what,
+		      const char *(*name_at)(size_t), size_t n)
+{
+	char *copy, *tok, *save;
+	int ok = 1;
+
+	if (list == NULL)
+		return 1;
+	copy = strdup(list);
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		size_t i;
+
+		for (i = 0; i < n; i++)
+			if (list_has(tok, name_at(i)))
+				break;
+		if (i == n) {
+			fprintf(stderr, "evq-bench: unknown %s '%s'\n", what,
+				tok);
+			ok = 0;
+		}
+	}
+	free(copy);
+	return ok;
+}
+
+static const char *contender_name_at(size_t i)
+{
+	return contenders[i].name;
+}
+
+static const char *workload_name_at(size_t i)
+{
+	return workloads[i]->name;
+}
+
+static int is_full_name(const char *s, size_t len)
+{
+	for (size_t i = 0; i < NCONTENDERS; i++)
+		if (strlen(contenders[i].name) == len &&
+		    strncmp(contenders[i].name, s, len) == 0)
+			return 1;
+	for (size_t i = 0; i < NWORKLOADS; i++)
+		if (strlen(workloads[i]->name) == len &&
+		    strncmp(workloads[i]->name, s, len) == 0)
+			return 1;
+	return 0;
+}
+
+static int parse_u64(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v == 0)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv)
+{
+	enum { O_ROUNDS = 256, O_TEST, O_OUT, O_NOSAVE, O_NOWARM, O_CPU,
+	       O_TIMEOUT, O_REQUESTS, O_NOSYS };
+	static const struct option lopts[] = {
+		{ "workload", required_argument, NULL, 'w' },
+		{ "contender", required_argument, NULL, 'c' },
+		{ "events", required_argument, NULL, 'n' },
+		{ "runs", required_argument, NULL, 'r' },
+		{ "rounds", required_argument, NULL, O_ROUNDS },
+		{ "requests", required_argument, NULL, O_REQUESTS },
+		{ "no-syscalls", no_argument, NULL, O_NOSYS },
+		{ "test", no_argument, NULL, O_TEST },
+		{ "out", required_argument, NULL, O_OUT },
+		{ "no-save", no_argument, NULL, O_NOSAVE },
+		{ "no-warmup", no_argument, NULL, O_NOWARM },
+		{ "cpu", required_argument, NULL, O_CPU },
+		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "list", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int have_events = 0, have_runs = 0, have_rounds = 0, have_out = 0;
+	int have_requests = 0;
+	int c, list = 0;
+	uint64_t v;
+
+	while ((c = getopt_long(argc, argv, "w:c:n:r:lh", lopts, NULL)) != -1) {
+		switch (c) {
+		case 'w':
+			opt.workloads = optarg;
+			break;
+		case 'c':
+			opt.contenders = optarg;
+			break;
+		case 'n':
+			if (parse_u64(optarg, &opt.params.events) < 0)
+				goto bad;
+			have_events = 1;
+			break;
+		case 'r':
+			if (parse_u64(optarg, &v) < 0 || v > 100000)
+				goto bad;
+			opt.runs = (unsigned)v;
+			have_runs = 1;
+			break;
+		case O_ROUNDS:
+			if (parse_u64(optarg, &v) < 0 || v > 1000000)
+				goto bad;
+			opt.params.rounds = (unsigned)v;
+			have_rounds = 1;
+			break;
+		case O_REQUESTS:
+			if (parse_u64(optarg, &opt.params.requests) < 0)
+				goto bad;
+			have_requests = 1;
+			break;
+		case O_NOSYS:
+			opt.syscalls = 0;
+			break;
+		case O_TEST:
+			opt.test = 1;
+			break;
+		case O_OUT:
+			opt.out = optarg;
+			have_out = 1;
+			break;
+		case O_NOSAVE:
+			opt.save = 0;
+			break;
+		case O_NOWARM:
+			opt.warmup = 0;
+			break;
+		case O_CPU:
+			if (strcmp(optarg, "0") == 0)
+				v = 0;
+			else if (parse_u64(optarg, &v) < 0 || v >= CPU_SETSIZE)
+				goto bad;
+			opt.cpu = (int)v;
+			break;
+		case O_TIMEOUT:
+			if (parse_u64(optarg, &v) < 0 || v > 86400)
+				goto bad;
+			opt.timeout = (unsigned)v;
+			break;
+		case 'l':
+			list = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "evq-bench: unexpected argument '%s'\n",
+			argv[optind]);
+		exit(2);
+	}
+	if (!list_check(opt.workloads, "workload", workload_name_at,
+			NWORKLOADS) ||
+	    !list_check(opt.contenders, "contender", contender_name_at,
+			NCONTENDERS))
+		exit(2);
+	if (opt.test) {
+		if (!have_events)
+			opt.params.events = 1000;
+		if (!have_rounds)
+			opt.params.rounds = 3;
+		if (!have_requests)
+			opt.params.requests = 2000;
+		if (!have_runs)
+			opt.runs = 1;
+		if (!have_out)
+			opt.save = 0;
+		opt.warmup = 0;
+	}
+	return list;
+bad:
+	fprintf(stderr, "evq-bench: bad value '%s'\n", optarg);
+	exit(2);
+}
+
+/* ------------------------------------------------------------------------
+ * Running
+ * ------------------------------------------------------------------------ */
+
+enum status {
+	ST_OK,
+	ST_MISSING,	/* not built */
+	ST_UNAVAILABLE,	/* built, but probe says no */
+	ST_FAILED,	/* a run failed: setup error or count check */
+	ST_CANNOT,	/* this workload cannot run here (BENCH_CANNOT) */
+	ST_NA,		/* the workload is of the other model */
+};
+
+struct result {
+	const struct entry *e;
+	enum status status;
+	char note[480];
+	double *values;		/* one per run */
+	double *cpus;
+	unsigned n;
+	struct bench_stats st, cpu;
+	double sys;		/* from the syscall pass; < 0: not counted */
+	char sys_note[120];
+};
+
+/* What the watchdog says if a run never returns. */
+static const char *volatile cur_contender = "";
+static const char *volatile cur_workload = "";
+
+static void put_err(const char *s)
+{
+	ssize_t r = write(2, s, strlen(s));
+
+	(void)r;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	put_err("\nevq-bench: ");
+	put_err(cur_contender);
+	put_err(" hung in workload ");
+	put_err(cur_workload);
+	put_err(" (--timeout reached); giving up\n");
+	_exit(3);
+}
+
+static int progress_on;
+
+static void progress(const char *wl, unsigned run, unsigned runs,
+		     const char *who)
+{
+	if (!progress_on)
+		return;
+	if (run == 0)
+		fprintf(stderr, "\r\033[K%s: warm-up %s", wl, who);
+	else if (run > runs)
+		fprintf(stderr, "\r\033[K%s: counting syscalls %s", wl, who);
+	else
+		fprintf(stderr, "\r\033[K%s: run %u/%u %s", wl, run, runs, who);
+}
+
+static void progress_clear(void)
+{
+	if (progress_on)
+		fprintf(stderr, "\r\033[K");
+}
+
+static void probe_all(struct result *res, size_t *nres)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < NCONTENDERS; i++) {
+		const struct entry *e = &contenders[i];
+		struct result *r;
+
+		if (!list_has(opt.contenders, e->name))
+			continue;
+		r = &res[n++];
+		memset(r, 0, sizeof(*r));
+		r->e = e;
+		if (e->c == NULL) {
+			r->status = ST_MISSING;
+			snprintf(r->note, sizeof(r->note), "missing (%s)",
+				 e->missing);
+		} else if (e->c->probe != NULL) {
+			char why[200] = "";
+			int err = e->c->probe(e->c, why, sizeof(why));
+
+			if (err < 0) {
+				r->status = ST_UNAVAILABLE;
+				snprintf(r->note, sizeof(r->note),
+					 "not available: %s",
+					 why[0] ? why : strerror(-err));
+			}
+		}
+	}
+	*nres = n;
+}
+
+static int model_ok(const struct bench_workload *wl,
+		    const struct bench_contender *c)
+{
+	return ((wl->models & BENCH_MODEL_IO) && c->io_new != NULL) ||
+	       ((wl->models & BENCH_MODEL_OPS) && c->op_new != NULL);
+}
+
+static void run_one(const struct bench_workload *wl, struct result *r,
+		    const struct bench_params *p, int record, unsigned run)
+{
+	struct bench_sample s = { 0, 0, -1 };
+	char err[400];
+	int ret;
+
+	cur_contender = r->e->name;
+	cur_workload = wl->name;
+	alarm(opt.timeout);
+	ret = wl->run(wl, r->e->c, p, &s, err, sizeof(err));
+	alarm(0);
+	if (ret == BENCH_CANNOT) {
+		r->status = ST_CANNOT;
+		snprintf(r->note, sizeof(r->note), "%s", err);
+		return;
+	}
+	if (ret < 0) {
+		r->status = ST_FAILED;
+		if (p->count_syscalls)
+			snprintf(r->note, sizeof(r->note),
+				 "FAILED syscall-count run: %s", err);
+		else if (record)
+			snprintf(r->note, sizeof(r->note), "FAILED run %u: %s",
+				 run, err);
+		else
+			snprintf(r->note, sizeof(r->note),
+				 "FAILED warm-up: %s", err);
+		return;
+	}
+	if (p->count_syscalls) {
+		r->sys = s.sys;
+		return;
+	}
+	if (record) {
+		r->values[r->n] = s.value;
+		r->cpus[r->n] = s.cpu;
+		r->n++;
+	}
+}
+
+/* How busy the rest of the machine was while a table was measured, from
+ * /proc/stat: a busy neighbour explains a wide spread. */
+struct machine_load {
+	uint64_t wall_ns, cpu_ns;	/* ours */
+	double busy_s, steal_s;		/* all CPUs, from /proc/stat */
+};
+
+static int read_load(struct machine_load *l)
+{
+	unsigned long long v[8] = { 0 };
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/stat", "r");
+	int n;
+
+	l->wall_ns = bench_now_ns();
+	l->cpu_ns = bench_cpu_ns();
+	if (f == NULL)
+		return -1;
+	/* cpu user nice system idle iowait irq softirq steal */
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0],
+		   &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	fclose(f);
+	if (n < 7 || hz <= 0)
+		return -1;
+	l->busy_s = (double)(v[0] + v[1] + v[2] + v[5] + v[6]) / (double)hz;
+	l->steal_s = (double)v[7] / (double)hz;
+	return 0;
+}
+
+static char load_note[160];
+
+static void note_load(const struct machine_load *a,
+		      const struct machine_load *b)
+{
+	double wall = (double)(b->wall_ns - a->wall_ns) / 1e9;
+	double ours = (double)(b->cpu_ns - a->cpu_ns) / 1e9;
+	double others, steal;
+
+	load_note[0] = '\0';
+	if (wall < 0.5 || a->busy_s == 0 || b->busy_s == 0)
+		return;	/* /proc/stat ticks are too coarse below that */
+	others = (b->busy_s - a->busy_s - ours) / wall;
+	steal = (b->steal_s - a->steal_s) / wall;
+	snprintf(load_note, sizeof(load_note),
+		 "other processes used %.2f CPUs meanwhile, hypervisor steal "
+		 "%.2f", others < 0 ? 0 : others, steal);
+}
+
+static void run_workload(const struct bench_workload *wl, struct result *res,
+			 size_t nres)
+{
+	struct machine_load l0 = { 0 }, l1 = { 0 };
+
+	for (size_t i = 0; i < nres; i++) {
+		res[i].n = 0;
+		res[i].sys = -1;
+		if (res[i].status == ST_OK && !model_ok(wl, res[i].e->c)) {
+			res[i].status = ST_NA;
+			snprintf(res[i].note, sizeof(res[i].note), "n/a (%s)",
+				 wl->na_why ? wl->na_why : "other model");
+		}
+		free(res[i].values);
+		free(res[i].cpus);
+		res[i].values = calloc(opt.runs, sizeof(double));
+		res[i].cpus = calloc(opt.runs, sizeof(double));
+		if (res[i].values == NULL || res[i].cpus == NULL) {
+			fprintf(stderr, "evq-bench: out of memory\n");
+			exit(1);
+		}
+	}
+	read_load(&l0);
+	if (opt.warmup) {
+		struct bench_params wp = opt.params;
+
+		/* Fixed sizes, so a warm-up costs the same at any -n. */
+		if (wp.events > 10000)
+			wp.events = 10000;
+		if (wp.rounds > 3)
+			wp.rounds = 3;
+		if (wp.requests > 2000)
+			wp.requests = 2000;
+		for (size_t i = 0; i < nres; i++) {
+			if (res[i].status != ST_OK)
+				continue;
+			progress(wl->name, 0, opt.runs, res[i].e->name);
+			run_one(wl, &res[i], &wp, 0, 0);
+		}
+	}
+	for (unsigned run = 1; run <= opt.runs; run++) {
+		for (size_t i = 0; i < nres; i++) {
+			if (res[i].status != ST_OK)
+				continue;
+			progress(wl->name, run, opt.runs, res[i].e->name);
+			run_one(wl, &res[i], &opt.params, 1, run);
+		}
+	}
+	if (read_load(&l1) == 0)
+		note_load(&l0, &l1);
+	else
+		load_note[0] = '\0';
+	if (opt.syscalls) {
+		/* The syscall pass: after the timed runs, so its counter
+		 * never slows one of them. */
+		struct bench_params sp = opt.params;
+
+		sp.count_syscalls = 1;
+		if (sp.events > SYS_EVENTS)
+			sp.events = SYS_EVENTS;
+		if (sp.rounds > SYS_ROUNDS)
+			sp.rounds = SYS_ROUNDS;
+		if (sp.requests > SYS_REQUESTS)
+			sp.requests = SYS_REQUESTS;
+		for (size_t i = 0; i < nres; i++) {
+			if (res[i].status != ST_OK)
+				continue;
+			progress(wl->name, opt.runs + 1, opt.runs,
+				 res[i].e->name);
+			run_one(wl, &res[i], &sp, 0, 0);
+		}
+	}
+	progress_clear();
+	for (size_t i = 0; i < nres; i++) {
+		if (res[i].status != ST_OK)
+			continue;
+		/* bench_stats sorts: keep the run order for the CSV */
+		double *v = malloc(opt.runs * sizeof(double));
+		double *c = malloc(opt.runs * sizeof(double));
+
+		memcpy(v, res[i].values, res[i].n * sizeof(double));
+		memcpy(c, res[i].cpus, res[i].n * sizeof(double));
+		res[i].st = bench_stats(v, res[i].n);
+		res[i].cpu = bench_stats(c, res[i].n);
+		free(v);
+		free(c);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Reporting
+ * ------------------------------------------------------------------------ */
+
+static char when[64], machine[512];
+
+static void describe_machine(void)
+{
+	time_t t = time(NULL);
+	struct utsname u;
+	char model[160] = "unknown CPU", line[256];
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	strftime(when, sizeof(when), "%Y-%m-%d %H:%M UTC", gmtime(&t));
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		char *colon = strchr(line, ':');
+
+		if (strncmp(line, "model name", 10) == 0 && colon != NULL) {
+			snprintf(model, sizeof(model), "%s", colon + 2);
+			model[strcspn(model, "\n")] = '\0';
+			break;
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+	uname(&u);
+	snprintf(machine, sizeof(machine), "Linux %s %s, %s, %ld CPUs",
+		 u.release, u.machine, model, sysconf(_SC_NPROCESSORS_ONLN));
+}
+
+static const struct result *reference(const struct result *res, size_t nres)
+{
+	for (size_t i = 0; i < nres; i++)
+		if (strcmp(res[i].e->name, REFERENCE) == 0 &&
+		    res[i].status == ST_OK && res[i].n > 0)
+			return &res[i];
+	return NULL;
+}
+
+/* Speed relative to the reference: higher is better, 1.00 = raw epoll. */
+static double speed_vs(const struct bench_workload *wl,
+		       const struct result *r, const struct result *ref)
+{
+	if (ref == NULL || r->st.median <= 0)
+		return 0;
+	return wl->higher_is_better ? r->st.median / ref->st.median
+				    : ref->st.median / r->st.median;
+}
+
+static void sys_pass_size(const struct bench_workload *wl, char *buf,
+			  size_t len)
+{
+	struct bench_params sp = opt.params;
+
+	if (sp.events > SYS_EVENTS)
+		sp.events = SYS_EVENTS;
+	if (sp.rounds > SYS_ROUNDS)
+		sp.rounds = SYS_ROUNDS;
+	if (sp.requests > SYS_REQUESTS)
+		sp.requests = SYS_REQUESTS;
+	wl->describe(wl, &sp, buf, len);
+}
+
+static void print_table(const struct bench_workload *wl,
+			const struct result *res, size_t nres)
+{
+	const struct result *ref = reference(res, nres);
+	const char *vfmt = wl->higher_is_better ? "%.0f" : "%.1f";
+	int cw = (int)strlen(wl->cpu_unit), sw = (int)strlen(wl->sys_unit);
+	char size[160], a[32], b[32], c[32];
+	int any_sys = 0;
+
+	if (cw < 9)
+		cw = 9;
+	if (sw < 7)
+		sw = 7;
+	wl->describe(wl, &opt.params, size, sizeof(size));
+	printf("\n== %s: %s ==\n", wl->name, wl->title);
+	printf("%s; %u run%s per contender, interleaved; %s\n", size, opt.runs,
+	       opt.runs == 1 ? "" : "s", when);
+	printf("%-13s %10s %10s %10s %6s %6s %*s %*s\n", "contender",
+	       wl->unit, "min", "max", "spread", "vs raw", cw, wl->cpu_unit,
+	       sw, wl->sys_unit);
+	for (size_t i = 0; i < nres; i++) {
+		const struct result *r = &res[i];
+		double sp = speed_vs(wl, r, ref);
+
+		if (r->status != ST_OK) {
+			printf("%-13s %s\n", r->e->name, r->note);
+			continue;
+		}
+		snprintf(a, sizeof(a), vfmt, r->st.median);
+		snprintf(b, sizeof(b), vfmt, r->st.min);
+		snprintf(c, sizeof(c), vfmt, r->st.max);
+		printf("%-13s %10s %10s %10s %5.1f%% ", r->e->name, a, b, c,
+		       (r->st.max - r->st.min) / r->st.median * 100);
+		if (sp > 0)
+			printf("%6.2f", sp);
+		else
+			printf("%6s", "-");
+		printf(" %*.2f", cw, r->cpu.median);
+		if (r->sys >= 0) {
+			printf(" %*.2f\n", sw, r->sys);
+			any_sys = 1;
+		} else {
+			printf(" %*s\n", sw, "-");
+		}
+	}
+	printf("(median of the runs; spread = (max - min) / median; vs raw = "
+	       "speed relative to %s, higher is better)\n",
+	       ref ? REFERENCE : REFERENCE " (not run)");
+	if (wl->legend)
+		printf("(%s)\n", wl->legend);
+	if (any_sys) {
+		sys_pass_size(wl, size, sizeof(size));
+		printf("(%s counted in a separate run of %s, with a perf counter "
+		       "on raw_syscalls:sys_enter)\n", wl->sys_unit, size);
+	} else if (opt.syscalls) {
+		printf("(%s: not counted: %s)\n", wl->sys_unit,
+		       bench_sysc_why()[0] ? bench_sysc_why() : "no run");
+	}
+	if (load_note[0])
+		printf("(%s)\n", load_note);
+	fflush(stdout);
+}
+
+static const char *status_name(enum status s)
+{
+	switch (s) {
+	case ST_OK:
+		return "ok";
+	case ST_MISSING:
+		return "missing";
+	case ST_UNAVAILABLE:
+		return "unavailable";
+	case ST_CANNOT:
+		return "cannot";
+	case ST_NA:
+		return "n/a";
+	default:
+		return "failed";
+	}
+}
+
+static int save_csv(const struct bench_workload *wl, const struct result *res,
+		    size_t nres)
+{
+	const struct result *ref = reference(res, nres);
+	char path[4096];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s.csv", opt.out, wl->name);
+	f = fopen(path, "w");
+	if (f == NULL) {
+		fprintf(stderr, "evq-bench: %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "workload,contender,backend,status,unit,median,min,max,"
+		   "speed_vs_raw,cpu_unit,cpu_median,sys_unit,sys,runs,values,"
+		   "date,note\n");
+	for (size_t i = 0; i < nres; i++) {
+		const struct result *r = &res[i];
+		const char *be = r->e->c ? r->e->c->backend : "";
+
+		fprintf(f, "%s,%s,%s,%s,%s,", wl->name, r->e->name, be,
+			status_name(r->status), wl->unit);
+		if (r->status == ST_OK) {
+			fprintf(f, "%.3f,%.3f,%.3f,", r->st.median, r->st.min,
+				r->st.max);
+			if (ref)
+				fprintf(f, "%.4f", speed_vs(wl, r, ref));
+			fprintf(f, ",%s,%.4f,%s,", wl->cpu_unit,
+				r->cpu.median, wl->sys_unit);
+			if (r->sys >= 0)
+				fprintf(f, "%.3f", r->sys);
+			fprintf(f, ",%u,", r->n);
+			for (unsigned k = 0; k < r->n; k++)
+				fprintf(f, "%s%.3f", k ? ";" : "",
+					r->values[k]);
+			fprintf(f, ",%s,\n", when);
+		} else {
+			/* notes hold no commas or quotes worth escaping
+			 * beyond doubling quotes */
+			fprintf(f, ",,,,%s,,%s,,0,,%s,\"", wl->cpu_unit,
+				wl->sys_unit, when);
+			for (const char *p = r->note; *p; p++)
+				fprintf(f, *p == '"' ? "\"\"" : "%c", *p);
+			fprintf(f, "\"\n");
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+static int have_gnuplot(void)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save;
+	int found = 0;
+
+	if (path == NULL)
+		return 0;
+	copy = strdup(path);
+	for (dir = strtok_r(copy, ":", &save); dir && !found;
+	     dir = strtok_r(NULL, ":", &save)) {
+		char p[4096];
+
+		snprintf(p, sizeof(p), "%s/gnuplot", dir);
+		found = access(p, X_OK) == 0;
+	}
+	free(copy);
+	return found;
+}
+
+static void save_png(const struct bench_workload *wl, const struct result *res,
+		     size_t nres)
+{
+	char path[4096], size[160];
+	FILE *g;
+	int x = 0;
+
+	snprintf(path, sizeof(path), "%s/%s.png", opt.out, wl->name);
+	g = popen("gnuplot", "w");
+	if (g == NULL) {
+		fprintf(stderr, "evq-bench: gnuplot: %s\n", strerror(errno));
+		return;
+	}
+	wl->describe(wl, &opt.params, size, sizeof(size));
+	fprintf(g,
+		"if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
+		"  set terminal pngcairo size 900,520 font ',10'\n"
+		"} else {\n"
+		"  set terminal png size 900,520\n"
+		"}\n"
+		"set output '%s'\n"
+		"set title \"%s: %s\\n%s, median of %u runs (bars: min-max), "
+		"%s\" noenhanced\n"
+		"set ylabel '%s'\n"
+		"set yrange [0:*]\n"
+		"set style fill solid 0.5 border -1\n"
+		"set boxwidth 0.6\n"
+		"set grid ytics\n"
+		"set xtics noenhanced\n"
+		"$d << EOD\n",
+		path, wl->name, wl->title, size, opt.runs, when, wl->unit);
+	for (size_t i = 0; i < nres; i++) {
+		const struct result *r = &res[i];
+
+		if (r->status != ST_OK || r->n == 0)
+			continue;
+		fprintf(g, "%d \"%s\" %f %f %f\n", x++, r->e->name,
+			r->st.median, r->st.min, r->st.max);
+	}
+	fprintf(g, "EOD\n"
+		   "plot $d using 1:3:xtic(2) with boxes lc rgb '#4477aa' "
+		   "notitle, \\\n"
+		   "  $d using 1:3:4:5 with yerrorbars lc rgb 'black' pt 0 "
+		   "notitle\n");
+	if (pclose(g) != 0)
+		fprintf(stderr, "evq-bench: gnuplot failed for %s\n", path);
+}
+
+static void save_results(const struct bench_workload *wl,
+			 const struct result *res, size_t nres)
+{
+	if (mkdir(opt.out, 0777) < 0 && errno != EEXIST) {
+		fprintf(stderr, "evq-bench: %s: %s\n", opt.out,
+			strerror(errno));
+		return;
+	}
+	if (save_csv(wl, res, nres) < 0)
+		return;
+	if (have_gnuplot())
+		save_png(wl, res, nres);
+}
+
+int main(int argc, char **argv)
+{
+	struct result res[NCONTENDERS];
+	size_t nres;
+	int failed = 0, list = parse_args(argc, argv);
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	probe_all(res, &nres);
+	if (list) {
+		printf("workloads:\n");
+		for (size_t i = 0; i < NWORKLOADS; i++)
+			printf("  %-13s %s%s\n", workloads[i]->name,
+			       workloads[i]->title,
+			       workloads[i]->optional ? " (only with -w)" : "");
+		printf("contenders:\n");
+		for (size_t i = 0; i < nres; i++)
+			printf("  %-13s %s\n", res[i].e->name,
+			       res[i].status == ST_OK ? "ok" : res[i].note);
+		return 0;
+	}
+	if (opt.cpu >= 0) {
+		cpu_set_t set;
+
+		CPU_ZERO(&set);
+		CPU_SET(opt.cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) < 0) {
+			fprintf(stderr, "evq-bench: --cpu %d: %s\n", opt.cpu,
+				strerror(errno));
+			return 2;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_alarm);
+	progress_on = isatty(2);
+	describe_machine();
+	printf("evq-bench%s: %s; %s%s\n",
+#ifdef BENCH_HAVE_EVQ
+	       " (evq " BENCH_STR(EVQ_VERSION_MAJOR) "." BENCH_STR(EVQ_VERSION_MINOR)
+	       "." BENCH_STR(EVQ_VERSION_PATCH) ")",
+#else
+	       "",
+#endif
+	       machine, when, opt.test ? "; test mode" : "");
+
+	for (size_t w = 0; w < NWORKLOADS; w++) {
+		const struct bench_workload *wl = workloads[w];
+
+		if (!list_has(opt.workloads, wl->name))
+			continue;
+		if (wl->optional && opt.workloads == NULL && !opt.test)
+			continue;
+		/* a failure is per workload: give every contender its
+		 * chance again */
+		for (size_t i = 0; i < nres; i++) {
+			if (res[i].status == ST_FAILED ||
+			    res[i].status == ST_CANNOT ||
+			    res[i].status == ST_NA) {
+				res[i].status = ST_OK;
+				res[i].note[0] = '\0';
+			}
+		}
+		run_workload(wl, res, nres);
+		print_table(wl, res, nres);
+		for (size_t i = 0; i < nres; i++)
+			failed |= res[i].status == ST_FAILED;
+		if (opt.save)
+			save_results(wl, res, nres);
+	}
+	for (size_t i = 0; i < nres; i++) {
+		free(res[i].values);
+		free(res[i].cpus);
+	}
+	if (failed)
+		fprintf(stderr, "evq-bench: a contender failed its run "
+				"(see FAILED above)\n");
+	return failed ? 1 : 0;
+}
