@@ -57,6 +57,11 @@
  *     registered with the ring (IORING_REGISTER_EVENTFD) and watched in
  *     the set. The eventfd is set up on the first evq_loop_fd() call, so
  *     loops that are not embedded do not pay for its signalling.
+ *  m) A blocking op that io-wq is running when a cancel comes (-EALREADY
+ *     to the canceller) is interrupted by the kernel, and some opcodes
+ *     then complete with a kernel-internal restart code (seen on 6.18:
+ *     openat of a FIFO with no writer, res -512, ERESTARTSYS). Those codes
+ *     (-512..-516) are reported as -EINTR.
  *  j) After fork(), the child must not use the parent's loop; with
  *     SINGLE_ISSUER it cannot submit anyway. evq_loop_free() in the child
  *     unmaps and closes its copy of the ring, which leaves the parent's
@@ -315,6 +320,9 @@ static void reap_op(struct evq_loop *loop, struct uring_state *st,
 	unsigned flags = 0;
 	int res = cqe->res;
 
+	/* Note m: kernel-internal restart codes must not reach the caller. */
+	if (res <= -512 && res >= -516)
+		res = -EINTR;
 	/* IORING_ASYNC_CANCEL_ALL counts what it cancelled, 0 included;
 	 * evq's cancel_fd says -ENOENT for none, as a single cancel does. */
 	if (op->code == EVQ_OP_CANCEL && !op->u.cancel.target && res == 0)
