@@ -75,7 +75,7 @@ enum evq_run_mode {
 #define EVQ_READ	0x01u	/* readable, or EOF, or an error to read */
 #define EVQ_WRITE	0x02u	/* writable, or an error to write */
 /* Options for evq_io_start(), or'ed into the events argument. */
-#define EVQ_EDGE	0x10u	/* edge-triggered (epoll only, see docs) */
+#define EVQ_EDGE	0x10u	/* edge-triggered (epoll, uring; see docs) */
 #define EVQ_ONESHOT	0x20u	/* stop the watcher before its first callback */
 
 struct evq_loop_options {
@@ -436,9 +436,20 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * (every byte for reads and writes; res >= 0 otherwise; a timeout op's
  * expiry counts as success). Otherwise the rest of the chain completes
  * with -ECANCELED, in order. A linked recv or send (not from a pool)
- * waits for all its bytes, like MSG_WAITALL: it completes whole, or short
- * only at EOF or an error, which breaks the chain. Readv/writev/recvmsg/
- * sendmsg count as fully succeeded when every iovec byte moved.
+ * waits for all its bytes, like MSG_WAITALL, even when nothing follows
+ * it: it completes whole, or short only at EOF or an error, which breaks
+ * the chain. readv/writev succeed when every iovec byte moved;
+ * recvmsg/sendmsg, the datagram calls, with any count >= 0.
+ *
+ * Reuse: after its last call (for a multishot op, the one without
+ * EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
+ * inside that call, so the callback may prepare and submit it again, or
+ * free it.
+ *
+ * A cancel finds ops that started before it did; an op submitted after the
+ * cancel in the same iteration may or may not be found (io_uring takes
+ * SQEs in order). write/writev to a pipe or socket whose reader is gone
+ * raise SIGPIPE, as write(2) does; send/sendmsg never do (MSG_NOSIGNAL).
  *
  * Backends: uring runs ops natively. epoll and poll emulate them: sockets
  * and pipes by trying the non-blocking syscall and waiting for readiness
@@ -531,7 +542,8 @@ EVQ_API int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
 			 unsigned nbufs, size_t size);
 
 /* Free a pool. -EBUSY while an op in flight uses it. Buffers not yet
- * released become invalid. */
+ * released become invalid. A pool may be freed after its loop (the loop's
+ * free detaches it), but must be freed. */
 EVQ_API int evq_pool_free(struct evq_pool *pool);
 
 /* The buffer with this id, or NULL for a bad id. */

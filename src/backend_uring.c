@@ -36,8 +36,9 @@
  *     the completion API needs is not used, so `auto` moves on to a
  *     backend that emulates it, rather than half the API failing.
  *  g) Chains map to IOSQE_IO_LINK. The kernel breaks a chain on a short
- *     read or write; a linked send or recv on a stream socket gets
- *     MSG_WAITALL, so it completes whole or fails and breaks the chain.
+ *     read or write; a linked send or recv gets MSG_WAITALL, so it
+ *     completes whole or fails and breaks the chain. recvmsg/sendmsg are
+ *     left alone: any count is a success, as the emulation counts it.
  *  h) Multishot accept (5.19) and recv (6.0) are native where the kernel
  *     has them; otherwise the backend re-arms a single-shot SQE after each
  *     result and reports EVQ_OP_F_MORE itself.
@@ -555,12 +556,11 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		break;
 	case EVQ_OP_RECVMSG:
 		io_uring_prep_recvmsg(sqe, op->fd, op->u.msg.msg,
-				      (unsigned)(op->u.msg.flags | waitall));
+				      (unsigned)op->u.msg.flags);
 		break;
 	case EVQ_OP_SENDMSG:
 		io_uring_prep_sendmsg(sqe, op->fd, op->u.msg.msg,
-				      (unsigned)(op->u.msg.flags | MSG_NOSIGNAL |
-						 waitall));
+				      (unsigned)(op->u.msg.flags | MSG_NOSIGNAL));
 		break;
 	case EVQ_OP_ACCEPT:
 		if (multi && st->multishot_accept)

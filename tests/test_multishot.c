@@ -784,6 +784,46 @@ static int pool_free_busy(void)
 	return T_PASS;
 }
 
+static void keep_buffer_cb(struct evq_loop *loop, struct evq_op *op, int res,
+			   unsigned flags)
+{
+	(void)loop;
+	(void)res;
+	*(unsigned *)op->data = flags;
+}
+
+/* evq.h: a pool may be freed after its loop, and a buffer the caller
+ * still holds may be released then (ASan checks that nothing touches the
+ * freed loop). */
+static int pool_outlives_loop(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_op op = { 0 };
+	struct evq_pool *pool;
+	unsigned flags = 0;
+	int sv[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_socketpair(sv));
+	ASSERT_OK(evq_pool_new(loop, &pool, 2, 64));
+	op.data = &flags;
+	evq_prep_recv_pool(&op, sv[0], pool, 0);
+	ASSERT_OK(evq_op_submit(loop, &op, 0, keep_buffer_cb));
+	ASSERT_EQ(send(sv[1], "data", 4, 0), 4);
+	while (evq_op_is_active(&op))
+		ASSERT_GE(t_run_once(loop, 2000), 0);
+	ASSERT_TRUE(flags & EVQ_OP_F_BUFFER);
+	T_STEP("free the loop while a buffer is still held");
+	ASSERT_OK(evq_loop_free(loop));
+	ASSERT_EQ(memcmp(evq_pool_buf(pool, EVQ_OP_F_BUFID(flags)), "data", 4),
+		  0);
+	ASSERT_OK(evq_pool_release(pool, EVQ_OP_F_BUFID(flags)));
+	ASSERT_ERR(evq_pool_release(pool, EVQ_OP_F_BUFID(flags)), -EINVAL);
+	ASSERT_OK(evq_pool_free(pool));
+	t_close2(sv);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(accept_1000_nonblocking_listener),
 	T_CASE(accept_200_blocking_listener),
@@ -794,6 +834,7 @@ static const struct t_case cases[] = {
 	T_CASE(pool_validation),
 	T_CASE(pool_release_errors),
 	T_CASE(pool_free_busy),
+	T_CASE(pool_outlives_loop),
 };
 
 int main(int argc, char **argv)

@@ -414,7 +414,7 @@ static int free_with_chain_behind_pool_job(void)
 	snprintf(path, sizeof(path), "%s/f", dir);
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	ASSERT_GE(fd, 0);
-	for (int round = 0; round < 200; round++) {
+	for (int round = 0; round < 50; round++) {
 		struct evq_loop *loop = t_loop_new();
 		struct t_op a = { 0 }, b = { 0 }, c = { 0 };
 		struct statx stx;

@@ -204,6 +204,7 @@ struct evq_loop {
 	unsigned threads;	/* thread pool size */
 	unsigned uring_entries;	/* io_uring submission queue size */
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
+	struct evq_pool *pools;	/* buffer pools made on this loop */
 	struct evq__done *done;	/* native completions of the last wait */
 	int ndone, done_cap;
 	bool freeing;
@@ -265,7 +266,8 @@ EVQ__HIDDEN void evq__tpool_shutdown(struct evq_loop *loop);
 
 /* core/pool.c */
 struct evq_pool {
-	struct evq_loop *loop;
+	struct evq_loop *loop;	/* NULL once the loop is freed */
+	struct evq_pool *next, *prev;	/* the loop's pools */
 	unsigned char *mem;
 	size_t size;		/* bytes per buffer */
 	unsigned nbufs;
@@ -277,6 +279,7 @@ struct evq_pool {
 	unsigned available;	/* buffers the kernel/emulation may use */
 };
 EVQ__HIDDEN int evq__pool_take(struct evq_pool *pool);
+EVQ__HIDDEN void evq__pool_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__pool_put(struct evq_pool *pool, unsigned id);
 
 /* Work queued for the start of the next iteration? */

@@ -136,6 +136,7 @@ int evq_loop_free(struct evq_loop *loop)
 
 	/* Ops first: their callbacks run now and may still stop watchers. */
 	evq__ops_free_all(loop);
+	evq__pool_detach_all(loop);
 	evq__signal_detach_all(loop);
 	evq__async_detach_all(loop);
 	evq__wake_close(loop);

@@ -46,6 +46,10 @@ int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
 		if (r < 0)
 			goto fail;
 	}
+	pool->next = loop->pools;
+	if (loop->pools)
+		loop->pools->prev = pool;
+	loop->pools = pool;
 	*poolp = pool;
 	return 0;
 fail:
@@ -56,14 +60,39 @@ fail:
 	return r;
 }
 
+/* Give the backend's part of the pool back and forget the loop. */
+static void pool_detach(struct evq_pool *pool)
+{
+	struct evq_loop *loop = pool->loop;
+
+	if (loop->backend->pool_destroy)
+		loop->backend->pool_destroy(loop, pool);
+	if (pool->prev)
+		pool->prev->next = pool->next;
+	else
+		loop->pools = pool->next;
+	if (pool->next)
+		pool->next->prev = pool->prev;
+	pool->next = pool->prev = NULL;
+	pool->loop = NULL;
+}
+
+/* For evq_loop_free, after every op is done: the caller still owns (and
+ * frees) the pools. */
+void evq__pool_detach_all(struct evq_loop *loop)
+{
+	while (loop->pools)
+		pool_detach(loop->pools);
+}
+
 int evq_pool_free(struct evq_pool *pool)
 {
 	if (!pool)
 		return -EINVAL;
 	if (pool->users)
 		return -EBUSY;
-	if (pool->loop->backend->pool_destroy)
-		pool->loop->backend->pool_destroy(pool->loop, pool);
+	if (pool->loop)
+		pool_detach(pool);
 	free(pool->mem);
 	free(pool->free_ids);
 	free(pool->out);
@@ -104,6 +133,8 @@ int evq_pool_release(struct evq_pool *pool, unsigned id)
 	if (!pool || id >= pool->nbufs || !pool->out[id])
 		return -EINVAL;
 	pool->out[id] = 0;
+	if (!pool->loop)
+		return 0;	/* detached: nothing takes buffers any more */
 	if (pool->loop->backend->pool_release) {
 		pool->available++;
 		pool->loop->backend->pool_release(pool->loop, pool, id);
