@@ -442,6 +442,17 @@ static int connect_one(const struct sockaddr_in *addr)
 	return fd;
 }
 
+/* Can the client and the server have a CPU each (both allowed here)? */
+static int can_pin(void)
+{
+	cpu_set_t allowed;
+
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) < 0)
+		return 0;
+	return CPU_ISSET(CLIENT_CPU, &allowed) &&
+	       CPU_ISSET(SERVER_CPU, &allowed);
+}
+
 /* Pin the calling thread to cpu; keep its old mask in old. */
 static void pin_self(int cpu, cpu_set_t *old)
 {
@@ -485,7 +496,7 @@ static int echo_run(const struct bench_workload *wl,
 	pthread_t thr;
 	cpu_set_t old_mask, set;
 	int lfd = -1, sysfd = -1, started = 0, pinned = 0, ret = -1;
-	int two_cpus = sysconf(_SC_NPROCESSORS_ONLN) > SERVER_CPU;
+	int two_cpus = can_pin();
 	uint64_t t0, t1, sys0 = 0, sys1 = 0, deadline;
 	pid_t me = bench_gettid();
 
@@ -629,11 +640,21 @@ static void echo_describe(const struct bench_workload *wl,
 {
 	uint64_t requests = p->requests < wl->param ? wl->param : p->requests;
 
-	snprintf(buf, len,
-		 "%u connection%s, %llu requests of 64 bytes per run; server "
-		 "on CPU %d, client on CPU %d",
-		 wl->param, wl->param == 1 ? "" : "s",
-		 (unsigned long long)requests, SERVER_CPU, CLIENT_CPU);
+	int n = snprintf(buf, len, "%u connection%s, %llu requests of 64 "
+			 "bytes per run; ", wl->param,
+			 wl->param == 1 ? "" : "s",
+			 (unsigned long long)requests);
+
+	if (n < 0 || (size_t)n >= len)
+		return;
+	if (can_pin())
+		snprintf(buf + n, len - (size_t)n,
+			 "server on CPU %d, client on CPU %d", SERVER_CPU,
+			 CLIENT_CPU);
+	else
+		snprintf(buf + n, len - (size_t)n,
+			 "server and client not pinned (CPUs %d and %d are "
+			 "not both allowed)", SERVER_CPU, CLIENT_CPU);
 }
 
 #define ECHO_WORKLOAD(sym, n, opt)                                           \
