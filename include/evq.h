@@ -55,7 +55,8 @@ struct evq_op;
 struct evq_pool;
 struct statx;
 
-/* Backends, in the order `auto` tries them. */
+/* Backends. `auto` tries uring, epoll, aio, poll, in that order (aio is
+ * slower than epoll here: src/core/backend.c). */
 enum evq_backend {
 	EVQ_BACKEND_AUTO = 0,	/* best that works here; EVQ_BACKEND env wins */
 	EVQ_BACKEND_URING,	/* io_uring: native completions */

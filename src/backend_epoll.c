@@ -148,8 +148,7 @@ int evq__epoll_set_modify(struct evq__epoll_set *set, int fd, unsigned old,
 }
 
 /* Note b: start a new epoll set holding exactly the core's registrations. */
-static __attribute__((noinline)) void rebuild(struct evq_loop *loop,
-					      struct evq__epoll_set *set)
+void evq__epoll_set_rebuild(struct evq_loop *loop, struct evq__epoll_set *set)
 {
 	int epfd = epoll_create1(EPOLL_CLOEXEC);
 
@@ -167,51 +166,15 @@ static __attribute__((noinline)) void rebuild(struct evq_loop *loop,
 	}
 }
 
-int evq__epoll_set_prepare(struct evq_loop *loop, struct evq__epoll_set *set,
-			   int64_t *timeout_ns)
-{
-	int max = loop->fired_cap;
-
-	if (evq__unlikely(loop->stale_reports))
-		rebuild(loop, set);
-	if (evq__unlikely(set->nalways)) {
-		*timeout_ns = 0;
-		max -= set->nalways < max / 2 ? set->nalways : max / 2;
-	}
-	return max;
-}
-
 /* Note c: report the always-ready fds after the n epoll ones. */
-static __attribute__((noinline)) int always_report(struct evq_loop *loop,
-						   struct evq__epoll_set *set,
-						   int n)
+int evq__epoll_set_always(struct evq_loop *loop, struct evq__epoll_set *set,
+			  int n)
 {
 	for (int i = 0; i < set->nalways && n < loop->fired_cap; i++, n++) {
 		loop->fired[n].fd = set->always[i].fd;
 		loop->fired[n].gen = set->always[i].gen;
 		loop->fired[n].revents = set->always[i].mask & EVQ__IO_MASK;
 	}
-	return n;
-}
-
-int evq__epoll_set_translate(struct evq_loop *loop, struct evq__epoll_set *set,
-			     int n)
-{
-	const struct epoll_event *e = set->events;
-	struct evq__fired *f = loop->fired;
-
-	/* READ for data, EOF or error; WRITE for room or error. */
-	for (const struct epoll_event *end = e + n; e != end; e++, f++) {
-		uint32_t ev = e->events;
-
-		f->fd = (int)(uint32_t)e->data.u64;
-		f->gen = (uint32_t)(e->data.u64 >> 32);
-		f->revents =
-			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
-			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
-	}
-	if (evq__unlikely(set->nalways))
-		n = always_report(loop, set, n);
 	return n;
 }
 

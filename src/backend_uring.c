@@ -466,9 +466,11 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 		st->last_sqe->flags &= (uint8_t)~IOSQE_IO_LINK;
 		st->last_sqe = NULL;
 	}
-	if (st->inflight == 0 && !st->epoll_armed && !st->epoll_fired &&
-	    st->direct_ok && io_uring_sq_ready(&st->ring) == 0 &&
-	    !io_uring_cq_ready(&st->ring))
+	/* Op CQEs imply ops in flight; the backend's own SQEs are either
+	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
+	 * something else that is in flight. */
+	if ((st->inflight | st->epoll_armed | st->epoll_fired) == 0 &&
+	    st->ring.sq.sqe_tail == st->ring.sq.sqe_head && st->direct_ok)
 		return wait_direct(loop, st, max, timeout_ns);
 
 	if (!st->epoll_armed && !st->epoll_fired)
@@ -476,6 +478,7 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	if (io_uring_cq_ready(&st->ring) || st->epoll_fired)
 		timeout_ns = 0;
 
+	loop->kernel_queued = false;
 	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
@@ -655,6 +658,7 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 	st->last_sqe = sqe;
 	st->inflight++;
+	loop->kernel_queued = true;
 	return 0;
 }
 

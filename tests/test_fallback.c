@@ -4,8 +4,9 @@
  * refused: a seccomp filter in a child process makes io_uring_setup (and
  * then io_setup too) fail with EPERM, as container profiles do. Asking for
  * the refused backend by name must return that error; `auto` must take the
- * next backend in order (uring, aio, epoll, poll). Runs once, not per
- * backend: it is about choosing one.
+ * next backend in order (uring, epoll, aio, poll: src/core/backend.c says
+ * why aio comes after epoll). Runs once, not per backend: it is about
+ * choosing one.
  */
 #include "helpers.h"
 
@@ -20,7 +21,7 @@
 /* Make each listed syscall fail with EPERM in this process, for good. */
 static int refuse_syscalls(const int *nrs, int n)
 {
-	struct sock_filter f[2 + 2 * 4 + 1];
+	struct sock_filter f[1 + 2 * 4 + 1];
 	struct sock_fprog prog;
 	int k = 0;
 
@@ -91,7 +92,7 @@ static int child_check(const int *nrs, int n, const enum evq_backend *refused,
 	return T_PASS;
 }
 
-/* io_uring refused: auto takes aio where it works, else epoll. */
+/* io_uring refused: auto takes epoll. */
 static int uring_refused(void)
 {
 	static const int nrs[] = { __NR_io_uring_setup };
@@ -99,8 +100,21 @@ static int uring_refused(void)
 
 	if (!backend_works(EVQ_BACKEND_URING))
 		return t_skip("io_uring does not work here to begin with");
-	return child_check(nrs, 1, refused, 1,
-			   backend_works(EVQ_BACKEND_AIO) ? "aio" : "epoll");
+	return child_check(nrs, 1, refused, 1, "epoll");
+}
+
+/* io_uring and epoll refused: aio needs an epoll set too (for its
+ * close-safety check), so auto goes down to poll. */
+static int uring_and_epoll_refused(void)
+{
+	static const int nrs[] = { __NR_io_uring_setup, __NR_epoll_create1,
+				   __NR_epoll_create };
+	static const enum evq_backend refused[] = { EVQ_BACKEND_URING,
+						    EVQ_BACKEND_EPOLL };
+
+	if (!backend_works(EVQ_BACKEND_URING))
+		return t_skip("io_uring does not work here to begin with");
+	return child_check(nrs, 3, refused, 2, "poll");
 }
 
 /* io_uring and Linux AIO refused: auto takes epoll. */
@@ -121,6 +135,7 @@ static int uring_and_aio_refused(void)
 
 static const struct t_case cases[] = {
 	T_CASE(uring_refused),
+	T_CASE(uring_and_epoll_refused),
 	T_CASE(uring_and_aio_refused),
 };
 

@@ -33,15 +33,51 @@ EVQ__HIDDEN void evq__epoll_set_destroy(struct evq__epoll_set *set);
 EVQ__HIDDEN int evq__epoll_set_modify(struct evq__epoll_set *set, int fd,
 				      unsigned old, unsigned mask,
 				      uint32_t gen);
+/* The cold parts of the two below. */
+EVQ__HIDDEN void evq__epoll_set_rebuild(struct evq_loop *loop,
+					struct evq__epoll_set *set);
+EVQ__HIDDEN int evq__epoll_set_always(struct evq_loop *loop,
+				      struct evq__epoll_set *set, int n);
+
 /* Before a wait: drop dead registrations if the core saw their reports,
  * make the wait non-blocking when always-ready fds exist. Returns how many
  * events to ask the kernel for. */
-EVQ__HIDDEN int evq__epoll_set_prepare(struct evq_loop *loop,
-				       struct evq__epoll_set *set,
-				       int64_t *timeout_ns);
+static inline int evq__epoll_set_prepare(struct evq_loop *loop,
+					 struct evq__epoll_set *set,
+					 int64_t *timeout_ns)
+{
+	int max = loop->fired_cap;
+
+	if (evq__unlikely(loop->stale_reports))
+		evq__epoll_set_rebuild(loop, set);
+	if (evq__unlikely(set->nalways)) {
+		*timeout_ns = 0;
+		max -= set->nalways < max / 2 ? set->nalways : max / 2;
+	}
+	return max;
+}
+
 /* After a wait returned n events into set->events: fill loop->fired and
- * return how many entries it has. */
-EVQ__HIDDEN int evq__epoll_set_translate(struct evq_loop *loop,
-					 struct evq__epoll_set *set, int n);
+ * return how many entries it has. READ for data, EOF or error; WRITE for
+ * room or error. */
+static inline int evq__epoll_set_translate(struct evq_loop *loop,
+					   struct evq__epoll_set *set, int n)
+{
+	const struct epoll_event *e = set->events;
+	struct evq__fired *f = loop->fired;
+
+	for (int i = 0; i < n; i++) {
+		uint32_t ev = e[i].events;
+
+		f[i].fd = (int)(uint32_t)e[i].data.u64;
+		f[i].gen = (uint32_t)(e[i].data.u64 >> 32);
+		f[i].revents =
+			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
+			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
+	}
+	if (evq__unlikely(set->nalways))
+		n = evq__epoll_set_always(loop, set, n);
+	return n;
+}
 
 #endif /* EVQ_EPOLL_SET_H */

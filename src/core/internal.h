@@ -208,6 +208,7 @@ struct evq_loop {
 	struct evq__done *done;	/* native completions of the last wait */
 	int ndone, done_cap;
 	bool freeing;
+	bool kernel_queued;	/* native: requests prepared, not yet sent */
 
 	uint64_t now;		/* cached CLOCK_MONOTONIC ns */
 	bool now_valid;		/* false: re-read on next evq_now() */

@@ -184,7 +184,7 @@ int64_t evq_loop_timeout(struct evq_loop *loop)
 	if (!loop)
 		return -EINVAL;
 	if (loop->defer_head || evq__ops_pending(loop) || loop->ndone ||
-	    loop->nchanges)
+	    loop->nchanges || loop->kernel_queued)
 		return 0;
 	return loop->heap_len ? evq__timer_timeout(loop) : -1;
 }
@@ -544,27 +544,37 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 
 	for (;;) {
 		uint64_t callbacks = loop->callbacks;
+		bool busy = false;
 		int64_t timeout;
 		int n;
 
-		if (evq__unlikely(loop->defer_head != NULL))
-			evq__defer_run(loop);
-		if (evq__unlikely(evq__ops_pending(loop)))
-			evq__ops_start_queued(loop);
-		if (evq__unlikely(loop->nchanges)) {
-			err = flush_changes(loop);
-			if (err < 0)
-				break;
+		/* Work queued since the last wait: deferred calls, ops to
+		 * start or deliver, interest changes. One test when there is
+		 * none, which is the common case of a busy server. */
+		if (evq__unlikely(((uintptr_t)loop->defer_head |
+				   (uintptr_t)loop->sq_head |
+				   (uintptr_t)loop->cq_head |
+				   (uintptr_t)loop->nchanges) != 0)) {
+			if (loop->defer_head)
+				evq__defer_run(loop);
+			if (evq__ops_pending(loop))
+				evq__ops_start_queued(loop);
+			if (loop->nchanges) {
+				err = flush_changes(loop);
+				if (err < 0)
+					break;
+			}
+			/* Never block with work queued for the next
+			 * iteration, nor, in ONCE mode, after callbacks
+			 * already ran in this one. */
+			busy = loop->defer_head || evq__ops_pending(loop) ||
+			       (mode == EVQ_RUN_ONCE &&
+				loop->callbacks != callbacks);
 		}
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
-		/* Never block with work queued for the next iteration, nor,
-		 * in ONCE mode, after callbacks already ran in this one. */
-		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->defer_head ||
-				  evq__ops_pending(loop)) &&
-		    (mode == EVQ_RUN_NOWAIT || loop->defer_head ||
-		     evq__ops_pending(loop) || loop->callbacks != callbacks))
+		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT))
 			timeout = 0;
 		else if (loop->heap_len)
 			timeout = evq__timer_timeout(loop);

@@ -41,6 +41,7 @@
 #define MAX_START_DEPTH 8
 
 static void op_start(struct evq_loop *loop, struct evq_op *op);
+static void native_start(struct evq_loop *loop, struct evq_op *op);
 
 static inline bool native(const struct evq_loop *loop)
 {
@@ -404,19 +405,20 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		chain_continue(loop, link, ok);
 }
 
-/* Native backends: dispatch what the last wait reaped. */
+/* Native backends: dispatch what the last wait reaped. A callback that
+ * submits may make the backend reap more (a full SQ is submitted at once,
+ * and the CQ drained if the kernel asks): those are appended, and
+ * dispatched here too, in order. */
 void evq__ops_dispatch_done(struct evq_loop *loop)
 {
-	int n = loop->ndone;
+	for (int i = 0; i < loop->ndone; i++) {
+		struct evq__done d = loop->done[i];	/* may move */
 
-	loop->ndone = 0;
-	for (int i = 0; i < n; i++) {
-		struct evq__done *d = &loop->done[i];
-
-		if (d->flags & EVQ_OP_F_BUFFER)
-			d->op->u.pool.pool->available--;
-		complete(loop, d->op, d->res, d->flags);
+		if (d.flags & EVQ_OP_F_BUFFER)
+			d.op->u.pool.pool->available--;
+		complete(loop, d.op, d.res, d.flags);
 	}
+	loop->ndone = 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -452,7 +454,14 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		op->u.pool.pool->users++;
 	inflight_add(loop, op);
 
-	if (loop->chain_tail && !native(loop)) {
+	if (native(loop)) {
+		/* Straight into the kernel's queue: SQEs keep submission
+		 * order, which is all a chain needs, and the backend submits
+		 * them with its next wait. */
+		native_start(loop, op);
+		return 0;
+	}
+	if (loop->chain_tail) {
 		loop->chain_tail->link = op;
 		op->state = EVQ__OP_HELD;
 	} else {
@@ -815,6 +824,13 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 			deliver_more(loop, op, res, cflags);
 			if (op->state != EVQ__OP_WAIT_IO)
 				return;
+			/* A recv that did not fill its buffer has most
+			 * likely drained the socket: trying again would
+			 * only fetch EAGAIN (a syscall per request). The
+			 * level-triggered watch brings it back if not. */
+			if (op->code == EVQ_OP_RECV &&
+			    (size_t)res < op->u.pool.pool->size)
+				return;
 			continue;
 		}
 		evq_io_stop(w);
@@ -1078,22 +1094,28 @@ static void emul_start(struct evq_loop *loop, struct evq_op *op)
 	}
 }
 
+/* Hand op to a completion-native backend. A refusal is delivered at the
+ * next iteration, never from inside evq_op_submit(). */
+static void native_start(struct evq_loop *loop, struct evq_op *op)
+{
+	int r;
+
+	/* The kernel cancels the fd's ops (see the backend); the loop's
+	 * watchers of the fd end here. */
+	if (op->code == EVQ_OP_CLOSE)
+		evq__fd_end(loop, op->fd);
+	op->state = EVQ__OP_NATIVE;
+	r = loop->backend->op_start(loop, op);
+	if (r < 0)
+		park(loop, op, r);
+}
+
 static void op_start(struct evq_loop *loop, struct evq_op *op)
 {
-	if (native(loop)) {
-		int r;
-
-		/* The kernel cancels the fd's ops (see the backend); the
-		 * loop's watchers of the fd end here. */
-		if (op->code == EVQ_OP_CLOSE)
-			evq__fd_end(loop, op->fd);
-		op->state = EVQ__OP_NATIVE;
-		r = loop->backend->op_start(loop, op);
-		if (r < 0)
-			complete(loop, op, r, 0);
-		return;
-	}
-	emul_start(loop, op);
+	if (native(loop))
+		native_start(loop, op);
+	else
+		emul_start(loop, op);
 }
 
 /* ------------------------------------------------------------------------
