@@ -114,6 +114,8 @@ struct uring_state {
 	unsigned setup_flags;
 	uint16_t next_bgid;
 	unsigned inflight;	/* op SQEs whose last CQE has not come */
+	unsigned sq_head_seen;	/* the kernel's SQ head, as last read */
+	struct evq_op *rearm;	/* note h: to re-arm after this reap */
 	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
 	struct evq_io cq_io;
 };
@@ -296,87 +298,101 @@ static int enter(struct uring_state *st, unsigned to_submit,
 	return r < 0 ? -errno : (int)r;
 }
 
-static int done_push(struct evq_loop *loop, struct evq_op *op, int res,
-		     unsigned flags)
-{
-	if (loop->ndone == loop->done_cap) {
-		int cap = loop->done_cap ? loop->done_cap * 2 : 256;
-		struct evq__done *d = realloc(loop->done, (size_t)cap * sizeof(*d));
-
-		if (!d)
-			return -ENOMEM;
-		loop->done = d;
-		loop->done_cap = cap;
-	}
-	loop->done[loop->ndone++] = (struct evq__done){ op, res, flags };
-	return 0;
-}
-
 static void rearm_single(struct evq_loop *loop, struct evq_op *op);
 
-/* One op CQE: translate it for the core (loop->done). */
-static void reap_op(struct evq_loop *loop, struct uring_state *st,
-		    struct evq_op *op, const struct io_uring_cqe *cqe)
+/* One op CQE: translate it for the core into *d. */
+static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
+			   struct evq_op *op, const struct io_uring_cqe *cqe,
+			   struct evq__done *d)
 {
-	unsigned flags = 0;
+	unsigned cf = cqe->flags, flags = 0;
 	int res = cqe->res;
 
-	/* Note m: kernel-internal restart codes must not reach the caller. */
-	if (res <= -512 && res >= -516)
-		res = -EINTR;
-	/* IORING_ASYNC_CANCEL_ALL counts what it cancelled, 0 included;
-	 * evq's cancel_fd says -ENOENT for none, as a single cancel does. */
-	if (op->code == EVQ_OP_CANCEL && !op->u.cancel.target && res == 0)
-		res = -ENOENT;
-
-	if (cqe->flags & IORING_CQE_F_BUFFER)
-		flags |= EVQ_OP_F_BUFFER | (cqe->flags >> 16) << 16;
-	if (cqe->flags & IORING_CQE_F_MORE) {
+	if (evq__unlikely(res <= -512 && res >= -516))
+		res = -EINTR;	/* note m: kernel-internal restart codes */
+	if (cf & IORING_CQE_F_BUFFER)
+		flags = EVQ_OP_F_BUFFER | (cf >> 16) << 16;
+	if (cf & IORING_CQE_F_MORE) {
 		flags |= EVQ_OP_F_MORE;
-	} else if ((op->flags & EVQ_OP_MULTISHOT) && res >= 0 &&
-		   !loop->freeing &&
-		   (res > 0 || op->code == EVQ_OP_ACCEPT) &&
+	} else if (evq__unlikely(op->flags & EVQ_OP_MULTISHOT) && res >= 0 &&
+		   !loop->freeing && (res > 0 || op->code == EVQ_OP_ACCEPT) &&
 		   !((op->code == EVQ_OP_ACCEPT && st->multishot_accept) ||
 		     (op->code == EVQ_OP_RECV && st->multishot_recv))) {
-		/* Note h: single-shot standing in for multishot. */
+		/* Note h: single-shot standing in for multishot. Re-armed
+		 * after the reap: taking an SQE may submit, and submitting
+		 * may reap. */
 		flags |= EVQ_OP_F_MORE;
-		rearm_single(loop, op);
-		st->inflight++;
-	}
-	if (!(flags & EVQ_OP_F_MORE))
+		op->qnext = st->rearm;
+		st->rearm = op;
+	} else {
 		st->inflight--;
-	if (done_push(loop, op, res, flags) < 0) {
-		/* Out of memory for the done array: nothing sane is left;
-		 * the op is reported on the next reap instead. */
-		abort();
+		/* IORING_ASYNC_CANCEL_ALL counts what it cancelled, 0
+		 * included; evq's cancel_fd says -ENOENT for none. */
+		if (evq__unlikely(op->code == EVQ_OP_CANCEL) &&
+		    !op->u.cancel.target && res == 0)
+			res = -ENOENT;
 	}
+	*d = (struct evq__done){ op, res, flags };
 }
 
-/* Move every CQE into the core's arrays: readiness into fired[] (returns
+/* Make room in loop->done for n more; returns how many fit. */
+static unsigned done_room(struct evq_loop *loop, unsigned n)
+{
+	unsigned want = (unsigned)loop->ndone + n, cap;
+	struct evq__done *d;
+
+	if (evq__likely(want <= (unsigned)loop->done_cap))
+		return n;
+	cap = loop->done_cap ? (unsigned)loop->done_cap : 256;
+	while (cap < want)
+		cap *= 2;
+	d = realloc(loop->done, (size_t)cap * sizeof(*d));
+	if (d) {
+		loop->done = d;
+		loop->done_cap = (int)cap;
+		return n;
+	}
+	/* No memory: reap what fits; the rest stays in the CQ (and the
+	 * kernel's overflow list) for the next wait. */
+	return (unsigned)(loop->done_cap - loop->ndone);
+}
+
+/* Move the CQEs into the core's arrays: readiness into fired[] (returns
  * how many), op completions into loop->done. */
 static int reap(struct evq_loop *loop, struct uring_state *st)
 {
-	struct io_uring *ring = &st->ring;
-	struct io_uring_cqe *cqe;
-	unsigned head, seen = 0;
+	struct io_uring_cq *cq = &st->ring.cq;
+	unsigned head = *cq->khead;
+	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
 	int nfired = 0;
 
-	io_uring_for_each_cqe(ring, head, cqe) {
+	if (n == 0)
+		return 0;
+	n = done_room(loop, n);
+	for (unsigned i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe =
+			&cq->cqes[(head + i) & cq->ring_mask];
 		uint64_t tag = cqe->user_data;
 
-		seen++;
-		if (tag == TAG_EPOLL) {
+		if (evq__likely(tag > TAG_EPOLL)) {
+			reap_op(loop, st, (struct evq_op *)(uintptr_t)tag, cqe,
+				&loop->done[loop->ndone++]);
+		} else if (tag == TAG_EPOLL) {
 			st->epoll_armed = false;
 			if (!st->epoll_wait_op)
 				st->epoll_fired = true;
 			else if (cqe->res > 0)
 				nfired = cqe->res;
-		} else if (tag != TAG_IGNORE) {
-			reap_op(loop, st,
-				(struct evq_op *)(uintptr_t)tag, cqe);
 		}
 	}
-	io_uring_cq_advance(ring, seen);
+	io_uring_smp_store_release(cq->khead, head + n);
+	while (evq__unlikely(st->rearm != NULL)) {
+		struct evq_op *op = st->rearm;
+
+		st->rearm = op->qnext;
+		op->qnext = NULL;
+		rearm_single(loop, op);
+	}
 	return nfired;
 }
 
@@ -395,17 +411,33 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
 	}
 }
 
-static struct io_uring_sqe *get_sqe(struct evq_loop *loop,
-				    struct uring_state *st)
+/* Full SQ: hand it to the kernel, then take again. */
+static __attribute__((noinline)) struct io_uring_sqe *
+get_sqe_slow(struct evq_loop *loop, struct uring_state *st)
 {
 	struct io_uring_sqe *sqe;
 
-	while (!(sqe = io_uring_get_sqe(&st->ring))) {
-		/* Full SQ: hand it to the kernel, then take again. */
+	while (!(sqe = io_uring_get_sqe(&st->ring)))
 		if (submit(loop, st) < 0)
 			return NULL;
-	}
 	return sqe;
+}
+
+/* The next free SQE. The kernel's head is read only when the SQ looks
+ * full by the last value read (it can only have moved on). */
+static inline struct io_uring_sqe *get_sqe(struct evq_loop *loop,
+					   struct uring_state *st)
+{
+	struct io_uring_sq *sq = &st->ring.sq;
+	unsigned tail = sq->sqe_tail;
+
+	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
+		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
+		if (tail - st->sq_head_seen >= sq->ring_entries)
+			return get_sqe_slow(loop, st);
+	}
+	sq->sqe_tail = tail + 1;
+	return &sq->sqes[tail & sq->ring_mask];
 }
 
 /* ------------------------------------------------------------------------

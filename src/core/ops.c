@@ -397,7 +397,12 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		if (link)
 			ok = op_success(op, res);
 		op->state = EVQ__OP_IDLE;
-		inflight_remove(loop, op);
+		if (native(loop)) {
+			loop->nops--;
+			loop->active--;
+		} else {
+			inflight_remove(loop, op);
+		}
 	}
 	loop->callbacks++;
 	op->cb(loop, op, res, cflags);
@@ -452,15 +457,18 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	op->cflags = 0;
 	if (op->flags & EVQ__OPF_POOL)
 		op->u.pool.pool->users++;
-	inflight_add(loop, op);
 
 	if (native(loop)) {
 		/* Straight into the kernel's queue: SQEs keep submission
 		 * order, which is all a chain needs, and the backend submits
-		 * them with its next wait. */
+		 * them with its next wait. The kernel keeps track of native
+		 * ops (cancel, teardown), so they are only counted here. */
+		loop->nops++;
+		loop->active++;
 		native_start(loop, op);
 		return 0;
 	}
+	inflight_add(loop, op);
 	if (loop->chain_tail) {
 		loop->chain_tail->link = op;
 		op->state = EVQ__OP_HELD;
