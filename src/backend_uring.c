@@ -839,7 +839,7 @@ static void uring_pool_destroy(struct evq_loop *loop, struct evq_pool *pool)
 const struct evq__backend evq__backend_uring = {
 	.name = "uring",
 	.id = EVQ_BACKEND_URING,
-	.caps = EVQ__CAP_EDGE,
+	.caps = EVQ__CAP_EDGE | EVQ__CAP_KERNEL_OPS,
 	.probe = uring_probe,
 	.init = uring_init,
 	.destroy = uring_destroy,

@@ -71,7 +71,14 @@ struct evq__done {
 struct evq__tpool;
 
 /* Capability bits of a backend (struct evq__backend.caps). */
-#define EVQ__CAP_EDGE 0x1u	/* EVQ_EDGE: epoll */
+#define EVQ__CAP_EDGE 0x1u	/* EVQ_EDGE: epoll, uring */
+#define EVQ__CAP_KERNEL_OPS 0x2u	/* every op and chain in the kernel:
+					 * uring */
+
+/* Returned (positive) by a backend's op_start when it does not run this op
+ * itself and the core should emulate it (backends without
+ * EVQ__CAP_KERNEL_OPS only). */
+#define EVQ__EMULATE 1
 
 /* One readiness report from the kernel: fd, the generation the fd's slot
  * had when it was registered, and EVQ_READ/EVQ_WRITE/EVQ__NVAL bits. */
@@ -128,11 +135,14 @@ struct evq__backend {
 	 * evq_loop_fd); NULL: not possible with this backend. */
 	int (*embed_fd)(struct evq_loop *loop);
 
-	/* Completion-native backends only; NULL: the core emulates ops.
-	 * op_start hands a queued op to the kernel (chains keep their order:
-	 * op->flags & EVQ_OP_LINK links it to the next one started); its
-	 * completions are reported by wait() into loop->done[]. Returns 0 or
-	 * -errno (the core then completes the op with that error). */
+	/* Native ops; NULL: the core emulates every op. op_start hands an op
+	 * to the kernel; its completions are reported by wait() into
+	 * loop->done[]. With EVQ__CAP_KERNEL_OPS it takes every op, and
+	 * chains are the kernel's (op->flags & EVQ_OP_LINK links it to the
+	 * next one started); without, the core starts chained ops one by one
+	 * and op_start may say EVQ__EMULATE for an op it does not run.
+	 * Returns 0 or -errno (the core then completes the op with that
+	 * error). */
 	int (*op_start)(struct evq_loop *loop, struct evq_op *op);
 	/* For evq_loop_free: cancel every op the kernel has and wait until
 	 * each has reported its last completion into loop->done. */

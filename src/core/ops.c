@@ -43,9 +43,13 @@
 static void op_start(struct evq_loop *loop, struct evq_op *op);
 static void native_start(struct evq_loop *loop, struct evq_op *op);
 
+/* A completion-native backend that runs every op and chain in the kernel
+ * (uring). A backend with op_start but without EVQ__CAP_KERNEL_OPS takes
+ * some ops (it says EVQ__EMULATE for the others), and the core keeps the
+ * chains, the bookkeeping, and the emulation of the rest. */
 static inline bool native(const struct evq_loop *loop)
 {
-	return loop->backend->op_start != NULL;
+	return loop->backend->caps & EVQ__CAP_KERNEL_OPS;
 }
 
 /* ------------------------------------------------------------------------
@@ -1120,10 +1124,26 @@ static void native_start(struct evq_loop *loop, struct evq_op *op)
 
 static void op_start(struct evq_loop *loop, struct evq_op *op)
 {
-	if (native(loop))
+	int r;
+
+	if (native(loop)) {
 		native_start(loop, op);
-	else
-		emul_start(loop, op);
+		return;
+	}
+	if (loop->backend->op_start) {
+		/* Offer it to the backend first (aio: O_DIRECT transfers). */
+		op->state = EVQ__OP_NATIVE;
+		r = loop->backend->op_start(loop, op);
+		if (r == 0)
+			return;
+		op->state = EVQ__OP_QUEUED;
+		if (r < 0) {
+			complete(loop, op, r, 0);
+			return;
+		}
+		/* EVQ__EMULATE: not one the backend runs itself. */
+	}
+	emul_start(loop, op);
 }
 
 /* ------------------------------------------------------------------------
