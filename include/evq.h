@@ -340,6 +340,16 @@ EVQ_API int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
  * if it is still wanted. Returns -EINVAL if w is not active. */
 EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
 
+/* Restart a stopped watcher with the fd, events and callback of its last
+ * start. The caller promises that the fd has not been closed since: then,
+ * when the kernel still has the fd registered (the stop is not applied
+ * yet, as when a watcher is stopped and restarted in one iteration), no
+ * syscall is made; evq_io_start() assumes nothing and checks the file
+ * (one syscall). Breaking the promise can leave the watcher waiting on a
+ * file that is gone. Returns 0 (also when w is active), -EINVAL if w was
+ * never started or its loop was freed. */
+EVQ_API int evq_io_resume(struct evq_io *w);
+
 /* Stop a watcher. Stopping an inactive watcher is a no-op. After this
  * returns the callback never runs for w, even if its event is already
  * pending in the current iteration. Returns 0, -EINVAL for NULL. */

@@ -989,8 +989,61 @@ out:
 	return r;
 }
 
+static int resume_hits;
+
+static void resume_cb(struct evq_loop *loop, struct evq_io *w,
+		      unsigned revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+	resume_hits++;
+}
+
+/* evq_io_resume: a stopped watcher restarts on its old fd and events,
+ * whether or not the stop was applied to the kernel yet; errors for a
+ * watcher that never started or whose loop is gone. */
+static int resume_stopped_watcher(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_io w = { 0 }, never = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_ERR(evq_io_resume(NULL), -EINVAL);
+	ASSERT_ERR(evq_io_resume(&never), -EINVAL);
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, resume_cb));
+	ASSERT_OK(evq_io_resume(&w));	/* active: a no-op */
+	ASSERT_EQ(evq_loop_active(loop), 1);
+	ASSERT_OK(t_write_byte(p[1]));
+	resume_hits = 0;
+
+	T_STEP("stop and resume in one iteration (stop not applied)");
+	ASSERT_OK(evq_io_stop(&w));
+	ASSERT_OK(evq_io_resume(&w));
+	ASSERT_EQ(evq_io_is_active(&w), 1);
+	ASSERT_EQ(t_run_once(loop, 2000), 1);
+	ASSERT_EQ(resume_hits, 1);
+
+	T_STEP("stop, let the loop apply it, then resume");
+	ASSERT_OK(evq_io_stop(&w));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	ASSERT_EQ(resume_hits, 1);
+	ASSERT_OK(evq_io_resume(&w));
+	ASSERT_EQ(t_run_once(loop, 2000), 1);
+	ASSERT_EQ(resume_hits, 2);
+
+	T_STEP("after the loop is freed");
+	ASSERT_OK(evq_loop_free(loop));
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	t_close2(p);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(pipe_read_readiness),
+	T_CASE(resume_stopped_watcher),
 	T_CASE(pipe_write_readiness),
 	T_CASE(socketpair_read_write),
 	T_CASE(level_triggered_refires),

@@ -410,6 +410,36 @@ int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
 	return io_start(loop, w, fd, events, cb, 0);
 }
 
+int evq_io_resume(struct evq_io *w)
+{
+	struct evq_loop *loop;
+	struct evq__fd *slot;
+	unsigned want;
+
+	if (!w || !w->loop || !w->cb || w->fd < 0 ||
+	    !(w->events & EVQ__IO_MASK) || (w->state & EVQ__INTERNAL))
+		return -EINVAL;
+	if (w->state & EVQ__ACTIVE)
+		return 0;
+	loop = w->loop;
+	slot = &loop->fds[w->fd];	/* the table never shrinks */
+	want = fd_wanted(slot) | (w->events & (EVQ__IO_MASK | EVQ_EDGE));
+	/* The caller promises the file is the one it was: if the kernel still
+	 * has it registered for everything wanted (the stop is not flushed
+	 * yet), relink without a syscall. Otherwise start as usual. */
+	if (!slot->kmask || (want & ~slot->kmask) ||
+	    (slot->head && ((slot->head->events ^ w->events) & EVQ_EDGE)))
+		return io_start(loop, w, w->fd, w->events, w->cb, 0);
+	w->state = EVQ__ACTIVE;
+	w->prev = NULL;
+	w->next = slot->head;
+	if (slot->head)
+		slot->head->prev = w;
+	slot->head = w;
+	loop->active++;
+	return 0;
+}
+
 int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
 			   unsigned events, evq_io_cb cb)
 {
