@@ -8,6 +8,11 @@
  * one that this build or kernel lacks is reported with the error evq gave
  * ("not available: Operation not supported"), so a new backend shows up
  * in the tables the day it starts to work, with no change here.
+ *
+ * Timers (the timers workload) are struct evq_timer: evq_timer_start
+ * measures the delay from the call itself (it reads CLOCK_MONOTONIC each
+ * time, for its "never early" promise), and the backends wait with
+ * nanosecond timeouts (epoll_pwait2 on epoll).
  */
 #include "bench.h"
 
@@ -68,10 +73,15 @@ static void evqb_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	io->cb(io->arg);
 }
 
+/* A restart of the same watcher on the same, never closed fd is
+ * evq_io_resume(): no syscall while the stop is unapplied, as libev's
+ * ev_io_start() without ev_io_set(). The first start checks the fd. */
 static int evqb_io_start(void *iop)
 {
 	struct evqb_io *io = iop;
 
+	if (io->w.loop)
+		return evq_io_resume(&io->w);
 	return evq_io_start(io->loop, &io->w, io->fd, EVQ_READ, evqb_cb);
 }
 
@@ -110,6 +120,53 @@ static void evqb_io_free(void *iop)
 	free(io);
 }
 
+struct evqb_timer {
+	struct evq_timer t;	/* first: the callback gets &t */
+	struct evq_loop *loop;
+	bench_timer_cb cb;
+	void *arg;
+};
+
+static void evqb_timer_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	struct evqb_timer *bt = (struct evqb_timer *)t;
+
+	(void)loop;
+	bt->cb(bt->arg);
+}
+
+static int evqb_timer_new(void *loop, bench_timer_cb cb, void *arg,
+			  void **tp)
+{
+	struct evqb_timer *t = calloc(1, sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->loop = loop;
+	t->cb = cb;
+	t->arg = arg;
+	*tp = t;
+	return 0;
+}
+
+static int evqb_timer_start(void *tp, uint64_t after_ns)
+{
+	struct evqb_timer *t = tp;
+
+	return evq_timer_start(t->loop, &t->t, after_ns, 0, evqb_timer_cb);
+}
+
+static int evqb_timer_stop(void *tp)
+{
+	return evq_timer_stop(&((struct evqb_timer *)tp)->t);
+}
+
+static void evqb_timer_free(void *tp)
+{
+	evqb_timer_stop(tp);
+	free(tp);
+}
+
 static int evqb_run(void *loop, int once)
 {
 	int r = evq_loop_run(loop, once ? EVQ_RUN_ONCE : EVQ_RUN_DEFAULT);
@@ -137,6 +194,10 @@ static void evqb_break(void *loop)
 		.io_free = evqb_io_free,                                     \
 		.run = evqb_run,                                             \
 		.break_loop = evqb_break,                                    \
+		.timer_new = evqb_timer_new,                                 \
+		.timer_start = evqb_timer_start,                             \
+		.timer_stop = evqb_timer_stop,                               \
+		.timer_free = evqb_timer_free,                               \
 	}
 
 EVQ_CONTENDER(bench_evq_epoll, EVQ_BACKEND_EPOLL, "epoll");
