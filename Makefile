@@ -5,7 +5,10 @@
 #                 install check (pkg-config and find_package consumers),
 #                 then a summary; the stages are also targets of their own:
 #                 test-plain, test-asan, test-tsan (-L threads), test-install
-#   make bench    deps, Release build, bench/run.sh
+#   make bench    deps, Release build, bench/run.sh (the default set,
+#                 under 3 minutes on a 2-core VM; docs/BENCHMARKS.md)
+#   make bench-full  the same with --full: every workload, full sizes
+#                 (about 15 minutes)
 #   make install  build/ and `cmake --install` into $(PREFIX)
 #   make deps     scripts/deps.sh: install what is missing (apt-get, root)
 #   make clean    remove the build directories
@@ -40,7 +43,7 @@ configure = $(CMAKE) -S . -B $(1) $(2) $(CMAKE_ARGS)
 ctest = $(CTEST) --test-dir $(1) $(CTEST_FLAGS) $(2) 2>&1 | tee $(1)/ctest.log
 
 .PHONY: all deps test test-plain test-asan test-tsan test-install \
-        test-summary build bench install clean
+        test-summary build bench bench-full bench-build install clean
 
 all: build
 
@@ -88,11 +91,16 @@ test-install: build
 test-summary:
 	@bash scripts/test-summary.sh
 
-bench: deps
+bench-build: deps
 	$(call configure,build-release,-DCMAKE_BUILD_TYPE=Release \
 	  -DEVQ_BUILD_TESTS=OFF -DEVQ_BUILD_EXAMPLES=OFF)
 	$(CMAKE) --build build-release -j$(JOBS)
+
+bench: bench-build
 	bash bench/run.sh build-release
+
+bench-full: bench-build
+	bash bench/run.sh build-release --full
 
 install:
 	$(call configure,build,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVQ_WERROR=ON \

@@ -14,6 +14,12 @@
  * adding a workload is one workload file plus one line in the workload
  * table.
  *
+ * Two more models have calls of their own: timers (timer_new/start/stop/
+ * free: the timers workload) and file ops (fop_new/read/stat/free: the
+ * fileread-* and statstorm workloads). A contender offers any of the four
+ * models it can; a workload runs the contenders that offer one of its
+ * models, and lists the others as n/a.
+ *
  * The echo workload's server is the one place where a contender may bring
  * its own code (echo_serve): a completion server is built from accept,
  * recv and send ops and buffer pools, which the two-call op interface does
@@ -40,6 +46,19 @@ typedef void (*bench_cb)(void *arg);
  * write(2) would return it, or -errno (-ECANCELED for an op still in
  * flight when the loop is freed). */
 typedef void (*bench_op_cb)(void *arg, int res);
+
+/* Called by a timer contender when a timer fires. */
+typedef void (*bench_timer_cb)(void *arg);
+
+/* What a file-model stat op fills in (from struct statx, or libuv's
+ * uv_stat_t). */
+struct bench_stat {
+	uint64_t ino;
+	uint64_t size;
+	int64_t mtime_sec;
+	uint32_t mtime_nsec;
+	uint32_t mode;
+};
 
 /* What the echo workload asks of a server (see workload_echo.c). */
 struct bench_echo_cfg {
@@ -101,6 +120,35 @@ struct bench_contender {
 	 * cfg->err set on failure. The listening fd is the caller's. */
 	int (*echo_serve)(const struct bench_contender *c,
 			  const struct bench_echo_cfg *cfg);
+
+	/* Timers (NULL if the contender has none): a one-shot timer made
+	 * for a callback and its arg, outside any timed part. timer_start
+	 * arms it to fire after_ns from now (whatever "now" is to the
+	 * library: evq reads the clock, libev and libuv take the loop's
+	 * cached time), on a stopped timer only; timer_stop disarms an armed
+	 * one; a timer is stopped when its callback runs. timer_free on a
+	 * stopped timer, before loop_free. A contender that cannot run
+	 * more than timers_max timers at once in reasonable time says so
+	 * (0: no limit) and why. */
+	int (*timer_new)(void *loop, bench_timer_cb cb, void *arg, void **tp);
+	int (*timer_start)(void *t, uint64_t after_ns);
+	int (*timer_stop)(void *t);
+	void (*timer_free)(void *t);
+	uint64_t timers_max;
+	const char *timers_max_why;
+
+	/* File ops (NULL if none): an op slot like op_new's, for a positioned
+	 * read of a regular file (fop_read: res as pread(2)) or a stat of a
+	 * path (fop_stat: statx(AT_FDCWD, path, 0, STATX_BASIC_STATS) or
+	 * the library's stat call; res 0 or -errno, *st filled on success).
+	 * Completions come from run(), never inside the call. Ops still in
+	 * flight when loop_free is called complete (or are cancelled) before
+	 * it returns; fop_free comes after loop_free. */
+	int (*fop_new)(void *loop, bench_op_cb cb, void *arg, void **opp);
+	int (*fop_read)(void *op, int fd, void *buf, size_t len,
+			uint64_t off);
+	int (*fop_stat)(void *op, const char *path, struct bench_stat *st);
+	void (*fop_free)(void *op);
 };
 
 #define BENCH_CANNOT (-2)	/* bench_workload.run: cannot run here */
@@ -110,20 +158,35 @@ struct bench_params {
 	uint64_t events;	/* pingpong: callbacks per run */
 	unsigned rounds;	/* pipes: timed rounds per run */
 	uint64_t requests;	/* echo: requests per run (all connections) */
+	uint64_t timers;	/* timers: timers started per run */
+	uint64_t read_ms;	/* fileread-*: ms of reading per run */
+	uint64_t files;		/* statstorm: files stat'ed per run */
+	uint64_t file_mib;	/* fileread-*: size of the file read, MiB */
+	unsigned run;		/* 0 warm-up, 1..R timed, R+1 syscall pass:
+				 * seeds the random sequences, the same for
+				 * every contender in the same run */
 	int count_syscalls;	/* the syscall pass: fill bench_sample.sys */
+	int test;		/* --test: tiny sizes */
+	const char *data_dir;	/* where cached test files live */
 };
+
+/* Extra columns a workload may report (medians, printed after sys). */
+#define BENCH_NEXTRA 3
 
 /* What one run measured. */
 struct bench_sample {
 	double value;		/* in the workload's unit */
 	double cpu;		/* in the workload's cpu_unit */
 	double sys;		/* syscalls per unit of work (count_syscalls) */
+	double extra[BENCH_NEXTRA];	/* in the workload's extra_unit[] */
 };
 
 /* Which contenders a workload can run: BENCH_MODEL_IO needs io_new,
  * BENCH_MODEL_OPS op_new; the others are shown as n/a. */
 #define BENCH_MODEL_IO 0x1u
 #define BENCH_MODEL_OPS 0x2u
+#define BENCH_MODEL_TIMER 0x4u	/* timer_new */
+#define BENCH_MODEL_FILE 0x8u	/* fop_new */
 
 struct bench_workload {
 	const char *name;	/* for --workload and results/<name>.csv */
@@ -136,8 +199,27 @@ struct bench_workload {
 	int higher_is_better;	/* events/s: 1; us/round: 0 */
 	unsigned param;		/* workload's own size (pipes: number) */
 	unsigned models;	/* BENCH_MODEL_* it can run */
-	int optional;		/* not in the default set: only with -w
-				 * (and in --test, which runs everything) */
+	int optional;		/* not in the default set: only with -w,
+				 * --full, or --test (which runs everything) */
+	unsigned mode;		/* workload's own variant (fileread: direct) */
+	const char *reference;	/* "vs raw" is taken against this contender;
+				 * NULL: raw-epoll */
+	const char *extra_unit[BENCH_NEXTRA];	/* extra columns, or NULL */
+
+	/* Set up what every run shares (cached files), once per process,
+	 * before the first run; NULL if nothing. 0, -1 (a failure: err) or
+	 * BENCH_CANNOT (err says why; every contender is shown so). note
+	 * gets a line for the table's header (or stays empty). */
+	int (*prepare)(const struct bench_workload *wl,
+		       const struct bench_params *p, char *note, size_t notelen,
+		       char *err, size_t errlen);
+	/* An external program measured beside the contenders (fio), once
+	 * per timed run, interleaved with them; NULL if none. Fills value
+	 * and cpu like a run; 0, or -1 with err set; BENCH_CANNOT if the
+	 * program is not installed. name gets its one-line description. */
+	int (*external)(const struct bench_workload *wl,
+			const struct bench_params *p, struct bench_sample *out,
+			char *name, size_t namelen, char *err, size_t errlen);
 
 	/* One run on a fresh loop. Returns 0; or -1 on failure (a setup
 	 * error, or a count that is not exactly what was asked for); or
@@ -158,6 +240,14 @@ extern const struct bench_workload bench_workload_pipes1000;
 extern const struct bench_workload bench_workload_echo1;
 extern const struct bench_workload bench_workload_echo64;
 extern const struct bench_workload bench_workload_echo1000;
+extern const struct bench_workload bench_workload_timers;
+extern const struct bench_workload bench_workload_fileread_cached1;
+extern const struct bench_workload bench_workload_fileread_cached32;
+extern const struct bench_workload bench_workload_fileread_cached128;
+extern const struct bench_workload bench_workload_fileread_direct1;
+extern const struct bench_workload bench_workload_fileread_direct32;
+extern const struct bench_workload bench_workload_fileread_direct128;
+extern const struct bench_workload bench_workload_statstorm;
 
 /* Wall clock for intervals, ns. */
 static inline uint64_t bench_now_ns(void)
@@ -166,6 +256,26 @@ static inline uint64_t bench_now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU time of the process, all threads, ns (CLOCK_PROCESS_CPUTIME_ID:
+ * exact, unlike getrusage's tick-split user/system). */
+static inline uint64_t bench_pcpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* A seeded PRNG (splitmix64): the same sequence for every contender. */
+static inline uint64_t bench_rand(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15u);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+	return z ^ (z >> 31);
 }
 
 /* CPU time of the process, user + system, ns (getrusage). */
@@ -203,6 +313,22 @@ pid_t bench_gettid(void);
 int bench_sysc_open(pid_t tid);
 uint64_t bench_sysc_read(int fd);
 const char *bench_sysc_why(void);
+
+/* The same for every thread of the process (a loop's thread pool too):
+ * one counter per thread that exists now, each inherited by the threads
+ * it creates from then on. io_uring's kernel workers make no syscalls
+ * and so count nothing. bench_sysc_all_open: 0 or -errno (why as
+ * above); read sums them; close closes them. */
+struct bench_sysc_all {
+	unsigned n;
+	int fd[64];
+};
+int bench_sysc_all_open(struct bench_sysc_all *s);
+uint64_t bench_sysc_all_read(const struct bench_sysc_all *s);
+void bench_sysc_all_close(struct bench_sysc_all *s);
+
+/* Make dir and its parents (mkdir -p); 0 or -errno. */
+int bench_mkdirs(const char *dir);
 
 /* CPU time of the whole process except thread `skip`, ns, per thread from
  * /proc/self/task/.../schedstat (exact; threads that came and went between

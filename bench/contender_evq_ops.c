@@ -21,18 +21,28 @@
  * number of connections (uring_entries, 256..4096) as a program serving
  * that many would; raw-uring-ops does the same.
  *
+ * File ops (fileread-*, statstorm): evq_prep_read with an explicit offset
+ * and evq_prep_statx(AT_FDCWD, path, 0, STATX_BASIC_STATS). uring runs
+ * them natively (a buffered read that hits the page cache completes
+ * inline; statx always goes to io_uring's kernel workers); epoll, poll and
+ * aio try a read with RWF_NOWAIT first and hand it to the loop's thread
+ * pool (4 threads) if it would block, and always hand statx to the pool.
+ *
  * Like every contender, the backend is decided when the benchmark starts:
  * a backend this build or kernel lacks is reported with evq's error.
  */
+#define _GNU_SOURCE
 #include "bench.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "evq.h"
@@ -97,6 +107,9 @@ struct eo_op {
 	struct evq_loop *loop;
 	bench_op_cb cb;
 	void *arg;
+	/* file ops */
+	struct statx stx;
+	struct bench_stat *st;
 };
 
 static void eo_op_cb(struct evq_loop *loop, struct evq_op *op, int res,
@@ -141,6 +154,44 @@ static int eo_op_write(void *op, int fd, const void *buf, size_t len)
 static void eo_op_free(void *op)
 {
 	free(op);
+}
+
+/* ------------------------------------------------------------------------
+ * File ops (fileread-*, statstorm): the same slots
+ * ------------------------------------------------------------------------ */
+
+static int eo_fop_read(void *op, int fd, void *buf, size_t len, uint64_t off)
+{
+	struct eo_op *o = op;
+
+	evq_prep_read(&o->op, fd, buf, len, off);
+	return evq_op_submit(o->loop, &o->op, 0, eo_op_cb);
+}
+
+static void eo_stat_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		       unsigned flags)
+{
+	struct eo_op *o = (struct eo_op *)op;
+
+	(void)loop;
+	(void)flags;
+	if (res == 0) {
+		o->st->ino = o->stx.stx_ino;
+		o->st->size = o->stx.stx_size;
+		o->st->mtime_sec = o->stx.stx_mtime.tv_sec;
+		o->st->mtime_nsec = o->stx.stx_mtime.tv_nsec;
+		o->st->mode = o->stx.stx_mode;
+	}
+	o->cb(o->arg, res);
+}
+
+static int eo_fop_stat(void *op, const char *path, struct bench_stat *st)
+{
+	struct eo_op *o = op;
+
+	o->st = st;
+	evq_prep_statx(&o->op, AT_FDCWD, path, 0, STATX_BASIC_STATS, &o->stx);
+	return evq_op_submit(o->loop, &o->op, 0, eo_stat_cb);
 }
 
 /* ------------------------------------------------------------------------
@@ -439,6 +490,10 @@ static int eo_echo_serve(const struct bench_contender *c,
 		.op_write = eo_op_write,                                     \
 		.op_free = eo_op_free,                                       \
 		.echo_serve = eo_echo_serve,                                 \
+		.fop_new = eo_op_new,                                        \
+		.fop_read = eo_fop_read,                                     \
+		.fop_stat = eo_fop_stat,                                     \
+		.fop_free = eo_op_free,                                      \
 	}
 
 EVQ_OPS_CONTENDER(bench_evq_epoll_ops, EVQ_BACKEND_EPOLL, "epoll");

@@ -8,6 +8,9 @@
  * check catches libev's libevent emulation answering in libevent's place. The base
  * runs without the epoll change list (libevent's default), so event_del
  * and event_add each make their epoll_ctl call at once.
+ *
+ * Timers are evtimer_* events (a binary min-heap); outside the loop,
+ * event_add reads the clock to turn the delay into a deadline.
  */
 #include "bench.h"
 
@@ -129,6 +132,65 @@ static void libevent_io_free(void *iop)
 	free(io);
 }
 
+struct libevent_timer {
+	struct event *ev;
+	bench_timer_cb cb;
+	void *arg;
+};
+
+static void libevent_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct libevent_timer *t = arg;
+
+	(void)fd;
+	(void)what;
+	t->cb(t->arg);
+}
+
+static int libevent_timer_new(void *loop, bench_timer_cb cb, void *arg,
+			      void **tp)
+{
+	struct libevent_timer *t = malloc(sizeof(*t));
+
+	if (t == NULL)
+		return -ENOMEM;
+	t->cb = cb;
+	t->arg = arg;
+	t->ev = evtimer_new((struct event_base *)loop, libevent_timer_cb, t);
+	if (t->ev == NULL) {
+		free(t);
+		return -ENOMEM;
+	}
+	*tp = t;
+	return 0;
+}
+
+static int libevent_timer_start(void *tp, uint64_t after_ns)
+{
+	struct libevent_timer *t = tp;
+	/* microseconds, rounded up: never early */
+	uint64_t us = (after_ns + 999) / 1000;
+	struct timeval tv = { .tv_sec = (time_t)(us / 1000000),
+			      .tv_usec = (suseconds_t)(us % 1000000) };
+
+	return evtimer_add(t->ev, &tv) ? -EINVAL : 0;
+}
+
+static int libevent_timer_stop(void *tp)
+{
+	struct libevent_timer *t = tp;
+
+	return evtimer_del(t->ev) ? -EINVAL : 0;
+}
+
+static void libevent_timer_free(void *tp)
+{
+	struct libevent_timer *t = tp;
+
+	event_free(t->ev);	/* deletes it first */
+	free(t);
+}
+
 static int libevent_run(void *loop, int once)
 {
 	return event_base_loop(loop, once ? EVLOOP_ONCE : 0) < 0 ? -EIO : 0;
@@ -151,4 +213,8 @@ const struct bench_contender bench_libevent = {
 	.io_free = libevent_io_free,
 	.run = libevent_run,
 	.break_loop = libevent_break,
+	.timer_new = libevent_timer_new,
+	.timer_start = libevent_timer_start,
+	.timer_stop = libevent_timer_stop,
+	.timer_free = libevent_timer_free,
 };

@@ -7,7 +7,8 @@
  * interleaved across contenders (A B C A B C ...) so that drift of the
  * machine spreads over all of them; a contender's figure is the median of
  * its runs, shown with the min and max, and its speed is given relative to
- * the raw epoll loop's median. Every run checks its count after timing; a
+ * a reference's median (raw epoll, unless the workload names another raw
+ * contender). Every run checks its count after timing; a
  * contender that fails the check is reported as failed and the exit status
  * is 1. Contenders whose library was not found at configure time are
  * listed as missing, never dropped; a contender of another model than the
@@ -49,7 +50,7 @@
  * The contenders: the full list, whether built or not
  * ------------------------------------------------------------------------ */
 
-extern const struct bench_contender bench_raw_epoll;
+extern const struct bench_contender bench_raw_epoll, bench_raw_sync;
 #ifdef BENCH_HAVE_EVQ
 extern const struct bench_contender bench_evq_epoll, bench_evq_poll,
 	bench_evq_uring, bench_evq_aio;
@@ -95,7 +96,8 @@ extern const struct bench_contender bench_raw_uring, bench_raw_uring_ops;
 #define BENCH_STR_(x) #x
 #define BENCH_STR(x) BENCH_STR_(x)
 
-#define REFERENCE "raw-epoll"	/* ratios are taken against it */
+#define REFERENCE "raw-epoll"	/* ratios are taken against it, unless
+				 * the workload names another */
 
 struct entry {
 	const char *name;
@@ -119,6 +121,7 @@ static const struct entry contenders[] = {
 	{ "tevent", TEVENT_C, "libtevent-dev not installed" },
 	{ "raw-uring", RAW_URING_C, "liburing-dev not installed" },
 	{ "raw-uring-ops", RAW_URING_OPS_C, "liburing-dev not installed" },
+	{ "raw-sync", &bench_raw_sync, NULL },
 };
 #define NCONTENDERS (sizeof(contenders) / sizeof(contenders[0]))
 
@@ -129,6 +132,14 @@ static const struct bench_workload *const workloads[] = {
 	&bench_workload_echo1,
 	&bench_workload_echo64,
 	&bench_workload_echo1000,
+	&bench_workload_timers,
+	&bench_workload_fileread_cached1,
+	&bench_workload_fileread_cached32,
+	&bench_workload_fileread_cached128,
+	&bench_workload_fileread_direct1,
+	&bench_workload_fileread_direct32,
+	&bench_workload_fileread_direct128,
+	&bench_workload_statstorm,
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -212,7 +223,23 @@ static long tracepoint_id(void)
 	return id;
 }
 
+static int sysc_open_one(pid_t tid, int inherit);
+
 int bench_sysc_open(pid_t tid)
+{
+	return sysc_open_one(tid ? tid : bench_gettid(), 0);
+}
+
+uint64_t bench_sysc_read(int fd)
+{
+	uint64_t v = 0;
+
+	if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
+		return 0;
+	return v;
+}
+
+static int sysc_open_one(pid_t tid, int inherit)
 {
 	struct perf_event_attr a;
 	long id = tracepoint_id();
@@ -228,8 +255,9 @@ int bench_sysc_open(pid_t tid)
 	a.type = PERF_TYPE_TRACEPOINT;
 	a.size = sizeof(a);
 	a.config = (uint64_t)id;
-	fd = (int)syscall(SYS_perf_event_open, &a, tid ? tid : bench_gettid(),
-			  -1, -1, PERF_FLAG_FD_CLOEXEC);
+	a.inherit = inherit ? 1 : 0;
+	fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1,
+			  PERF_FLAG_FD_CLOEXEC);
 	if (fd < 0) {
 		int err = -errno;
 
@@ -240,13 +268,75 @@ int bench_sysc_open(pid_t tid)
 	return fd;
 }
 
-uint64_t bench_sysc_read(int fd)
+int bench_sysc_all_open(struct bench_sysc_all *s)
 {
-	uint64_t v = 0;
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *de;
+	int err = 0;
 
-	if (read(fd, &v, sizeof(v)) != (ssize_t)sizeof(v))
-		return 0;
-	return v;
+	s->n = 0;
+	if (d == NULL)
+		return -errno;
+	while ((de = readdir(d)) != NULL) {
+		pid_t tid = (pid_t)atoi(de->d_name);
+		int fd;
+
+		if (tid <= 0)
+			continue;
+		if (s->n == sizeof(s->fd) / sizeof(s->fd[0])) {
+			err = -E2BIG;
+			break;
+		}
+		fd = sysc_open_one(tid, 1);
+		if (fd == -ESRCH)
+			continue;	/* it just exited */
+		if (fd < 0) {
+			err = fd;
+			break;
+		}
+		s->fd[s->n++] = fd;
+	}
+	closedir(d);
+	if (err < 0)
+		bench_sysc_all_close(s);
+	return err;
+}
+
+uint64_t bench_sysc_all_read(const struct bench_sysc_all *s)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < s->n; i++)
+		sum += bench_sysc_read(s->fd[i]);
+	return sum;
+}
+
+void bench_sysc_all_close(struct bench_sysc_all *s)
+{
+	for (unsigned i = 0; i < s->n; i++)
+		close(s->fd[i]);
+	s->n = 0;
+}
+
+int bench_mkdirs(const char *dir)
+{
+	char path[4096];
+	size_t len = strlen(dir);
+
+	if (len == 0 || len >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, len + 1);
+	for (char *p = path + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(path, 0777) < 0 && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(path, 0777) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -305,13 +395,34 @@ uint64_t bench_cpu_others_delta(const struct bench_task_cpu *a,
  * Options
  * ------------------------------------------------------------------------ */
 
-/* Echo requests per run, and the syscall pass's sizes (smaller: it only
- * counts, and a counter makes every syscall slower). */
-#define DEFAULT_EVENTS 200000
-#define DEFAULT_REQUESTS 20000
+/* Sizes of a run: the default set (`make bench`, under 3 minutes on a
+ * 2-core VM), --full (`make bench-full`) and --test (bench_smoke); and the
+ * syscall pass's caps (smaller: it only counts, and a counter makes every
+ * syscall slower). */
+#define DEFAULT_EVENTS 100000
+#define DEFAULT_REQUESTS 10000
+#define DEFAULT_TIMERS 200000
+#define DEFAULT_READ_MS 100	/* fileread-*: ms of reading per run */
+#define DEFAULT_FILES 20000
+#define DEFAULT_FILE_MIB 1024
+#define FULL_EVENTS 1000000
+#define FULL_REQUESTS 50000
+#define FULL_TIMERS 1000000
+#define FULL_READ_MS 1000
+#define FULL_FILES 100000
 #define SYS_EVENTS 50000
 #define SYS_ROUNDS 10
 #define SYS_REQUESTS 10000
+#define SYS_TIMERS 50000
+#define SYS_READ_MS 50
+#define SYS_FILES 10000
+/* Warm-up caps: a warm-up costs the same at any size. */
+#define WARM_EVENTS 10000
+#define WARM_ROUNDS 3
+#define WARM_REQUESTS 2000
+#define WARM_TIMERS 20000
+#define WARM_READ_MS 20
+#define WARM_FILES 2000
 
 static struct {
 	const char *workloads;	/* comma list, NULL: all */
@@ -319,6 +430,7 @@ static struct {
 	struct bench_params params;
 	unsigned runs;
 	int test;
+	int full;		/* --full: every workload, full sizes */
 	int syscalls;		/* the syscall pass */
 	int save;
 	int warmup;
@@ -327,7 +439,9 @@ static struct {
 	const char *out;
 } opt = {
 	.params = { .events = DEFAULT_EVENTS, .rounds = 100,
-		    .requests = DEFAULT_REQUESTS },
+		    .requests = DEFAULT_REQUESTS, .timers = DEFAULT_TIMERS,
+		    .read_ms = DEFAULT_READ_MS, .files = DEFAULT_FILES,
+		    .file_mib = DEFAULT_FILE_MIB },
 	.runs = 5,
 	.syscalls = 1,
 	.save = 1,
@@ -341,19 +455,31 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 "usage: evq-bench [options]\n"
-"  -w, --workload LIST   workloads to run (default: all but echo-1); a name,\n"
-"                        or the part before a '-' (\"pipes\" = pipes-100,\n"
-"                        pipes-1000; \"echo\" = echo-1,echo-64,echo-1000)\n"
+"  -w, --workload LIST   workloads to run (default: the default set, see\n"
+"                        --list); a name, or the part before a '-'\n"
+"                        (\"pipes\" = pipes-100,pipes-1000; \"fileread\" =\n"
+"                        all six fileread-*; \"fileread-direct\" = three)\n"
+"      --full            every workload, at full size (make bench-full):\n"
+"                        %d events, %d requests, %d timers, %d ms of\n"
+"                        reads, %d files; -n etc. still override\n"
 "  -c, --contender LIST  contenders to run (default: all); a name, or the part\n"
 "                        before a '-' (\"evq\" = evq-*, \"raw\" = raw-*); a\n"
 "                        full name is only itself (evq-uring, not -ops)\n"
 "  -n, --events N        pingpong: events per run (default %d)\n"
 "      --rounds K        pipes-*: timed rounds per run (default 100)\n"
 "      --requests N      echo-*: requests per run (default %d)\n"
+"      --timers N        timers: timers per run (default %d)\n"
+"      --read-ms MS      fileread-*: ms of reads per run (default %d)\n"
+"      --files N         statstorm: files per run (default %d, at most\n"
+"                        %d)\n"
+"      --file-mib M      fileread-*: size of the file read (default %d)\n"
+"      --data DIR        where the cached test file and tree go (default:\n"
+"                        bench-data/ beside the evq-bench binary)\n"
 "  -r, --runs R          runs per contender, interleaved (default 5)\n"
 "      --no-syscalls     skip the syscall-counting pass\n"
-"      --test            smoke test: tiny sizes, one run each, no files;\n"
-"                        exits 1 if a contender that is built fails\n"
+"      --test            smoke test: every workload, tiny sizes, one run\n"
+"                        each, no result files; exits 1 if a contender\n"
+"                        that is built fails\n"
 "      --out DIR         where <workload>.csv/.png go (default %s)\n"
 "      --no-save         write no CSV or PNG\n"
 "      --no-warmup       no untimed warm-up run per contender\n"
@@ -363,8 +489,12 @@ static void usage(FILE *f)
 "  -h, --help            this text\n"
 "Runs are interleaved across contenders; each figure is the median of the\n"
 "runs with their min and max. \"vs raw\" is the speed relative to the\n"
-"raw-epoll median (higher is better). See docs/BENCHMARKS.md.\n",
-		DEFAULT_EVENTS, DEFAULT_REQUESTS, BENCH_RESULTS_DIR);
+"reference's median (raw-epoll; raw-sync for the file workloads; higher\n"
+"is better). See docs/BENCHMARKS.md.\n",
+		FULL_EVENTS, FULL_REQUESTS, FULL_TIMERS, FULL_READ_MS,
+		FULL_FILES, DEFAULT_EVENTS, DEFAULT_REQUESTS, DEFAULT_TIMERS,
+		DEFAULT_READ_MS, DEFAULT_FILES, FULL_FILES, DEFAULT_FILE_MIB,
+		BENCH_RESULTS_DIR);
 }
 
 static int is_full_name(const char *s, size_t len);
@@ -454,10 +584,29 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+/* bench-data/ beside the evq-bench binary: in the build directory, so
+ * that it goes with it (make clean) and one build's runs share it. */
+static const char *default_data_dir(void)
+{
+	static char dir[4096];
+	ssize_t n = readlink("/proc/self/exe", dir, sizeof(dir) - 32);
+	char *slash;
+
+	if (n <= 0)
+		return "bench-data";
+	dir[n] = '\0';
+	slash = strrchr(dir, '/');
+	if (slash == NULL)
+		return "bench-data";
+	strcpy(slash + 1, "bench-data");
+	return dir;
+}
+
 static int parse_args(int argc, char **argv)
 {
 	enum { O_ROUNDS = 256, O_TEST, O_OUT, O_NOSAVE, O_NOWARM, O_CPU,
-	       O_TIMEOUT, O_REQUESTS, O_NOSYS };
+	       O_TIMEOUT, O_REQUESTS, O_NOSYS, O_FULL, O_TIMERS, O_READMS,
+	       O_FILES, O_FILEMIB, O_DATA };
 	static const struct option lopts[] = {
 		{ "workload", required_argument, NULL, 'w' },
 		{ "contender", required_argument, NULL, 'c' },
@@ -466,6 +615,12 @@ static int parse_args(int argc, char **argv)
 		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "requests", required_argument, NULL, O_REQUESTS },
 		{ "no-syscalls", no_argument, NULL, O_NOSYS },
+		{ "full", no_argument, NULL, O_FULL },
+		{ "timers", required_argument, NULL, O_TIMERS },
+		{ "read-ms", required_argument, NULL, O_READMS },
+		{ "files", required_argument, NULL, O_FILES },
+		{ "file-mib", required_argument, NULL, O_FILEMIB },
+		{ "data", required_argument, NULL, O_DATA },
 		{ "test", no_argument, NULL, O_TEST },
 		{ "out", required_argument, NULL, O_OUT },
 		{ "no-save", no_argument, NULL, O_NOSAVE },
@@ -477,7 +632,8 @@ static int parse_args(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int have_events = 0, have_runs = 0, have_rounds = 0, have_out = 0;
-	int have_requests = 0;
+	int have_requests = 0, have_timers = 0, have_readms = 0;
+	int have_files = 0, have_filemib = 0;
 	int c, list = 0;
 	uint64_t v;
 
@@ -513,6 +669,36 @@ static int parse_args(int argc, char **argv)
 			break;
 		case O_NOSYS:
 			opt.syscalls = 0;
+			break;
+		case O_FULL:
+			opt.full = 1;
+			break;
+		case O_TIMERS:
+			if (parse_u64(optarg, &opt.params.timers) < 0 ||
+			    opt.params.timers > 100000000)
+				goto bad;
+			have_timers = 1;
+			break;
+		case O_READMS:
+			if (parse_u64(optarg, &opt.params.read_ms) < 0 ||
+			    opt.params.read_ms > 3600000)
+				goto bad;
+			have_readms = 1;
+			break;
+		case O_FILES:
+			if (parse_u64(optarg, &opt.params.files) < 0 ||
+			    opt.params.files > FULL_FILES)
+				goto bad;
+			have_files = 1;
+			break;
+		case O_FILEMIB:
+			if (parse_u64(optarg, &opt.params.file_mib) < 0 ||
+			    opt.params.file_mib > 1048576)
+				goto bad;
+			have_filemib = 1;
+			break;
+		case O_DATA:
+			opt.params.data_dir = optarg;
 			break;
 		case O_TEST:
 			opt.test = 1;
@@ -560,6 +746,18 @@ static int parse_args(int argc, char **argv)
 	    !list_check(opt.contenders, "contender", contender_name_at,
 			NCONTENDERS))
 		exit(2);
+	if (opt.full && !opt.test) {
+		if (!have_events)
+			opt.params.events = FULL_EVENTS;
+		if (!have_requests)
+			opt.params.requests = FULL_REQUESTS;
+		if (!have_timers)
+			opt.params.timers = FULL_TIMERS;
+		if (!have_readms)
+			opt.params.read_ms = FULL_READ_MS;
+		if (!have_files)
+			opt.params.files = FULL_FILES;
+	}
 	if (opt.test) {
 		if (!have_events)
 			opt.params.events = 1000;
@@ -567,12 +765,23 @@ static int parse_args(int argc, char **argv)
 			opt.params.rounds = 3;
 		if (!have_requests)
 			opt.params.requests = 2000;
+		if (!have_timers)
+			opt.params.timers = 2000;
+		if (!have_readms)
+			opt.params.read_ms = 10;
+		if (!have_files)
+			opt.params.files = 200;
+		if (!have_filemib)
+			opt.params.file_mib = 4;
 		if (!have_runs)
 			opt.runs = 1;
 		if (!have_out)
 			opt.save = 0;
 		opt.warmup = 0;
+		opt.params.test = 1;
 	}
+	if (opt.params.data_dir == NULL)
+		opt.params.data_dir = default_data_dir();
 	return list;
 bad:
 	fprintf(stderr, "evq-bench: bad value '%s'\n", optarg);
@@ -598,8 +807,9 @@ struct result {
 	char note[480];
 	double *values;		/* one per run */
 	double *cpus;
+	double *extras[BENCH_NEXTRA];
 	unsigned n;
-	struct bench_stats st, cpu;
+	struct bench_stats st, cpu, extra[BENCH_NEXTRA];
 	double sys;		/* from the syscall pass; < 0: not counted */
 	char sys_note[120];
 };
@@ -633,7 +843,9 @@ static void progress(const char *wl, unsigned run, unsigned runs,
 {
 	if (!progress_on)
 		return;
-	if (run == 0)
+	if (runs == 0)
+		fprintf(stderr, "\r\033[K%s: %s", wl, who);
+	else if (run == 0)
 		fprintf(stderr, "\r\033[K%s: warm-up %s", wl, who);
 	else if (run > runs)
 		fprintf(stderr, "\r\033[K%s: counting syscalls %s", wl, who);
@@ -683,13 +895,15 @@ static int model_ok(const struct bench_workload *wl,
 		    const struct bench_contender *c)
 {
 	return ((wl->models & BENCH_MODEL_IO) && c->io_new != NULL) ||
-	       ((wl->models & BENCH_MODEL_OPS) && c->op_new != NULL);
+	       ((wl->models & BENCH_MODEL_OPS) && c->op_new != NULL) ||
+	       ((wl->models & BENCH_MODEL_TIMER) && c->timer_new != NULL) ||
+	       ((wl->models & BENCH_MODEL_FILE) && c->fop_new != NULL);
 }
 
 static void run_one(const struct bench_workload *wl, struct result *r,
 		    const struct bench_params *p, int record, unsigned run)
 {
-	struct bench_sample s = { 0, 0, -1 };
+	struct bench_sample s = { 0, 0, -1, { 0 } };
 	char err[400];
 	int ret;
 
@@ -723,8 +937,47 @@ static void run_one(const struct bench_workload *wl, struct result *r,
 	if (record) {
 		r->values[r->n] = s.value;
 		r->cpus[r->n] = s.cpu;
+		for (int k = 0; k < BENCH_NEXTRA; k++)
+			r->extras[k][r->n] = s.extra[k];
 		r->n++;
 	}
+}
+
+/* The external program of a workload (fio), measured once per timed run
+ * in the same interleaving as the contenders. */
+static struct {
+	int status;		/* 0 ok, -1 failed, BENCH_CANNOT */
+	char name[400];
+	char note[400];
+	double values[1024], cpus[1024];
+	unsigned n;
+	struct bench_stats st, cpu;
+} ext;
+
+static void run_external(const struct bench_workload *wl,
+			 const struct bench_params *p)
+{
+	struct bench_sample s = { 0, 0, -1, { 0 } };
+	char err[400] = "";
+	int ret;
+
+	if (wl->external == NULL || ext.status != 0 ||
+	    ext.n == sizeof(ext.values) / sizeof(ext.values[0]))
+		return;
+	cur_contender = "(external)";
+	cur_workload = wl->name;
+	alarm(opt.timeout);
+	ret = wl->external(wl, p, &s, ext.name, sizeof(ext.name), err,
+			   sizeof(err));
+	alarm(0);
+	if (ret < 0) {
+		ext.status = ret == BENCH_CANNOT ? BENCH_CANNOT : -1;
+		snprintf(ext.note, sizeof(ext.note), "%s", err);
+		return;
+	}
+	ext.values[ext.n] = s.value;
+	ext.cpus[ext.n] = s.cpu;
+	ext.n++;
 }
 
 /* How busy the rest of the machine was while a table was measured, from
@@ -775,11 +1028,59 @@ static void note_load(const struct machine_load *a,
 		 "%.2f", others < 0 ? 0 : others, steal);
 }
 
+/* The sizes of a warm-up run and of the syscall pass. */
+static struct bench_params warm_params(void)
+{
+	struct bench_params wp = opt.params;
+
+	/* Fixed sizes, so a warm-up costs the same at any -n. */
+	if (wp.events > WARM_EVENTS)
+		wp.events = WARM_EVENTS;
+	if (wp.rounds > WARM_ROUNDS)
+		wp.rounds = WARM_ROUNDS;
+	if (wp.requests > WARM_REQUESTS)
+		wp.requests = WARM_REQUESTS;
+	if (wp.timers > WARM_TIMERS)
+		wp.timers = WARM_TIMERS;
+	if (wp.read_ms > WARM_READ_MS)
+		wp.read_ms = WARM_READ_MS;
+	if (wp.files > WARM_FILES)
+		wp.files = WARM_FILES;
+	wp.run = 0;
+	return wp;
+}
+
+static struct bench_params sys_params(void)
+{
+	struct bench_params sp = opt.params;
+
+	sp.count_syscalls = 1;
+	if (sp.events > SYS_EVENTS)
+		sp.events = SYS_EVENTS;
+	if (sp.rounds > SYS_ROUNDS)
+		sp.rounds = SYS_ROUNDS;
+	if (sp.requests > SYS_REQUESTS)
+		sp.requests = SYS_REQUESTS;
+	if (sp.timers > SYS_TIMERS)
+		sp.timers = SYS_TIMERS;
+	if (sp.read_ms > SYS_READ_MS)
+		sp.read_ms = SYS_READ_MS;
+	if (sp.files > SYS_FILES)
+		sp.files = SYS_FILES;
+	sp.run = opt.runs + 1;
+	return sp;
+}
+
+/* What the workload's prepare() said for the table's header. */
+static char prep_note[400];
+
 static void run_workload(const struct bench_workload *wl, struct result *res,
 			 size_t nres)
 {
 	struct machine_load l0 = { 0 }, l1 = { 0 };
 
+	prep_note[0] = '\0';
+	memset(&ext, 0, sizeof(ext));
 	for (size_t i = 0; i < nres; i++) {
 		res[i].n = 0;
 		res[i].sys = -1;
@@ -792,22 +1093,43 @@ static void run_workload(const struct bench_workload *wl, struct result *res,
 		free(res[i].cpus);
 		res[i].values = calloc(opt.runs, sizeof(double));
 		res[i].cpus = calloc(opt.runs, sizeof(double));
+		for (int k = 0; k < BENCH_NEXTRA; k++) {
+			free(res[i].extras[k]);
+			res[i].extras[k] = calloc(opt.runs, sizeof(double));
+			if (res[i].extras[k] == NULL)
+				res[i].values = NULL;
+		}
 		if (res[i].values == NULL || res[i].cpus == NULL) {
 			fprintf(stderr, "evq-bench: out of memory\n");
 			exit(1);
 		}
 	}
+	if (wl->prepare != NULL) {
+		char err[400] = "";
+		int ret;
+
+		progress(wl->name, 0, 0, "(preparing its files)");
+		ret = wl->prepare(wl, &opt.params, prep_note,
+				  sizeof(prep_note), err, sizeof(err));
+		if (ret < 0) {
+			for (size_t i = 0; i < nres; i++) {
+				if (res[i].status != ST_OK)
+					continue;
+				res[i].status = ret == BENCH_CANNOT ? ST_CANNOT
+								    : ST_FAILED;
+				snprintf(res[i].note, sizeof(res[i].note),
+					 "%s%s", ret == BENCH_CANNOT ?
+					 "cannot run: " : "FAILED setup: ",
+					 err);
+			}
+			ext.status = BENCH_CANNOT;
+			snprintf(ext.note, sizeof(ext.note), "not run");
+		}
+	}
 	read_load(&l0);
 	if (opt.warmup) {
-		struct bench_params wp = opt.params;
+		struct bench_params wp = warm_params();
 
-		/* Fixed sizes, so a warm-up costs the same at any -n. */
-		if (wp.events > 10000)
-			wp.events = 10000;
-		if (wp.rounds > 3)
-			wp.rounds = 3;
-		if (wp.requests > 2000)
-			wp.requests = 2000;
 		for (size_t i = 0; i < nres; i++) {
 			if (res[i].status != ST_OK)
 				continue;
@@ -816,11 +1138,18 @@ static void run_workload(const struct bench_workload *wl, struct result *res,
 		}
 	}
 	for (unsigned run = 1; run <= opt.runs; run++) {
+		struct bench_params rp = opt.params;
+
+		rp.run = run;
 		for (size_t i = 0; i < nres; i++) {
 			if (res[i].status != ST_OK)
 				continue;
 			progress(wl->name, run, opt.runs, res[i].e->name);
-			run_one(wl, &res[i], &opt.params, 1, run);
+			run_one(wl, &res[i], &rp, 1, run);
+		}
+		if (wl->external != NULL) {
+			progress(wl->name, run, opt.runs, "(external)");
+			run_external(wl, &rp);
 		}
 	}
 	if (read_load(&l1) == 0)
@@ -830,15 +1159,8 @@ static void run_workload(const struct bench_workload *wl, struct result *res,
 	if (opt.syscalls) {
 		/* The syscall pass: after the timed runs, so its counter
 		 * never slows one of them. */
-		struct bench_params sp = opt.params;
+		struct bench_params sp = sys_params();
 
-		sp.count_syscalls = 1;
-		if (sp.events > SYS_EVENTS)
-			sp.events = SYS_EVENTS;
-		if (sp.rounds > SYS_ROUNDS)
-			sp.rounds = SYS_ROUNDS;
-		if (sp.requests > SYS_REQUESTS)
-			sp.requests = SYS_REQUESTS;
 		for (size_t i = 0; i < nres; i++) {
 			if (res[i].status != ST_OK)
 				continue;
@@ -859,8 +1181,20 @@ static void run_workload(const struct bench_workload *wl, struct result *res,
 		memcpy(c, res[i].cpus, res[i].n * sizeof(double));
 		res[i].st = bench_stats(v, res[i].n);
 		res[i].cpu = bench_stats(c, res[i].n);
+		for (int k = 0; k < BENCH_NEXTRA; k++) {
+			memcpy(v, res[i].extras[k], res[i].n * sizeof(double));
+			res[i].extra[k] = bench_stats(v, res[i].n);
+		}
 		free(v);
 		free(c);
+	}
+	if (ext.n > 0) {
+		double v[sizeof(ext.values) / sizeof(ext.values[0])];
+
+		memcpy(v, ext.values, ext.n * sizeof(double));
+		ext.st = bench_stats(v, ext.n);
+		memcpy(v, ext.cpus, ext.n * sizeof(double));
+		ext.cpu = bench_stats(v, ext.n);
 	}
 }
 
@@ -894,10 +1228,16 @@ static void describe_machine(void)
 		 u.release, u.machine, model, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-static const struct result *reference(const struct result *res, size_t nres)
+static const char *ref_name(const struct bench_workload *wl)
+{
+	return wl->reference ? wl->reference : REFERENCE;
+}
+
+static const struct result *reference(const struct bench_workload *wl,
+				      const struct result *res, size_t nres)
 {
 	for (size_t i = 0; i < nres; i++)
-		if (strcmp(res[i].e->name, REFERENCE) == 0 &&
+		if (strcmp(res[i].e->name, ref_name(wl)) == 0 &&
 		    res[i].status == ST_OK && res[i].n > 0)
 			return &res[i];
 	return NULL;
@@ -916,24 +1256,30 @@ static double speed_vs(const struct bench_workload *wl,
 static void sys_pass_size(const struct bench_workload *wl, char *buf,
 			  size_t len)
 {
-	struct bench_params sp = opt.params;
+	struct bench_params sp = sys_params();
 
-	if (sp.events > SYS_EVENTS)
-		sp.events = SYS_EVENTS;
-	if (sp.rounds > SYS_ROUNDS)
-		sp.rounds = SYS_ROUNDS;
-	if (sp.requests > SYS_REQUESTS)
-		sp.requests = SYS_REQUESTS;
 	wl->describe(wl, &sp, buf, len);
+}
+
+/* A figure in a column: integers for large values, else 1-2 decimals. */
+static void fmt_num(char *buf, size_t len, double v)
+{
+	if (v >= 10000 || v <= -10000)
+		snprintf(buf, len, "%.0f", v);
+	else if (v >= 100 || v <= -100)
+		snprintf(buf, len, "%.1f", v);
+	else
+		snprintf(buf, len, "%.2f", v);
 }
 
 static void print_table(const struct bench_workload *wl,
 			const struct result *res, size_t nres)
 {
-	const struct result *ref = reference(res, nres);
+	const struct result *ref = reference(wl, res, nres);
 	const char *vfmt = wl->higher_is_better ? "%.0f" : "%.1f";
 	int cw = (int)strlen(wl->cpu_unit), sw = (int)strlen(wl->sys_unit);
-	char size[160], a[32], b[32], c[32];
+	int xw[BENCH_NEXTRA];
+	char size[240], a[32], b[32], c[32];
 	int any_sys = 0;
 
 	if (cw < 9)
@@ -944,9 +1290,19 @@ static void print_table(const struct bench_workload *wl,
 	printf("\n== %s: %s ==\n", wl->name, wl->title);
 	printf("%s; %u run%s per contender, interleaved; %s\n", size, opt.runs,
 	       opt.runs == 1 ? "" : "s", when);
-	printf("%-13s %10s %10s %10s %6s %6s %*s %*s\n", "contender",
+	if (prep_note[0])
+		printf("%s\n", prep_note);
+	printf("%-13s %10s %10s %10s %6s %6s %*s %*s", "contender",
 	       wl->unit, "min", "max", "spread", "vs raw", cw, wl->cpu_unit,
 	       sw, wl->sys_unit);
+	for (int k = 0; k < BENCH_NEXTRA; k++) {
+		xw[k] = wl->extra_unit[k] ? (int)strlen(wl->extra_unit[k]) : 0;
+		if (xw[k] > 0 && xw[k] < 8)
+			xw[k] = 8;
+		if (xw[k] > 0)
+			printf(" %*s", xw[k], wl->extra_unit[k]);
+	}
+	printf("\n");
 	for (size_t i = 0; i < nres; i++) {
 		const struct result *r = &res[i];
 		double sp = speed_vs(wl, r, ref);
@@ -966,17 +1322,40 @@ static void print_table(const struct bench_workload *wl,
 			printf("%6s", "-");
 		printf(" %*.2f", cw, r->cpu.median);
 		if (r->sys >= 0) {
-			printf(" %*.2f\n", sw, r->sys);
+			printf(" %*.2f", sw, r->sys);
 			any_sys = 1;
 		} else {
-			printf(" %*s\n", sw, "-");
+			printf(" %*s", sw, "-");
 		}
+		for (int k = 0; k < BENCH_NEXTRA; k++) {
+			if (xw[k] == 0)
+				continue;
+			fmt_num(a, sizeof(a), r->extra[k].median);
+			printf(" %*s", xw[k], a);
+		}
+		printf("\n");
 	}
 	printf("(median of the runs; spread = (max - min) / median; vs raw = "
-	       "speed relative to %s, higher is better)\n",
-	       ref ? REFERENCE : REFERENCE " (not run)");
+	       "speed relative to %s%s, higher is better)\n", ref_name(wl),
+	       ref ? "" : " (not run)");
 	if (wl->legend)
 		printf("(%s)\n", wl->legend);
+	if (wl->external != NULL) {
+		if (ext.n > 0) {
+			snprintf(a, sizeof(a), vfmt, ext.st.median);
+			snprintf(b, sizeof(b), vfmt, ext.st.min);
+			snprintf(c, sizeof(c), "%.2f", ext.cpu.median);
+			printf("[external, not a contender] %s: %s %s (min %s, "
+			       "max ", ext.name, a, wl->unit, b);
+			snprintf(a, sizeof(a), vfmt, ext.st.max);
+			printf("%s), %s %s; median of %u runs, one after each "
+			       "round of the contenders\n", a, c, wl->cpu_unit,
+			       ext.n);
+		}
+		if (ext.status != 0)
+			printf("[external] %s%s%s\n", ext.name[0] ? ext.name : "",
+			       ext.name[0] ? ": " : "", ext.note);
+	}
 	if (any_sys) {
 		sys_pass_size(wl, size, sizeof(size));
 		printf("(%s counted in a separate run of %s, with a perf counter "
@@ -1011,7 +1390,7 @@ static const char *status_name(enum status s)
 static int save_csv(const struct bench_workload *wl, const struct result *res,
 		    size_t nres)
 {
-	const struct result *ref = reference(res, nres);
+	const struct result *ref = reference(wl, res, nres);
 	char path[4096];
 	FILE *f;
 
@@ -1023,7 +1402,7 @@ static int save_csv(const struct bench_workload *wl, const struct result *res,
 	}
 	fprintf(f, "workload,contender,backend,status,unit,median,min,max,"
 		   "speed_vs_raw,cpu_unit,cpu_median,sys_unit,sys,runs,values,"
-		   "date,note\n");
+		   "date,note,extra\n");
 	for (size_t i = 0; i < nres; i++) {
 		const struct result *r = &res[i];
 		const char *be = r->e->c ? r->e->c->backend : "";
@@ -1043,7 +1422,15 @@ static int save_csv(const struct bench_workload *wl, const struct result *res,
 			for (unsigned k = 0; k < r->n; k++)
 				fprintf(f, "%s%.3f", k ? ";" : "",
 					r->values[k]);
-			fprintf(f, ",%s,\n", when);
+			fprintf(f, ",%s,,", when);
+			for (int k = 0, first = 1; k < BENCH_NEXTRA; k++) {
+				if (wl->extra_unit[k] == NULL)
+					continue;
+				fprintf(f, "%s%s=%.3f", first ? "" : ";",
+					wl->extra_unit[k], r->extra[k].median);
+				first = 0;
+			}
+			fprintf(f, "\n");
 		} else {
 			/* notes hold no commas or quotes worth escaping
 			 * beyond doubling quotes */
@@ -1051,8 +1438,24 @@ static int save_csv(const struct bench_workload *wl, const struct result *res,
 				wl->sys_unit, when);
 			for (const char *p = r->note; *p; p++)
 				fprintf(f, *p == '"' ? "\"\"" : "%c", *p);
-			fprintf(f, "\"\n");
+			fprintf(f, "\",\n");
 		}
+	}
+	if (ext.n > 0) {
+		fprintf(f, "%s,external,,ok,%s,%.3f,%.3f,%.3f,", wl->name,
+			wl->unit, ext.st.median, ext.st.min, ext.st.max);
+		if (ref)
+			fprintf(f, "%.4f", wl->higher_is_better ?
+				ext.st.median / ref->st.median :
+				ref->st.median / ext.st.median);
+		fprintf(f, ",%s,%.4f,%s,,%u,", wl->cpu_unit, ext.cpu.median,
+			wl->sys_unit, ext.n);
+		for (unsigned k = 0; k < ext.n; k++)
+			fprintf(f, "%s%.3f", k ? ";" : "", ext.values[k]);
+		fprintf(f, ",%s,\"", when);
+		for (const char *p = ext.name; *p; p++)
+			fprintf(f, *p == '"' ? "\"\"" : "%c", *p);
+		fprintf(f, "\",\n");
 	}
 	fclose(f);
 	return 0;
@@ -1151,13 +1554,24 @@ int main(int argc, char **argv)
 	if (list) {
 		printf("workloads:\n");
 		for (size_t i = 0; i < NWORKLOADS; i++)
-			printf("  %-13s %s%s\n", workloads[i]->name,
+			printf("  %-19s %s%s\n", workloads[i]->name,
 			       workloads[i]->title,
-			       workloads[i]->optional ? " (only with -w)" : "");
+			       workloads[i]->optional ? " (only with -w or --full)" : "");
 		printf("contenders:\n");
-		for (size_t i = 0; i < nres; i++)
-			printf("  %-13s %s\n", res[i].e->name,
-			       res[i].status == ST_OK ? "ok" : res[i].note);
+		for (size_t i = 0; i < nres; i++) {
+			const struct bench_contender *c = res[i].e->c;
+
+			if (res[i].status != ST_OK) {
+				printf("  %-13s %s\n", res[i].e->name,
+				       res[i].note);
+				continue;
+			}
+			/* ok, and the models it offers (run.sh reads them) */
+			printf("  %-13s ok %s%s%s%s\n", res[i].e->name,
+			       c->io_new ? "io," : "", c->op_new ? "ops," : "",
+			       c->timer_new ? "timers," : "",
+			       c->fop_new ? "files," : "");
+		}
 		return 0;
 	}
 	if (opt.cpu >= 0) {
@@ -1189,7 +1603,8 @@ int main(int argc, char **argv)
 
 		if (!list_has(opt.workloads, wl->name))
 			continue;
-		if (wl->optional && opt.workloads == NULL && !opt.test)
+		if (wl->optional && opt.workloads == NULL && !opt.test &&
+		    !opt.full)
 			continue;
 		/* a failure is per workload: give every contender its
 		 * chance again */
@@ -1211,6 +1626,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < nres; i++) {
 		free(res[i].values);
 		free(res[i].cpus);
+		for (int k = 0; k < BENCH_NEXTRA; k++)
+			free(res[i].extras[k]);
 	}
 	if (failed)
 		fprintf(stderr, "evq-bench: a contender failed its run "

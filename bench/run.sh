@@ -6,9 +6,12 @@
 #   bench/run.sh BUILD_DIR [evq-bench options]
 #
 # BUILD_DIR is a CMake build directory, Release mode (`make bench` makes
-# build-release/ and calls this). The options go to evq-bench (see
+# build-release/ and calls this; `make bench-full` adds --full: every
+# workload at full size). The options go to evq-bench (see
 # `evq-bench --help`); a -c/--contender choice applies to the callgrind
-# part too. Environment:
+# part too. The file workloads keep their test file and tree in
+# BUILD_DIR/bench/bench-data/ (about 1 GiB; reused by later runs; delete
+# it to reclaim the space). Environment:
 #   EVQ_BENCH_CALLGRIND=0   skip the callgrind part
 #   EVQ_BENCH_CG_EVENTS=N   its N (default 20000): runs N and 2N events
 #   EVQ_BENCH_CG_JOBS=J     valgrind runs at once (default: CPUs online);
@@ -19,7 +22,7 @@
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-	sed -n '3,18p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 build=$1
@@ -72,8 +75,12 @@ n2=$((2 * n))
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# Every contender that can run pingpong: readiness (io) or completion
+# (ops) model; --list prints "name ok io,ops,timers,files," for those that
+# run here.
 mapfile -t names < <("$bin" --list "${cg_filter[@]}" |
-	awk '/^contenders:/ { c = 1; next } c && $2 == "ok" { print $1 }')
+	awk '/^contenders:/ { c = 1; next }
+	     c && $2 == "ok" && $3 ~ /(^|,)(io|ops),/ { print $1 }')
 
 cg_run() { # contender events outfile
 	valgrind --tool=callgrind --callgrind-out-file="$3" \

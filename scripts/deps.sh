@@ -19,7 +19,7 @@ set -euo pipefail
 
 REQUIRED=(build-essential cmake pkg-config make)
 OPTIONAL=(liburing-dev libev-dev libuv1-dev libevent-dev libtevent-dev
-          libtalloc-dev gnuplot-nox valgrind strace)
+          libtalloc-dev gnuplot-nox valgrind strace fio)
 CMAKE_MIN=3.25
 
 say() { printf 'deps: %s\n' "$*"; }
