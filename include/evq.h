@@ -60,7 +60,7 @@ struct statx;
 enum evq_backend {
 	EVQ_BACKEND_AUTO = 0,	/* best that works here; EVQ_BACKEND env wins */
 	EVQ_BACKEND_URING,	/* io_uring: native completions */
-	EVQ_BACKEND_AIO,	/* Linux AIO: IOCB_CMD_POLL, ring read in user space */
+	EVQ_BACKEND_AIO,	/* Linux AIO: polls, O_DIRECT transfers, fsync */
 	EVQ_BACKEND_EPOLL,	/* epoll(7) */
 	EVQ_BACKEND_POLL,	/* poll(2), the portable fallback */
 };
@@ -462,7 +462,8 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * SQEs in order). write/writev to a pipe or socket whose reader is gone
  * raise SIGPIPE, as write(2) does; send/sendmsg never do (MSG_NOSIGNAL).
  *
- * Backends: uring runs ops natively. epoll and poll emulate them: sockets
+ * Backends: uring runs ops natively; aio runs O_DIRECT transfers and fsync
+ * natively and emulates the rest. epoll and poll emulate them: sockets
  * and pipes by trying the non-blocking syscall and waiting for readiness
  * on EAGAIN; regular files and the ops that have no readiness (openat,
  * statx, fsync, close, and reads and writes that would block on a file) in

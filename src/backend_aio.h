@@ -24,7 +24,17 @@ struct evq__aio_stats {
 	uint64_t cancels;		/* io_cancel syscalls */
 	uint64_t checks;		/* file identity checks (note g) */
 	uint64_t grows;			/* contexts replaced by a bigger one */
+	/* ops (note j of backend_aio.c): iocbs the kernel accepted, by
+	 * command, and ops handed back to the core's emulation */
+	uint64_t op_pread, op_pwrite, op_preadv, op_pwritev;
+	uint64_t op_fsync, op_fdsync;
+	uint64_t op_emulated;		/* op_start said EVQ__EMULATE */
+	uint64_t op_refused;		/* io_submit failed an op's iocb */
+	uint64_t op_throttled;		/* flushes that left ops queued: full */
+	unsigned op_inflight;		/* native ops not reported yet */
+	unsigned op_queued;		/* prepared, not submitted yet */
 	unsigned nr_events;		/* what the context was asked for */
+	unsigned ring_events;		/* what its ring holds (0: unmapped) */
 	unsigned fallback_fds;		/* fds watched through epoll (note f) */
 	bool ring;			/* completions are read in user space */
 	bool degraded;			/* out of AIO capacity: all on epoll */

@@ -5,13 +5,16 @@
  * without a syscall, io_getevents only to block, the syscall fallback when
  * the ring is not used, partial io_submit and context growth, running out
  * of AIO capacity, the epoll fallback for fds IOCB_CMD_POLL refuses, and
- * close() of an fd with a pending poll. Registered for the aio backend
- * only (EVQ_BACKEND=aio).
+ * close() of an fd with a pending poll; and the ops it runs itself
+ * (note j): O_DIRECT transfers and fsync through IOCB_CMD_*, what goes to
+ * the core's emulation instead, chains, cancel, loop teardown with ops in
+ * flight, and ops beyond the context's capacity. Registered for the aio
+ * backend only (EVQ_BACKEND=aio).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
-#include "helpers.h"
+#include "ops_helpers.h"
 
 #include "backend_aio.h"
 
@@ -20,6 +23,8 @@
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 struct tw {
@@ -200,9 +205,9 @@ static int blocking_calls_io_getevents(void)
 	ASSERT_OK(tw_start(loop, &r, fds[0], EVQ_READ));
 	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
 	count_timer_runs = 0;
+	t0 = t_now_ns();	/* before the timer: it counts from its start */
 	ASSERT_OK(evq_timer_start(loop, &t, 20 * T_MS, 0, count_timer_cb));
 	s0 = stats(loop);
-	t0 = t_now_ns();
 	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_ONCE), 1);
 	dt = t_now_ns() - t0;
 	s1 = stats(loop);
@@ -767,6 +772,703 @@ static int mask_changes(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * Ops (note j of src/backend_aio.c)
+ * ------------------------------------------------------------------------ */
+
+#define BLK 4096u
+
+static char direct_why[1024];
+
+/* The byte at offset i of a test file. */
+static unsigned char pat(uint64_t i)
+{
+	return (unsigned char)(i * 7 + (i >> 12));
+}
+
+static bool is_pat(const unsigned char *p, uint64_t off, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != pat(off + i))
+			return false;
+	return true;
+}
+
+static bool all_bytes(const unsigned char *p, int c, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (p[i] != (unsigned char)c)
+			return false;
+	return true;
+}
+
+/* Zeroed memory aligned for O_DIRECT, or NULL. */
+static unsigned char *xalign(size_t len)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, BLK, len) != 0)
+		return NULL;
+	memset(p, 0, len);
+	return p;
+}
+
+/* An unlinked file of `size` bytes (a multiple of BLK, holding pat()),
+ * open O_RDWR | O_DIRECT, in the first directory whose filesystem takes
+ * O_DIRECT: $TMPDIR, /var/tmp, the working directory (ctest runs in the
+ * build tree), /tmp. tmpfs refuses O_DIRECT before Linux 6.6. *buffered,
+ * if not NULL, gets a second, buffered fd of the same file. -1, with the
+ * reasons in direct_why, if no directory will do. */
+static int direct_file(size_t size, int *buffered)
+{
+	const char *dirs[] = { getenv("TMPDIR"), "/var/tmp", ".", "/tmp" };
+	static unsigned seq;
+	unsigned char *buf = xalign(size);
+	char path[512];
+	size_t wl = 0;
+
+	direct_why[0] = 0;
+	if (!buf)
+		return -1;
+	for (size_t i = 0; i < size; i++)
+		buf[i] = pat(i);
+	for (size_t d = 0; d < T_NELEM(dirs); d++) {
+		int fd, bfd = -1, e;
+
+		if (!dirs[d] || !dirs[d][0])
+			continue;
+		snprintf(path, sizeof(path), "%s/evq-test-aio-direct.%d.%u",
+			 dirs[d], (int)getpid(), seq++);
+		fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_DIRECT |
+				O_CLOEXEC, 0600);
+		if (fd < 0) {
+			e = errno;
+			wl += (size_t)snprintf(direct_why + wl,
+					       sizeof(direct_why) - wl,
+					       "%s: open: %s; ", dirs[d],
+					       strerror(e));
+			continue;
+		}
+		if (buffered)
+			bfd = open(path, O_RDWR | O_CLOEXEC);
+		(void)unlink(path);
+		if (pwrite(fd, buf, size, 0) != (ssize_t)size ||
+		    (buffered && bfd < 0)) {
+			e = errno;
+			wl += (size_t)snprintf(direct_why + wl,
+					       sizeof(direct_why) - wl,
+					       "%s: O_DIRECT write: %s; ",
+					       dirs[d], strerror(e));
+			close(fd);
+			t_close(bfd);
+			continue;
+		}
+		if (buffered)
+			*buffered = bfd;
+		free(buf);
+		return fd;
+	}
+	free(buf);
+	return -1;
+}
+
+#define DIRECT_FILE_OR_SKIP(fd, size, buffered, loop)			\
+	do {								\
+		(fd) = direct_file((size), (buffered));			\
+		if ((fd) < 0) {						\
+			t_loop_free(loop);				\
+			return t_skip("no filesystem here takes "	\
+				      "O_DIRECT: %s", direct_why);	\
+		}							\
+	} while (0)
+
+/* O_DIRECT read, write, readv, writev, fsync and fdatasync each go to the
+ * kernel as one IOCB_CMD_* iocb, with the core emulating none of them. */
+static int direct_ops_native(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s;
+	struct t_op o = { 0 };
+	unsigned char *a = xalign(4 * BLK), *b = xalign(2 * BLK);
+	struct iovec iov[2];
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(a && b);
+	DIRECT_FILE_OR_SKIP(fd, 16 * BLK, NULL, loop);
+	s0 = stats(loop);
+
+	T_STEP("read: IOCB_CMD_PREAD");
+	t_op_init(&o);
+	evq_prep_read(&o.op, fd, a, 2 * BLK, 2 * BLK);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, 2 * BLK);
+	ASSERT_TRUE(is_pat(a, 2 * BLK, 2 * BLK));
+	ASSERT_EQ(stats(loop).op_pread - s0.op_pread, 1);
+
+	T_STEP("write: IOCB_CMD_PWRITE");
+	memset(b, 'W', 2 * BLK);
+	t_op_init(&o);
+	evq_prep_write(&o.op, fd, b, BLK, BLK);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, BLK);
+	ASSERT_EQ(pread(fd, a, BLK, BLK), BLK);
+	ASSERT_TRUE(all_bytes(a, 'W', BLK));
+	ASSERT_EQ(stats(loop).op_pwrite - s0.op_pwrite, 1);
+
+	T_STEP("readv: IOCB_CMD_PREADV");
+	memset(a, 0, 4 * BLK);
+	iov[0] = (struct iovec){ a, BLK };
+	iov[1] = (struct iovec){ a + 2 * BLK, BLK };
+	t_op_init(&o);
+	evq_prep_readv(&o.op, fd, iov, 2, 3 * BLK);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, 2 * BLK);
+	ASSERT_TRUE(is_pat(a, 3 * BLK, BLK));
+	ASSERT_TRUE(is_pat(a + 2 * BLK, 4 * BLK, BLK));
+	ASSERT_EQ(stats(loop).op_preadv - s0.op_preadv, 1);
+
+	T_STEP("writev: IOCB_CMD_PWRITEV");
+	iov[0] = (struct iovec){ b, BLK };
+	iov[1] = (struct iovec){ b + BLK, BLK };
+	t_op_init(&o);
+	evq_prep_writev(&o.op, fd, iov, 2, 8 * BLK);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, 2 * BLK);
+	ASSERT_EQ(pread(fd, a, 2 * BLK, 8 * BLK), 2 * BLK);
+	ASSERT_TRUE(all_bytes(a, 'W', 2 * BLK));
+	ASSERT_EQ(stats(loop).op_pwritev - s0.op_pwritev, 1);
+
+	T_STEP("fsync and fdatasync: IOCB_CMD_FSYNC, IOCB_CMD_FDSYNC");
+	t_op_init(&o);
+	evq_prep_fsync(&o.op, fd, 0);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_ERR(o.res, 0);
+	t_op_init(&o);
+	evq_prep_fsync(&o.op, fd, EVQ_FSYNC_DATASYNC);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_ERR(o.res, 0);
+
+	T_STEP("counters");
+	s = stats(loop);
+	ASSERT_EQ(s.op_fsync - s0.op_fsync, 1);
+	ASSERT_EQ(s.op_fdsync - s0.op_fdsync, 1);
+	ASSERT_EQ(s.op_emulated - s0.op_emulated, 0);
+	ASSERT_EQ(s.op_refused - s0.op_refused, 0);
+	ASSERT_EQ(s.op_inflight, 0);
+	ASSERT_EQ(s.op_queued, 0);
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	ASSERT_OK(t_run_nowait(loop, 3));	/* nothing late */
+	ASSERT_EQ(o.ncalls, 1);
+	close(fd);
+	free(a);
+	free(b);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* Run op (prepared in o) to its completion; 0 or -1. */
+static int run_op(struct evq_loop *loop, struct t_op *o)
+{
+	if (t_op_submit(loop, o, 0) != 0)
+		return -1;
+	return t_op_wait(loop, o, 5000);
+}
+
+/* What the backend leaves to the core: a buffered file (buffered AIO
+ * would block inside io_submit), EVQ_OFFSET_CURRENT, a write past the end
+ * of the file (ext4 does those inside io_submit) or on an O_APPEND fd, a
+ * read into a pool buffer, and a pipe with O_DIRECT (packet mode: AIO would block in
+ * io_submit on it). fsync of a file without an fsync method is refused
+ * by io_submit with the error fsync(2) gives. */
+static int emulated_ops(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s;
+	struct evq_pool *pool = NULL;
+	struct t_op o = { 0 };
+	unsigned char *a = xalign(2 * BLK), *b = xalign(BLK);
+	struct stat sb;
+	int fd, bfd = -1, p[2], fl, bad, fsync_errno;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(a && b);
+	DIRECT_FILE_OR_SKIP(fd, 16 * BLK, &bfd, loop);
+	s0 = stats(loop);
+
+	T_STEP("buffered file");
+	t_op_init(&o);
+	evq_prep_read(&o.op, bfd, a, BLK, 5 * BLK);
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_EQ(o.res, BLK);
+	ASSERT_TRUE(is_pat(a, 5 * BLK, BLK));
+	ASSERT_EQ(stats(loop).op_emulated - s0.op_emulated, 1);
+
+	T_STEP("EVQ_OFFSET_CURRENT");
+	ASSERT_EQ(lseek(fd, BLK, SEEK_SET), BLK);
+	t_op_init(&o);
+	evq_prep_read(&o.op, fd, a, BLK, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_EQ(o.res, BLK);
+	ASSERT_TRUE(is_pat(a, BLK, BLK));
+	ASSERT_EQ(stats(loop).op_emulated - s0.op_emulated, 2);
+
+	T_STEP("a write past the end");
+	memset(b, 'E', BLK);
+	t_op_init(&o);
+	evq_prep_write(&o.op, fd, b, BLK, 16 * BLK);
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_EQ(o.res, BLK);
+	ASSERT_OK(fstat(fd, &sb));
+	ASSERT_EQ(sb.st_size, 17 * BLK);
+	ASSERT_EQ(stats(loop).op_emulated - s0.op_emulated, 3);
+
+	T_STEP("a write on an O_APPEND fd (appends, whatever the offset)");
+	fl = fcntl(fd, F_GETFL);
+	ASSERT_GE(fl, 0);
+	ASSERT_OK(fcntl(fd, F_SETFL, fl | O_APPEND));
+	t_op_init(&o);
+	evq_prep_write(&o.op, fd, b, BLK, 0);
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_EQ(o.res, BLK);
+	ASSERT_OK(fstat(fd, &sb));
+	ASSERT_EQ(sb.st_size, 18 * BLK);
+	ASSERT_OK(fcntl(fd, F_SETFL, fl));
+	ASSERT_EQ(stats(loop).op_emulated - s0.op_emulated, 4);
+
+	T_STEP("a read into a pool buffer");
+	ASSERT_OK(evq_pool_new(loop, &pool, 1, BLK));
+	t_op_init(&o);
+	evq_prep_read_pool(&o.op, fd, pool, 0);
+	ASSERT_OK(run_op(loop, &o));
+	if (o.flags & EVQ_OP_F_BUFFER)
+		ASSERT_OK(evq_pool_release(pool, EVQ_OP_F_BUFID(o.flags)));
+	ASSERT_EQ(stats(loop).op_emulated - s0.op_emulated, 5);
+
+	T_STEP("a pipe with O_DIRECT");
+	ASSERT_OK(t_pipe_mode(p, false));
+	fl = fcntl(p[0], F_GETFL);
+	ASSERT_GE(fl, 0);
+	ASSERT_OK(fcntl(p[0], F_SETFL, fl | O_DIRECT));
+	ASSERT_TRUE(fcntl(p[0], F_GETFL) & O_DIRECT);
+	t_op_init(&o);
+	evq_prep_read(&o.op, p[0], a, BLK, 0);	/* AIO: blocks forever */
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_ERR(o.res, -ESPIPE);	/* pread(2) on a pipe */
+	ASSERT_EQ(stats(loop).op_emulated - s0.op_emulated, 6);
+
+	T_STEP("fsync of a pipe: refused like fsync(2)");
+	errno = 0;
+	ASSERT_EQ(fsync(p[1]), -1);
+	fsync_errno = errno;
+	t_op_init(&o);
+	evq_prep_fsync(&o.op, p[1], 0);
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_ERR(o.res, -fsync_errno);
+	T_STEP("fsync of a closed fd");
+	bad = fcntl(fd, F_DUPFD_CLOEXEC, 1000);
+	ASSERT_GE(bad, 1000);
+	close(bad);
+	t_op_init(&o);
+	evq_prep_fsync(&o.op, bad, 0);
+	ASSERT_OK(run_op(loop, &o));
+	ASSERT_ERR(o.res, -EBADF);
+
+	s = stats(loop);
+	ASSERT_EQ(s.op_emulated - s0.op_emulated, 6);
+	ASSERT_EQ(s.op_refused - s0.op_refused, 2);
+	ASSERT_EQ(s.op_pread + s.op_pwrite + s.op_fsync -
+		  s0.op_pread - s0.op_pwrite - s0.op_fsync, 0);
+	ASSERT_EQ(s.op_inflight, 0);
+	t_close2(p);
+	close(fd);
+	close(bfd);
+	ASSERT_OK(evq_pool_free(pool));
+	free(a);
+	free(b);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* With the ring ignored, op completions come from io_getevents. */
+static int direct_ops_no_ring(void)
+{
+	struct evq_loop *loop;
+	struct evq__aio_stats s;
+	struct t_op o = { 0 };
+	unsigned char *a = xalign(BLK);
+	int fd;
+
+	evq__aio_test_params(0, 0, true);
+	loop = t_loop_new();
+	evq__aio_test_params(0, 0, false);
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(a);
+	ASSERT_EQ(stats(loop).ring, false);
+	DIRECT_FILE_OR_SKIP(fd, 4 * BLK, NULL, loop);
+	for (int i = 0; i < 4; i++) {
+		t_op_init(&o);
+		evq_prep_read(&o.op, fd, a, BLK, (uint64_t)i * BLK);
+		ASSERT_OK(run_op(loop, &o));
+		ASSERT_EQ(o.res, BLK);
+		ASSERT_TRUE(is_pat(a, (uint64_t)i * BLK, BLK));
+	}
+	s = stats(loop);
+	ASSERT_EQ(s.op_pread, 4);
+	ASSERT_EQ(s.ring_reaps, 0);
+	ASSERT_GE(s.getevents_calls, 4);
+	close(fd);
+	free(a);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* Nothing but native ops in flight: no poll will ever complete, so the
+ * loop must block in io_getevents for the ops themselves, and return
+ * when they are done (a hang here fails through the watchdog). */
+static int run_with_only_native_ops(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op r = { 0 }, f = { 0 };
+	unsigned char *a = xalign(8 * BLK);
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(a);
+	t_case_timeout(10);
+	DIRECT_FILE_OR_SKIP(fd, 8 * BLK, NULL, loop);
+	t_op_init(&r);
+	evq_prep_read(&r.op, fd, a, 8 * BLK, 0);
+	ASSERT_OK(t_op_submit(loop, &r, 0));
+	t_op_init(&f);
+	evq_prep_fsync(&f.op, fd, 0);
+	ASSERT_OK(t_op_submit(loop, &f, 0));
+	T_STEP("EVQ_RUN_DEFAULT returns when both are done");
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_DEFAULT), 0);
+	ASSERT_EQ(r.ncalls, 1);
+	ASSERT_EQ(r.res, 8 * BLK);
+	ASSERT_TRUE(is_pat(a, 0, 8 * BLK));
+	ASSERT_EQ(f.ncalls, 1);
+	ASSERT_ERR(f.res, 0);
+	ASSERT_EQ(stats(loop).op_pread, 1);
+	ASSERT_EQ(stats(loop).op_fsync, 1);
+	close(fd);
+	free(a);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* A chain mixing the two kinds: a native O_DIRECT read, then an emulated
+ * send of what it read. A short read (at the end of the file) breaks the
+ * chain. */
+static int chain_native_then_emulated(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s;
+	struct t_op r = { 0 }, w = { 0 };
+	unsigned char *a = xalign(2 * BLK), got[2 * BLK];
+	int fd, sv[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(a);
+	DIRECT_FILE_OR_SKIP(fd, 8 * BLK, NULL, loop);
+	ASSERT_OK(t_socketpair(sv));
+	s0 = stats(loop);
+
+	T_STEP("read 2 blocks, then send them");
+	t_op_init(&r);
+	evq_prep_read(&r.op, fd, a, 2 * BLK, 4 * BLK);
+	ASSERT_OK(t_op_submit(loop, &r, EVQ_OP_LINK));
+	t_op_init(&w);
+	evq_prep_send(&w.op, sv[0], a, 2 * BLK, 0);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	ASSERT_OK(t_op_wait(loop, &w, 5000));
+	ASSERT_EQ(r.ncalls, 1);
+	ASSERT_EQ(r.res, 2 * BLK);
+	ASSERT_EQ(w.res, 2 * BLK);
+	ASSERT_LT(r.seq, w.seq);
+	ASSERT_EQ(recv(sv[1], got, sizeof(got), MSG_WAITALL), 2 * BLK);
+	ASSERT_TRUE(is_pat(got, 4 * BLK, 2 * BLK));
+	s = stats(loop);
+	ASSERT_EQ(s.op_pread - s0.op_pread, 1);
+	ASSERT_EQ(s.op_emulated - s0.op_emulated, 1);
+
+	T_STEP("a short read at the end breaks the chain");
+	t_op_init(&r);
+	evq_prep_read(&r.op, fd, a, 2 * BLK, 7 * BLK);
+	ASSERT_OK(t_op_submit(loop, &r, EVQ_OP_LINK));
+	t_op_init(&w);
+	evq_prep_send(&w.op, sv[0], a, 2 * BLK, 0);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	ASSERT_OK(t_op_wait(loop, &w, 5000));
+	ASSERT_EQ(r.res, BLK);
+	ASSERT_ERR(w.res, -ECANCELED);
+	ASSERT_EQ(stats(loop).op_pread - s0.op_pread, 2);
+	ASSERT_EQ(t_sock_drain(sv[1]), 0);
+	t_close2(sv);
+	close(fd);
+	free(a);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* A native op cannot be stopped (io_cancel() is for polls): a cancel
+ * says -EALREADY, and the op completes once, with its own result. The
+ * cancel runs in the iteration that starts the read, so the read is
+ * native by then whatever the device's speed. */
+static int cancel_native_op(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op r = { 0 }, c = { 0 }, cf = { 0 };
+	unsigned char *a = xalign(4 * BLK);
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(a);
+	DIRECT_FILE_OR_SKIP(fd, 4 * BLK, NULL, loop);
+	t_op_init(&r);
+	evq_prep_read(&r.op, fd, a, 4 * BLK, 0);
+	ASSERT_OK(t_op_submit(loop, &r, 0));
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &r.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	t_op_init(&cf);
+	evq_prep_cancel_fd(&cf.op, fd);
+	ASSERT_OK(t_op_submit(loop, &cf, 0));
+	ASSERT_OK(t_op_wait(loop, &r, 5000));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_OK(t_op_wait(loop, &cf, 5000));
+	ASSERT_ERR(c.res, -EALREADY);
+	ASSERT_ERR(cf.res, -ENOENT);	/* none cancelled */
+	ASSERT_EQ(r.res, 4 * BLK);
+	ASSERT_TRUE(is_pat(a, 0, 4 * BLK));
+	ASSERT_EQ(stats(loop).op_pread, 1);
+	ASSERT_OK(t_run_nowait(loop, 5));
+	ASSERT_EQ(r.ncalls, 1);
+	close(fd);
+	free(a);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* A write and an evq close op on its fd, in the same iteration: the close
+ * runs in the thread pool, maybe before the loop's next io_submit, so
+ * the write goes to the kernel when the close starts, and holds the file:
+ * it lands, natively, and the close closes. */
+static int close_op_after_native_write(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op w = { 0 }, c = { 0 };
+	unsigned char *a = xalign(BLK);
+	int fd, bfd = -1;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(a);
+	DIRECT_FILE_OR_SKIP(fd, 4 * BLK, &bfd, loop);
+	memset(a, 'C', BLK);
+	t_op_init(&w);
+	evq_prep_write(&w.op, fd, a, BLK, 2 * BLK);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	t_op_init(&c);
+	evq_prep_close(&c.op, fd);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &w, 5000));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_EQ(w.res, BLK);
+	ASSERT_ERR(c.res, 0);
+	ASSERT_TRUE(!t_fd_open(fd));
+	ASSERT_EQ(stats(loop).op_pwrite, 1);
+	memset(a, 0, BLK);
+	ASSERT_EQ(pread(bfd, a, BLK, 2 * BLK), BLK);
+	ASSERT_TRUE(all_bytes(a, 'C', BLK));
+	close(bfd);
+	free(a);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+#define NFREE 100
+#define FREE_LEN (16 * BLK)
+#define FREE_TRIES 10
+
+/* One try of the case below: NFREE reads submitted by one iteration,
+ * then evq_loop_free(). *inflight: how many had not completed at the
+ * free. */
+static int free_with_reads(int fd, struct t_op *o, unsigned char *a,
+			   unsigned *inflight)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s;
+	int ok = 0;
+
+	ASSERT_NOTNULL(loop);
+	memset(o, 0, NFREE * sizeof(*o));
+	for (int i = 0; i < NFREE; i++) {
+		t_op_init(&o[i]);
+		evq_prep_read(&o[i].op, fd, a + (size_t)i * FREE_LEN, FREE_LEN,
+			      (uint64_t)i * FREE_LEN);
+		ASSERT_OK(t_op_submit(loop, &o[i], 0));
+	}
+	T_STEP("one iteration submits all of them");
+	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);	/* 0: done */
+	s = stats(loop);
+	ASSERT_EQ(s.op_pread, NFREE);
+	*inflight = s.op_inflight;
+	T_STEP("free with %u in flight", s.op_inflight);
+	t_loop_free(loop);
+	for (int i = 0; i < NFREE; i++) {
+		EXPECT_EQ(o[i].ncalls, 1);
+		EXPECT_EQ(o[i].res, FREE_LEN);
+		ok += o[i].res == FREE_LEN &&
+		      is_pat(a + (size_t)i * FREE_LEN, (uint64_t)i * FREE_LEN,
+			     FREE_LEN);
+	}
+	ASSERT_EQ(ok, NFREE);
+	return T_PASS;
+}
+
+/* evq_loop_free() with native reads in flight: it waits for every one
+ * (they cannot be cancelled), and each completes exactly once, with its
+ * own result, from inside the free. A device usually takes longer than
+ * the few us between the last io_submit and the reap that follows it, but
+ * a preempted loop may find all done: then try again. tmpfs (no device)
+ * completes each read inside io_submit: nothing is ever in flight. */
+static int loop_free_waits_for_native_ops(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op *o = calloc(NFREE, sizeof(*o));
+	unsigned char *a = xalign((size_t)NFREE * FREE_LEN);
+	unsigned inflight = 0;
+	struct stat sb;
+	int fd, tries = 0;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(o && a);
+	DIRECT_FILE_OR_SKIP(fd, (size_t)NFREE * FREE_LEN, NULL, loop);
+	t_loop_free(loop);
+	ASSERT_OK(fstat(fd, &sb));
+	do {
+		if (free_with_reads(fd, o, a, &inflight) != T_PASS)
+			return T_FAIL;
+	} while (inflight == 0 && major(sb.st_dev) != 0 &&
+		 ++tries < FREE_TRIES);
+	t_note("%u of %d in flight at evq_loop_free(), try %d", inflight,
+	       NFREE, tries + 1);
+	if (major(sb.st_dev) != 0)
+		ASSERT_GT(inflight, 0);
+	close(fd);
+	free(a);
+	free(o);
+	return T_PASS;
+}
+
+/* An op started by a completion (the next of a chain) is prepared but not
+ * submitted until the next wait; a free before that ends it with
+ * -ECANCELED, as it ends ops not started yet. */
+static int loop_free_cancels_unsubmitted(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op r1 = { 0 }, r2 = { 0 };
+	unsigned char *a = xalign(2 * BLK);
+	struct evq__aio_stats s;
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(a);
+	DIRECT_FILE_OR_SKIP(fd, 2 * BLK, NULL, loop);
+	t_op_init(&r1);
+	evq_prep_read(&r1.op, fd, a, BLK, 0);
+	ASSERT_OK(t_op_submit(loop, &r1, EVQ_OP_LINK));
+	t_op_init(&r2);
+	evq_prep_read(&r2.op, fd, a + BLK, BLK, BLK);
+	ASSERT_OK(t_op_submit(loop, &r2, 0));
+	ASSERT_OK(t_op_wait(loop, &r1, 5000));
+	ASSERT_EQ(r1.res, BLK);
+	s = stats(loop);
+	ASSERT_EQ(r2.ncalls, 0);
+	ASSERT_EQ(s.op_queued, 1);
+	ASSERT_EQ(s.op_pread, 1);
+	t_loop_free(loop);
+	ASSERT_EQ(r2.ncalls, 1);
+	ASSERT_ERR(r2.res, -ECANCELED);
+	close(fd);
+	free(a);
+	return T_PASS;
+}
+
+#define NCAP 400
+
+/* More ops than the context holds (io_setup(1): about 120 requests on a
+ * machine with few CPUs; the kernel makes room for 4 per CPU at least):
+ * io_submit takes what fits, the rest wait for completions to free
+ * slots, and the context is not grown for them. A watched pipe shares
+ * the submissions meanwhile. */
+static int ops_beyond_capacity(void)
+{
+	struct evq_loop *loop;
+	struct t_op *o = calloc(NCAP, sizeof(*o));
+	unsigned char *a = xalign((size_t)NCAP * BLK);
+	struct evq__aio_stats s;
+	struct tw w;
+	int fd, fds[2], done = 0, ok = 0;
+
+	evq__aio_test_params(1, 0, false);
+	loop = t_loop_new();
+	evq__aio_test_params(0, 0, false);
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(o && a);
+	DIRECT_FILE_OR_SKIP(fd, 64 * BLK, NULL, loop);
+	ASSERT_OK(t_pipe(fds));
+	ASSERT_OK(tw_start(loop, &w, fds[0], EVQ_READ));
+	w.consume = 1;
+	for (int i = 0; i < NCAP; i++) {
+		t_op_init(&o[i]);
+		evq_prep_read(&o[i].op, fd, a + (size_t)i * BLK, BLK,
+			      (uint64_t)(i % 64) * BLK);
+		ASSERT_OK(t_op_submit(loop, &o[i], 0));
+	}
+	ASSERT_OK(t_write_byte(fds[1]));
+	T_STEP("run until all are done");
+	for (uint64_t end = t_now_ns() + 10000 * T_MS;
+	     done < NCAP && t_now_ns() < end;) {
+		ASSERT_GE(t_run_once(loop, 5000), 0);
+		done = 0;
+		for (int i = 0; i < NCAP; i++)
+			done += o[i].ncalls;
+	}
+	ASSERT_EQ(done, NCAP);
+	for (int i = 0; i < NCAP; i++)
+		ok += o[i].res == (int)BLK &&
+		      is_pat(a + (size_t)i * BLK, (uint64_t)(i % 64) * BLK,
+			     BLK);
+	ASSERT_EQ(ok, NCAP);
+	ASSERT_EQ(w.count, 1);
+	s = stats(loop);
+	t_note("%llu io_submit calls, %llu throttled, a ring of %u",
+	       (unsigned long long)s.submit_calls,
+	       (unsigned long long)s.op_throttled, s.ring_events);
+	ASSERT_EQ(s.op_pread, NCAP);
+	if (s.ring_events && s.ring_events < NCAP)	/* not on many CPUs */
+		ASSERT_GT(s.op_throttled, 0);
+	ASSERT_EQ(s.grows, 0);
+	ASSERT_EQ(s.degraded, false);
+	ASSERT_EQ(s.op_inflight, 0);
+	ASSERT_EQ(s.op_queued, 0);
+	ASSERT_OK(evq_io_stop(&w.io));
+	t_close2(fds);
+	close(fd);
+	t_loop_free(loop);
+	free(a);
+	free(o);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(ring_reaps_without_syscalls),
 	T_CASE(ping_pong_once),
@@ -784,6 +1486,16 @@ static const struct t_case cases[] = {
 	T_CASE(close_reuse_rearm_checked),
 	T_CASE(loop_free_releases_files),
 	T_CASE(mask_changes),
+	T_CASE(direct_ops_native),
+	T_CASE(emulated_ops),
+	T_CASE(direct_ops_no_ring),
+	T_CASE(run_with_only_native_ops),
+	T_CASE(chain_native_then_emulated),
+	T_CASE(cancel_native_op),
+	T_CASE(close_op_after_native_write),
+	T_CASE(loop_free_waits_for_native_ops),
+	T_CASE(loop_free_cancels_unsubmitted),
+	T_CASE(ops_beyond_capacity),
 };
 
 int main(int argc, char **argv)

@@ -581,6 +581,22 @@ static int try_rw(struct evq_op *op, int *res)
 		off = (off_t)op->u.vec.off;
 	}
 
+	/* RWF_NOWAIT does not stop an O_DIRECT read from waiting for the
+	 * device (seen on 6.18: ~1.7 ms per MiB inside the loop), so such
+	 * files go straight to the pool. Only positioned transfers can be on
+	 * a file; the check costs one fcntl there. */
+	if (off != (off_t)-1) {
+		int fl = fcntl(op->fd, F_GETFL);
+
+		if (fl >= 0 && (fl & O_DIRECT)) {
+			if (op->flags & EVQ__OPF_POOL) {
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+				op->cflags = 0;
+			}
+			return TRY_POOL;
+		}
+	}
 	r = rd ? preadv2(op->fd, iov, cnt, off, RWF_NOWAIT)
 	       : pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT);
 	if (r >= 0) {
