@@ -8,7 +8,7 @@
 #   make bench    deps, Release build, bench/run.sh (the default set,
 #                 under 3 minutes on a 2-core VM; docs/BENCHMARKS.md)
 #   make bench-full  the same with --full: every workload, full sizes
-#                 (about 15 minutes)
+#                 (about 16 minutes)
 #   make install  build/ and `cmake --install` into $(PREFIX)
 #   make deps     scripts/deps.sh: install what is missing (apt-get, root)
 #   make clean    remove the build directories

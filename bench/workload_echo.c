@@ -669,6 +669,7 @@ static void echo_describe(const struct bench_workload *wl,
 			  "over the timed window per request, the client "  \
 			  "not counted; srv sys/req: the server thread's "   \
 			  "syscalls per request",                            \
+		.na_why = "no fd watchers and no echo server",             \
 		.higher_is_better = 1,                                       \
 		.param = n,                                                  \
 		.models = BENCH_MODEL_IO | BENCH_MODEL_OPS,                  \

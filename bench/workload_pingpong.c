@@ -301,6 +301,7 @@ const struct bench_workload bench_workload_pingpong = {
 	.unit = "events/s",
 	.cpu_unit = "cpu s/Mev",
 	.sys_unit = "sys/ev",
+	.na_why = "no fd watchers or fd ops",
 	.higher_is_better = 1,
 	.models = BENCH_MODEL_IO | BENCH_MODEL_OPS,
 	.run = pp_run,

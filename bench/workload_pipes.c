@@ -207,7 +207,7 @@ static void pw_describe(const struct bench_workload *wl,
 		.unit = "us/round",                                          \
 		.cpu_unit = "cpu us/round",                                  \
 		.sys_unit = "sys/round",                                     \
-		.na_why = "completion API: no watchers to stop and start",   \
+		.na_why = "no fd watchers to stop and start",                \
 		.higher_is_better = 0,                                       \
 		.param = n,                                                  \
 		.models = BENCH_MODEL_IO,                                    \
