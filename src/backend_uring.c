@@ -104,6 +104,8 @@ struct uring_state {
 	bool epoll_wait_op;	/* IORING_OP_EPOLL_WAIT exists */
 	bool epoll_armed;	/* the readiness SQE is in the kernel */
 	bool epoll_fired;	/* fallback: the epoll fd polled readable */
+	int epoll_ready;	/* events the EPOLL_WAIT left in set.events,
+				 * not yet handed to the core */
 	bool reg_ring;		/* enter with the registered ring index */
 	bool multishot_accept;	/* note h */
 	bool multishot_recv;
@@ -357,17 +359,19 @@ static unsigned done_room(struct evq_loop *loop, unsigned n)
 	return (unsigned)(loop->done_cap - loop->ndone);
 }
 
-/* Move the CQEs into the core's arrays: readiness into fired[] (returns
- * how many), op completions into loop->done. */
-static int reap(struct evq_loop *loop, struct uring_state *st)
+/* Move the CQEs into the core's arrays: op completions into loop->done;
+ * readiness is noted in st (epoll_ready, epoll_fired) for uring_wait(),
+ * whichever path reaped it: a full SQ makes submit() reap mid-iteration,
+ * and events taken off the epoll set then must not be dropped (edge
+ * triggered ones would never come again). */
+static void reap(struct evq_loop *loop, struct uring_state *st)
 {
 	struct io_uring_cq *cq = &st->ring.cq;
 	unsigned head = *cq->khead;
 	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
-	int nfired = 0;
 
 	if (n == 0)
-		return 0;
+		return;
 	n = done_room(loop, n);
 	for (unsigned i = 0; i < n; i++) {
 		const struct io_uring_cqe *cqe =
@@ -382,7 +386,7 @@ static int reap(struct evq_loop *loop, struct uring_state *st)
 			if (!st->epoll_wait_op)
 				st->epoll_fired = true;
 			else if (cqe->res > 0)
-				nfired = cqe->res;
+				st->epoll_ready = cqe->res;
 		}
 	}
 	io_uring_smp_store_release(cq->khead, head + n);
@@ -393,7 +397,6 @@ static int reap(struct evq_loop *loop, struct uring_state *st)
 		op->qnext = NULL;
 		rearm_single(loop, op);
 	}
-	return nfired;
 }
 
 /* Submit what is queued, making room in the CQ if the kernel wants it. */
@@ -405,9 +408,7 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
 		r = enter(st, sq_flush(&st->ring), 0, 0);
 		if (r != -EBUSY && r != -EINTR)
 			return r < 0 ? r : 0;
-		(void)reap(loop, st);	/* note d */
-		/* reap() never reports readiness here: a TAG_EPOLL CQE only
-		 * re-arms at the next wait, which re-reads the set. */
+		reap(loop, st);	/* note d */
 	}
 }
 
@@ -501,13 +502,16 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
 	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
 	 * something else that is in flight. */
-	if ((st->inflight | st->epoll_armed | st->epoll_fired) == 0 &&
+	if ((st->inflight | st->epoll_armed | st->epoll_fired |
+	     st->epoll_ready) == 0 &&
 	    st->ring.sq.sqe_tail == st->ring.sq.sqe_head && st->direct_ok)
 		return wait_direct(loop, st, max, timeout_ns);
 
-	if (!st->epoll_armed && !st->epoll_fired)
+	/* set.events still holds unreported events: no new EPOLL_WAIT may
+	 * write over them, and there is no reason to block. */
+	if (!st->epoll_armed && !st->epoll_fired && !st->epoll_ready)
 		arm_epoll(loop, st, max);
-	if (io_uring_cq_ready(&st->ring) || st->epoll_fired)
+	if (io_uring_cq_ready(&st->ring) || st->epoll_fired || st->epoll_ready)
 		timeout_ns = 0;
 
 	loop->kernel_queued = false;
@@ -515,7 +519,9 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
 		return r;
-	n = reap(loop, st);
+	reap(loop, st);
+	n = st->epoll_ready;
+	st->epoll_ready = 0;
 	if (st->epoll_fired) {
 		/* Fallback readiness: the set said readable; collect. */
 		st->epoll_fired = false;
@@ -728,7 +734,7 @@ static void uring_op_drain(struct evq_loop *loop)
 
 		if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME)
 			break;
-		(void)reap(loop, st);
+		reap(loop, st);
 	}
 }
 
