@@ -1501,7 +1501,8 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 			uint64_t now = evq__clock_ns();
 
 			if (!deadline)
-				deadline = now + (uint64_t)timeout_ns;
+				deadline = evq__ns_after(now,
+							 (uint64_t)timeout_ns);
 			else if (now >= deadline)
 				return 0;
 			ts.tv_sec = (time_t)((deadline - now) / 1000000000u);

@@ -303,6 +303,15 @@ static inline bool evq__ops_pending(const struct evq_loop *loop)
 EVQ__HIDDEN int evq__backend_open(struct evq_loop *loop,
 				  enum evq_backend want);
 
+/* The saturation rule of every duration (evq.h, "Durations"): now + ns,
+ * or EVQ__NEVER where that would pass the end of the 64-bit clock. A
+ * deadline of EVQ__NEVER never comes: no clock reading reaches it. */
+#define EVQ__NEVER UINT64_MAX
+static inline uint64_t evq__ns_after(uint64_t now, uint64_t ns)
+{
+	return ns > EVQ__NEVER - now ? EVQ__NEVER : now + ns;
+}
+
 /* Syscall edge: run a libc call that sets errno, return -errno or result. */
 #define EVQ__SYS(call) ({ long evq__r = (call); evq__r < 0 ? -errno : evq__r; })
 
