@@ -247,7 +247,9 @@ struct evq_op {
  * the environment variable EVQ_BACKEND (uring, aio, epoll, poll) picks the
  * backend; otherwise the best one that works is used. Asking for a backend
  * that this build or kernel lacks returns its error (-ENOTSUP, -ENOSYS,
- * -EPERM, ...) rather than falling back. */
+ * -EPERM, ...) rather than falling back. evq reads every environment
+ * variable (EVQ_BACKEND, EVQ_DEBUG, ...) with secure_getenv(): a setuid or
+ * setgid program ignores them, as if they were not set. */
 EVQ_API int evq_loop_new(struct evq_loop **loopp,
 			 const struct evq_loop_options *opts);
 
