@@ -566,7 +566,10 @@ EVQ_API unsigned evq_loop_ops(const struct evq_loop *loop);
 
 /* A pool of nbufs buffers of size bytes each, on one loop, for
  * evq_prep_recv_pool/evq_prep_read_pool. nbufs: 1..32768, a power of two;
- * size: 1..(1 << 30). The memory is allocated here, once. */
+ * size: 1..(1 << 30); -EINVAL otherwise, -ENOMEM when nbufs * size does
+ * not fit the address space (a 32-bit build) or cannot be allocated. The
+ * memory is allocated here, once, and starts zeroed: a buffer holds only
+ * what evq received into it, so sending a whole buffer leaks nothing. */
 EVQ_API int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
 			 unsigned nbufs, size_t size);
 

@@ -279,7 +279,8 @@ EVQ__HIDDEN void evq__tpool_shutdown(struct evq_loop *loop);
 struct evq_pool {
 	struct evq_loop *loop;	/* NULL once the loop is freed */
 	struct evq_pool *next, *prev;	/* the loop's pools */
-	unsigned char *mem;
+	unsigned char *mem;	/* 64-byte aligned, inside mem_base */
+	void *mem_base;		/* what calloc returned */
 	size_t size;		/* bytes per buffer */
 	unsigned nbufs;
 	unsigned nfree;		/* emulation: ids on the free stack */
