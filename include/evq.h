@@ -247,7 +247,9 @@ struct evq_op {
  * the environment variable EVQ_BACKEND (uring, aio, epoll, poll) picks the
  * backend; otherwise the best one that works is used. Asking for a backend
  * that this build or kernel lacks returns its error (-ENOTSUP, -ENOSYS,
- * -EPERM, ...) rather than falling back. */
+ * -EPERM, ...) rather than falling back. evq reads every environment
+ * variable (EVQ_BACKEND, EVQ_DEBUG, ...) with secure_getenv(): a setuid or
+ * setgid program ignores them, as if they were not set. */
 EVQ_API int evq_loop_new(struct evq_loop **loopp,
 			 const struct evq_loop_options *opts);
 
@@ -294,7 +296,9 @@ EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:
  * 0 when work is queued (deferred calls, ops to submit, results to
- * deliver), the time to the next timer, or -1 when there is none. */
+ * deliver), the time to the next timer (at most INT64_MAX), or -1 when
+ * there is none or its deadline is "never" (see "Durations" under
+ * Timers). Never another negative value. */
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
 
 /* Number of active watchers (io, timers, deferred calls, signals, asyncs):
@@ -362,10 +366,22 @@ EVQ_API int evq_io_is_active(const struct evq_io *w);
  * Timers
  * ------------------------------------------------------------------------ */
 
+/* Durations, the one rule for every nanosecond count evq takes (a timer's
+ * after_ns and repeat_ns, a timeout op's ns): the deadline is the current
+ * CLOCK_MONOTONIC time plus ns, saturating. A sum that would pass
+ * UINT64_MAX is UINT64_MAX, and that deadline means "never": the timer or
+ * op stays active (and keeps the loop running) but never fires, and
+ * evq_loop_timeout() reports -1 for it. Any other deadline is a real one,
+ * however far. So UINT64_MAX always says "forever", whatever the time.
+ * (On uring a timeout op is the kernel's timer, which ends its own clock
+ * at INT64_MAX ns, 292 years after boot: also never, in practice.) */
+
 /* Fire after `after_ns` nanoseconds, measured from this call (never
- * earlier), then every `repeat_ns` if that is not 0. Starting an active
- * timer re-schedules it. A repeating timer that falls behind skips the
- * missed periods rather than firing in a burst. */
+ * earlier), then every `repeat_ns` if that is not 0; both follow the
+ * saturation rule above, so a repeat that would pass the end of the clock
+ * fires once and then never again. Starting an active timer re-schedules
+ * it. A repeating timer that falls behind skips the missed periods rather
+ * than firing in a burst. */
 EVQ_API int evq_timer_start(struct evq_loop *loop, struct evq_timer *t,
 			    uint64_t after_ns, uint64_t repeat_ns,
 			    evq_timer_cb cb);
@@ -508,7 +524,8 @@ EVQ_API void evq_prep_fsync(struct evq_op *op, int fd, unsigned fsync_flags);
  * stop, pending ops complete with -ECANCELED. */
 EVQ_API void evq_prep_close(struct evq_op *op, int fd);
 /* Complete with -ETIME after ns nanoseconds (measured from the start of
- * the op; never earlier). */
+ * the op; never earlier). A huge ns follows the saturation rule
+ * ("Durations" under Timers): UINT64_MAX never completes by itself. */
 EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
 /* Cancel one op. res: 0 when the target was cancelled (it completes with
  * -ECANCELED, or, multishot, with a last call without EVQ_OP_F_MORE);
@@ -549,7 +566,10 @@ EVQ_API unsigned evq_loop_ops(const struct evq_loop *loop);
 
 /* A pool of nbufs buffers of size bytes each, on one loop, for
  * evq_prep_recv_pool/evq_prep_read_pool. nbufs: 1..32768, a power of two;
- * size: 1..(1 << 30). The memory is allocated here, once. */
+ * size: 1..(1 << 30); -EINVAL otherwise, -ENOMEM when nbufs * size does
+ * not fit the address space (a 32-bit build) or cannot be allocated. The
+ * memory is allocated here, once, and starts zeroed: a buffer holds only
+ * what evq received into it, so sending a whole buffer leaks nothing. */
 EVQ_API int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
 			 unsigned nbufs, size_t size);
 

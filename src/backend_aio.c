@@ -166,7 +166,10 @@
  *     core answers -EALREADY for a native op, which completes with its own
  *     result. An evq close op submits the queued ops on its fd at once:
  *     the pool may close the fd before the next wait, and a submitted
- *     request holds the file. evq_loop_free() (op_drain): queued ops
+ *     request holds the file. Those that a full context refuses (EAGAIN)
+ *     complete with -ECANCELED there and then: left queued, they would
+ *     be submitted by number after the close, into the file that reuses
+ *     it (S1 of issue 9; tests/test_aio.c). evq_loop_free() (op_drain): queued ops
  *     complete with -ECANCELED, submitted ones are waited for, however
  *     long: their buffers are the kernel's until they complete. wait()
  *     returns when op results arrived, with or without reports, and
@@ -943,6 +946,8 @@ static int aio_modify(struct evq_loop *loop, int fd, unsigned old,
 
 static int flush(struct evq_loop *loop, struct aio_state *st, int *np,
 		 bool ops_only);
+static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
+			  int fd);
 
 /* Room in loop->done for every native op not reported yet, plus one: an
  * op is taken only with its slot, so reaping never needs memory. */
@@ -1079,12 +1084,16 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 	case EVQ_OP_CLOSE:
 		/* The pool may close fd before the next wait: ops on it
 		 * that started before the close go to the kernel now, and
-		 * so hold the file, as they would elsewhere. */
+		 * so hold the file, as they would elsewhere. What a full
+		 * context leaves queued is cancelled: submitted later, by
+		 * number, it would reach whatever file takes the number
+		 * next (S1 of issue 9). */
 		for (int i = st->opq_head; i < st->nopq; i++) {
 			if (st->opq[i].aio_fildes == (uint32_t)op->fd) {
 				int n = 0;
 
 				(void)flush(loop, st, &n, true);
+				opq_cancel_fd(loop, st, op->fd);
 				break;
 			}
 		}
@@ -1139,6 +1148,28 @@ static void opq_taken(struct evq_loop *loop, struct aio_state *st, int k)
 	if (st->opq_head == st->nopq)
 		st->opq_head = st->nopq = 0;
 	loop->kernel_queued = st->nopq > 0;
+}
+
+/* Prepared ops on fd that are still queued end with -ECANCELED, as ops
+ * not started yet do at a close; the others keep their order. Only for
+ * iocbs never submitted, so the array may move. */
+static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
+			  int fd)
+{
+	int k = st->opq_head;
+
+	for (int i = st->opq_head; i < st->nopq; i++) {
+		if (st->opq[i].aio_fildes == (uint32_t)fd) {
+			op_report(loop, st->opq[i].aio_data, -ECANCELED);
+			st->stats.op_close_canceled++;
+			continue;
+		}
+		if (k != i)
+			st->opq[k] = st->opq[i];
+		k++;
+	}
+	st->nopq = k;
+	opq_taken(loop, st, 0);
 }
 
 /* backend->op_drain, for evq_loop_free: ops prepared but not submitted
@@ -1501,7 +1532,8 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 			uint64_t now = evq__clock_ns();
 
 			if (!deadline)
-				deadline = now + (uint64_t)timeout_ns;
+				deadline = evq__ns_after(now,
+							 (uint64_t)timeout_ns);
 			else if (now >= deadline)
 				return 0;
 			ts.tv_sec = (time_t)((deadline - now) / 1000000000u);

@@ -31,6 +31,7 @@ struct evq__aio_stats {
 	uint64_t op_emulated;		/* op_start said EVQ__EMULATE */
 	uint64_t op_refused;		/* io_submit failed an op's iocb */
 	uint64_t op_throttled;		/* flushes that left ops queued: full */
+	uint64_t op_close_canceled;	/* queued ops ended by a close op */
 	unsigned op_inflight;		/* native ops not reported yet */
 	unsigned op_queued;		/* prepared, not submitted yet */
 	unsigned nr_events;		/* what the context was asked for */

@@ -128,7 +128,7 @@ struct uring_state {
 
 static bool debug(void)
 {
-	const char *e = getenv("EVQ_DEBUG");
+	const char *e = secure_getenv("EVQ_DEBUG");	/* not setuid */
 
 	return e && *e && strcmp(e, "0") != 0;
 }
@@ -228,7 +228,8 @@ static int uring_init(struct evq_loop *loop)
 	st->multishot_recv = kernel_at_least(6, 0);
 	st->etime_success = kernel_at_least(5, 16);
 	st->cancel_fd = kernel_at_least(5, 19);
-	st->direct_ok = kernel_at_least(5, 11) && !getenv("EVQ_URING_NO_DIRECT");
+	st->direct_ok = kernel_at_least(5, 11) &&
+			!secure_getenv("EVQ_URING_NO_DIRECT");
 	loop->backend_data = st;
 	if (debug())
 		fprintf(stderr,

@@ -1469,6 +1469,124 @@ static int ops_beyond_capacity(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * S1 of issue 9: a close op while the context is full
+ * ------------------------------------------------------------------------ */
+
+#define NFULL 2000
+
+static struct evq_loop *full_loop;
+static int full_fd_a, full_fd_b;
+static uint64_t full_pwrites_at_close;
+
+/* The close op's callback: the number is free now, and the program opens
+ * another file, which takes it (dup2 makes that certain). */
+static void full_close_hook(struct evq_loop *loop, struct t_op *o, int res,
+			    unsigned flags)
+{
+	(void)loop;
+	(void)o;
+	(void)flags;
+	EXPECT_ERR(res, 0);
+	full_pwrites_at_close = stats(full_loop).op_pwrite;
+	EXPECT_EQ(dup2(full_fd_b, full_fd_a), full_fd_a);
+}
+
+/* NFULL O_DIRECT writes of file A and an evq close op of A, in one
+ * iteration, on a context that holds about 120 requests and may not grow.
+ * The close's ops-only flush submits what fits and gets EAGAIN for the
+ * rest. Those must not stay queued by fd number: the pool closes A, the
+ * close's callback reuses the number for file B, and a queued write
+ * submitted then would land in B. Each write completes with BLK
+ * (submitted before the close: it holds A) or -ECANCELED (never
+ * submitted), none reaches the kernel after the close, and B is intact. */
+static int close_op_with_context_full_leaves_no_op_on_fd(void)
+{
+	struct evq_loop *loop;
+	struct t_op *o = calloc(NFULL, sizeof(*o));
+	struct t_op c = { 0 };
+	unsigned char *a = xalign(BLK), *b = xalign(64 * BLK);
+	int bfd_a = -1, bfd_b = -1, fd_b, done = 0;
+	int ok = 0, canceled = 0, badf = 0, other = 0;
+	struct evq__aio_stats s;
+
+	evq__aio_test_params(1, 1, false);
+	loop = t_loop_new();
+	evq__aio_test_params(0, 0, false);
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(o && a && b);
+	t_case_timeout(30);
+	DIRECT_FILE_OR_SKIP(full_fd_a, 64 * BLK, &bfd_a, loop);
+	fd_b = direct_file(64 * BLK, &bfd_b);
+	ASSERT_GE(fd_b, 0);
+	full_fd_b = fd_b;
+	full_loop = loop;
+	full_pwrites_at_close = UINT64_MAX;
+	memset(a, 'W', BLK);
+
+	T_STEP("%d writes of A, then a close op of A", NFULL);
+	for (int i = 0; i < NFULL; i++) {
+		t_op_init(&o[i]);
+		evq_prep_write(&o[i].op, full_fd_a, a, BLK,
+			       (uint64_t)(i % 64) * BLK);
+		ASSERT_OK(t_op_submit(loop, &o[i], 0));
+	}
+	c.hook = full_close_hook;
+	t_op_init(&c);
+	evq_prep_close(&c.op, full_fd_a);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+
+	T_STEP("run until every op is done");
+	for (uint64_t end = t_now_ns() + 20000 * T_MS;
+	     (done < NFULL || c.ncalls == 0) && t_now_ns() < end;) {
+		ASSERT_GE(t_run_once(loop, 5000), 0);
+		done = 0;
+		for (int i = 0; i < NFULL; i++)
+			done += o[i].ncalls;
+	}
+	ASSERT_EQ(done, NFULL);
+	ASSERT_EQ(c.ncalls, 1);
+	for (int i = 0; i < NFULL; i++) {
+		if (o[i].res == (int)BLK)
+			ok++;
+		else if (o[i].res == -ECANCELED)
+			canceled++;
+		else if (o[i].res == -EBADF)
+			badf++;
+		else
+			other++;
+	}
+	s = stats(loop);
+	t_note("%d written, %d cancelled, %d EBADF, %d other; %llu native "
+	       "writes, %llu when the close completed, a ring of %u", ok,
+	       canceled, badf, other, (unsigned long long)s.op_pwrite,
+	       (unsigned long long)full_pwrites_at_close, s.ring_events);
+
+	T_STEP("no write reached the kernel after the close");
+	EXPECT_EQ(s.op_pwrite, full_pwrites_at_close);
+	EXPECT_EQ(badf, 0);
+	EXPECT_EQ(other, 0);
+	T_STEP("file B, which took A's number, is intact");
+	ASSERT_EQ(pread(bfd_b, b, 64 * BLK, 0), (ssize_t)(64 * BLK));
+	EXPECT_TRUE(is_pat(b, 0, 64 * BLK));
+	if (s.ring_events && s.ring_events < NFULL) {
+		T_STEP("the context was full: some writes never started");
+		EXPECT_GT(canceled, 0);
+	}
+	EXPECT_EQ(s.op_close_canceled, (uint64_t)canceled);
+	ASSERT_EQ(s.op_inflight, 0);
+	ASSERT_EQ(s.op_queued, 0);
+	close(full_fd_a);	/* B's number now */
+	close(fd_b);
+	close(bfd_a);
+	close(bfd_b);
+	t_loop_free(loop);
+	free(a);
+	free(b);
+	free(o);
+	return t_failed ? T_FAIL : T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(ring_reaps_without_syscalls),
 	T_CASE(ping_pong_once),
@@ -1496,6 +1614,7 @@ static const struct t_case cases[] = {
 	T_CASE(loop_free_waits_for_native_ops),
 	T_CASE(loop_free_cancels_unsubmitted),
 	T_CASE(ops_beyond_capacity),
+	T_CASE(close_op_with_context_full_leaves_no_op_on_fd),
 };
 
 int main(int argc, char **argv)

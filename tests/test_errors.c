@@ -5,14 +5,22 @@
  * does not crash. Each call runs first in a forked child, so that a crash
  * fails one check with a message instead of ending the executable; then
  * again in the process, to check it changed nothing.
+ *
+ * Also here: the environment is input too, and a setuid or setgid program
+ * must not take it from its caller (environment_ignored_when_setuid).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "helpers.h"
 
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/auxv.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -434,6 +442,204 @@ static int async_functions(void)
 	return ctx_fini(&c);
 }
 
+/* ------------------------------------------------------------------------
+ * The environment of a privileged program
+ *
+ * A setuid/setgid program runs with its caller's environment, so the
+ * variables evq reads (EVQ_BACKEND, EVQ_DEBUG, EVQ_URING_NO_DIRECT) must
+ * be ignored there, as secure_getenv() does when the kernel says AT_SECURE.
+ * The check is behavioural: a copy of this executable, made setgid (so
+ * the kernel sets AT_SECURE on exec), is run in probe mode with those
+ * variables set and reports what evq did. Only root can make that copy.
+ * ------------------------------------------------------------------------ */
+
+#define PROBE_ARG "--env-probe"
+
+/* Probe mode: make a loop (auto, or the backend named in argv[2]) and
+ * print AT_SECURE and the backend picked; evq's debug lines, if any, go
+ * to stderr, which the parent reads too. */
+static int env_probe(const char *want)
+{
+	struct evq_loop_options o = { 0 };
+	struct evq_loop *loop;
+	int r;
+
+	if (want && strcmp(want, "uring") == 0)
+		o.backend = EVQ_BACKEND_URING;
+	r = evq_loop_new(&loop, &o);
+	printf("secure=%lu ", getauxval(AT_SECURE));
+	if (r < 0) {
+		printf("error=%d\n", r);
+	} else {
+		printf("backend=%s\n", evq_loop_backend_name(loop));
+		evq_loop_free(loop);
+	}
+	fflush(stdout);
+	fflush(stderr);
+	_exit(0);	/* no atexit handlers in a setgid process */
+}
+
+/* Copy /proc/self/exe to path. 0 or -errno. */
+static int copy_self(const char *path, mode_t mode)
+{
+	char buf[65536];
+	int in, out, r = 0;
+	ssize_t n;
+
+	in = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return -errno;
+	out = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0700);
+	if (out < 0) {
+		r = -errno;
+		close(in);
+		return r;
+	}
+	while ((n = read(in, buf, sizeof(buf))) > 0) {
+		if (write(out, buf, (size_t)n) != n) {
+			r = -EIO;
+			break;
+		}
+	}
+	if (n < 0)
+		r = -errno;
+	close(in);
+	/* chown drops set-id bits, so the mode comes after it. */
+	if (r == 0 && fchown(out, 0, 65534) != 0)
+		r = -errno;
+	if (r == 0 && fchmod(out, mode) != 0)
+		r = -errno;
+	if (close(out) != 0 && r == 0)
+		r = -errno;
+	return r;
+}
+
+/* Run `exe PROBE_ARG mode` with the environment `env` (NULL-terminated),
+ * stdout and stderr into out. 0 or -1. */
+static int run_probe(const char *exe, const char *mode, char *const env[],
+		     char *out, size_t outsz)
+{
+	size_t len = 0;
+	int p[2], status;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC) != 0)
+		return -1;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid == 0) {
+		char *argv[] = { (char *)exe, (char *)PROBE_ARG,
+				 (char *)mode, NULL };
+
+		dup2(p[1], 1);
+		dup2(p[1], 2);
+		execve(exe, argv, env);
+		_exit(127);
+	}
+	close(p[1]);
+	while (len + 1 < outsz &&
+	       (n = read(p[0], out + len, outsz - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(p[0]);
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0) {
+		t_note("probe %s: status %#x, output: %s", exe, status, out);
+		return -1;
+	}
+	return 0;
+}
+
+static int environment_ignored_when_setuid(void)
+{
+	char self[PATH_MAX], dir[PATH_MAX + 32], plain[PATH_MAX + 64];
+	char priv[PATH_MAX + 64], out[4096];
+	char *env_backend[] = { (char *)"EVQ_BACKEND=poll", NULL };
+	char *env_bogus[] = { (char *)"EVQ_BACKEND=bogus", NULL };
+	char *env_debug[] = { (char *)"EVQ_DEBUG=1", NULL };
+	ssize_t n;
+	int result = T_FAIL;
+
+	if (geteuid() != 0)
+		return t_skip("making a setgid copy of the test needs root");
+	t_case_timeout(30);
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	ASSERT_GT(n, 0);
+	self[n] = '\0';
+	/* Next to the executable: its build directory is not mounted
+	 * nosuid, where /tmp may be. */
+	snprintf(dir, sizeof(dir), "%s/env-probe.XXXXXX", dirname(self));
+	ASSERT_NOTNULL(mkdtemp(dir));
+	snprintf(plain, sizeof(plain), "%s/plain", dir);
+	snprintf(priv, sizeof(priv), "%s/setgid", dir);
+
+	T_STEP("copy the test, plain and setgid");
+	if (copy_self(plain, 0755) != 0 || copy_self(priv, 02755) != 0) {
+		T_FAILF("cannot copy the test executable into %s", dir);
+		goto out;
+	}
+
+	T_STEP("control: the plain copy obeys EVQ_BACKEND=poll");
+	if (run_probe(plain, "auto", env_backend, out, sizeof(out)) != 0) {
+		T_FAILF("the plain probe failed");
+		goto out;
+	}
+	if (!strstr(out, "secure=0 ") || !strstr(out, "backend=poll")) {
+		T_FAILF("plain probe: %s", out);
+		goto out;
+	}
+
+	T_STEP("the setgid copy runs with AT_SECURE");
+	if (run_probe(priv, "auto", env_backend, out, sizeof(out)) != 0) {
+		T_FAILF("the setgid probe failed");
+		goto out;
+	}
+	if (!strstr(out, "secure=1 ")) {
+		result = t_skip("exec of a setgid copy did not set AT_SECURE "
+				"here: %s", out);
+		goto out;
+	}
+	T_STEP("setgid: EVQ_BACKEND=poll is ignored (auto picks)");
+	if (strstr(out, "backend=poll") || !strstr(out, "backend=")) {
+		T_FAILF("setgid probe with EVQ_BACKEND=poll: %s", out);
+		goto out;
+	}
+	T_STEP("setgid: EVQ_BACKEND=bogus is ignored, not an error");
+	if (run_probe(priv, "auto", env_bogus, out, sizeof(out)) != 0 ||
+	    !strstr(out, "backend=")) {
+		T_FAILF("setgid probe with EVQ_BACKEND=bogus: %s", out);
+		goto out;
+	}
+
+	T_STEP("control: the plain copy obeys EVQ_DEBUG=1 on uring");
+	if (run_probe(plain, "uring", env_debug, out, sizeof(out)) != 0) {
+		T_FAILF("the plain probe failed");
+		goto out;
+	}
+	if (!strstr(out, "backend=uring")) {
+		t_note("uring unavailable (%s): EVQ_DEBUG not checked", out);
+	} else if (!strstr(out, "evq: uring")) {
+		T_FAILF("plain probe printed no debug line: %s", out);
+		goto out;
+	} else {
+		T_STEP("setgid: EVQ_DEBUG=1 prints nothing");
+		if (run_probe(priv, "uring", env_debug, out,
+			      sizeof(out)) != 0 || strstr(out, "evq:")) {
+			T_FAILF("setgid probe with EVQ_DEBUG=1: %s", out);
+			goto out;
+		}
+	}
+	result = T_PASS;
+out:
+	unlink(plain);
+	unlink(priv);
+	rmdir(dir);
+	return result;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(loop_functions),
 	T_CASE(loop_accessors_null),
@@ -442,12 +648,15 @@ static const struct t_case cases[] = {
 	T_CASE(defer_functions),
 	T_CASE(signal_functions),
 	T_CASE(async_functions),
+	T_CASE(environment_ignored_when_setuid),
 };
 
 int main(int argc, char **argv)
 {
 	sigset_t one;
 
+	if (argc > 1 && strcmp(argv[1], PROBE_ARG) == 0)
+		return env_probe(argc > 2 ? argv[2] : NULL);
 	sigemptyset(&one);
 	sigaddset(&one, SIGUSR1);
 	pthread_sigmask(SIG_UNBLOCK, &one, NULL);

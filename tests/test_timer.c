@@ -632,6 +632,162 @@ static int million_timers(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * The saturation rule (evq.h, "Durations"): now + ns past the end of the
+ * clock is the end of the clock, and that deadline never comes.
+ * ------------------------------------------------------------------------ */
+
+static int huge_count;
+
+static void count_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)loop;
+	(void)t;
+	huge_count++;
+}
+
+static void stop_loop_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)t;
+	evq_loop_stop(loop);
+}
+
+/* Repeats whose deadline + repeat (or now + repeat) passes UINT64_MAX:
+ * evq.h's saturation rule makes the next firing "never", so each fires
+ * once, after 1 ms, and then not again. With wrapping arithmetic the next
+ * deadline lands in the past and the timer fires on every iteration. */
+static int huge_repeat_fires_once_then_never(void)
+{
+	uint64_t now = t_now_ns();
+	const uint64_t repeats[] = {
+		UINT64_MAX,
+		UINT64_MAX - 1,
+		UINT64_MAX - now + 1,	/* now + repeat wraps to 1 */
+		UINT64_MAX - now,	/* deadline + repeat wraps */
+		(uint64_t)1 << 63,
+		(uint64_t)INT64_MAX,
+	};
+
+	t_case_timeout(10);
+	for (size_t i = 0; i < T_NELEM(repeats); i++) {
+		struct evq_loop *loop = t_loop_new();
+		struct evq_timer t = { 0 }, stop = { 0 };
+		int64_t left;
+
+		T_STEP("repeat %#llx", (unsigned long long)repeats[i]);
+		ASSERT_NOTNULL(loop);
+		huge_count = 0;
+		ASSERT_OK(evq_timer_start(loop, &t, T_MS, repeats[i],
+					  count_cb));
+		ASSERT_OK(evq_timer_start(loop, &stop, 200 * T_MS, 0,
+					  stop_loop_cb));
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_DEFAULT), 1);
+		ASSERT_EQ(huge_count, 1);
+		ASSERT_EQ(evq_timer_is_active(&t), 1);
+		T_STEP("repeat %#llx: loop timeout after the first firing",
+		       (unsigned long long)repeats[i]);
+		left = evq_loop_timeout(loop);
+		if (left != -1)
+			ASSERT_GE(left, (int64_t)3600 * 1000 * T_MS);
+		ASSERT_OK(evq_timer_stop(&t));
+		ASSERT_OK(evq_loop_free(loop));
+	}
+	return T_PASS;
+}
+
+/* evq_loop_timeout() with only a far timer pending: -1 for a deadline
+ * the rule makes "never", else a large positive count, never a small or
+ * negative one (a host loop would spin or misread it). Nor may the loop
+ * fire it: a run under a 50 ms stop timer sees only the stop timer. */
+static int huge_after_reports_far_loop_timeout(void)
+{
+	uint64_t now = t_now_ns();
+	const uint64_t afters[] = {
+		UINT64_MAX,
+		UINT64_MAX - now + 1,
+		UINT64_MAX - now - 1000,
+		(uint64_t)1 << 63,
+		(uint64_t)INT64_MAX,
+		(uint64_t)INT64_MAX - 1,
+	};
+
+	for (size_t i = 0; i < T_NELEM(afters); i++) {
+		struct evq_loop *loop = t_loop_new();
+		struct evq_timer t = { 0 }, stop = { 0 };
+		int64_t left;
+
+		T_STEP("after %#llx", (unsigned long long)afters[i]);
+		ASSERT_NOTNULL(loop);
+		huge_count = 0;
+		ASSERT_OK(evq_timer_start(loop, &t, afters[i], 0, count_cb));
+		left = evq_loop_timeout(loop);
+		if (left != -1)
+			ASSERT_GE(left, (int64_t)3600 * 1000 * T_MS);
+		ASSERT_OK(evq_timer_start(loop, &stop, 50 * T_MS, 0,
+					  stop_loop_cb));
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_DEFAULT), 1);
+		ASSERT_EQ(huge_count, 0);
+		ASSERT_OK(evq_timer_stop(&t));
+		ASSERT_OK(evq_loop_free(loop));
+	}
+	return T_PASS;
+}
+
+static int tmo_res;
+static int tmo_calls;
+
+static void tmo_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		   unsigned flags)
+{
+	(void)loop;
+	(void)op;
+	(void)flags;
+	tmo_res = res;
+	tmo_calls++;
+}
+
+/* A timeout op with a huge ns follows the same rule: it does not
+ * complete (on uring the kernel gets a timespec, which must not wrap
+ * into a short or invalid one). */
+static int timeout_op_with_huge_ns_never_completes(void)
+{
+	uint64_t now = t_now_ns();
+	const uint64_t nss[] = {
+		UINT64_MAX,
+		UINT64_MAX - now + 1,
+		(uint64_t)1 << 63,
+		(uint64_t)INT64_MAX,
+	};
+
+	for (size_t i = 0; i < T_NELEM(nss); i++) {
+		struct evq_loop *loop = t_loop_new();
+		struct evq_timer stop = { 0 };
+		struct evq_op op = { 0 };
+		int64_t left;
+
+		T_STEP("timeout op of %#llx ns", (unsigned long long)nss[i]);
+		ASSERT_NOTNULL(loop);
+		tmo_calls = 0;
+		tmo_res = 1;
+		evq_prep_timeout(&op, nss[i]);
+		ASSERT_OK(evq_op_submit(loop, &op, 0, tmo_cb));
+		ASSERT_OK(evq_timer_start(loop, &stop, 100 * T_MS, 0,
+					  stop_loop_cb));
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_DEFAULT), 1);
+		ASSERT_EQ(tmo_calls, 0);
+		ASSERT_EQ(evq_op_is_active(&op), 1);
+		T_STEP("timeout op of %#llx ns: loop timeout",
+		       (unsigned long long)nss[i]);
+		left = evq_loop_timeout(loop);
+		if (left != -1)
+			ASSERT_GE(left, (int64_t)3600 * 1000 * T_MS);
+		ASSERT_OK(evq_loop_free(loop));
+		ASSERT_EQ(tmo_calls, 1);
+		ASSERT_ERR(tmo_res, -ECANCELED);
+	}
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(timer_50ms_exact),
 	T_CASE(order_by_deadline),
@@ -647,6 +803,9 @@ static const struct t_case cases[] = {
 	T_CASE(start_measured_from_the_call),
 	T_CASE(never_before_deadline),
 	T_CASE(million_timers),
+	T_CASE(huge_repeat_fires_once_then_never),
+	T_CASE(huge_after_reports_far_loop_timeout),
+	T_CASE(timeout_op_with_huge_ns_never_completes),
 };
 
 int main(int argc, char **argv)

@@ -12,7 +12,9 @@
  * auto reaches it only when epoll itself fails; ask for it by name. An explicit choice (in the
  * options, or EVQ_BACKEND in the environment when the options say auto)
  * gets that backend or its error, never a silent substitute: a test run
- * with EVQ_BACKEND=poll must test poll.
+ * with EVQ_BACKEND=poll must test poll. EVQ_BACKEND is read with
+ * secure_getenv(), so a setuid or setgid program ignores it (and every
+ * other EVQ_* variable): its caller's environment is not trusted input.
  */
 #include "internal.h"
 
@@ -70,7 +72,9 @@ int evq__backend_open(struct evq_loop *loop, enum evq_backend want)
 	const char *env;
 	int r = -ENOTSUP;
 
-	if (want == EVQ_BACKEND_AUTO && (env = getenv("EVQ_BACKEND")) &&
+	/* secure_getenv: a setuid or setgid program must not let whoever
+	 * runs it pick its backend. */
+	if (want == EVQ_BACKEND_AUTO && (env = secure_getenv("EVQ_BACKEND")) &&
 	    *env && strcmp(env, "auto") != 0) {
 		size_t i;
 

@@ -279,7 +279,8 @@ EVQ__HIDDEN void evq__tpool_shutdown(struct evq_loop *loop);
 struct evq_pool {
 	struct evq_loop *loop;	/* NULL once the loop is freed */
 	struct evq_pool *next, *prev;	/* the loop's pools */
-	unsigned char *mem;
+	unsigned char *mem;	/* 64-byte aligned, inside mem_base */
+	void *mem_base;		/* what calloc returned */
 	size_t size;		/* bytes per buffer */
 	unsigned nbufs;
 	unsigned nfree;		/* emulation: ids on the free stack */
@@ -302,6 +303,15 @@ static inline bool evq__ops_pending(const struct evq_loop *loop)
 /* core/backend.c: pick, set loop->backend and init it. */
 EVQ__HIDDEN int evq__backend_open(struct evq_loop *loop,
 				  enum evq_backend want);
+
+/* The saturation rule of every duration (evq.h, "Durations"): now + ns,
+ * or EVQ__NEVER where that would pass the end of the 64-bit clock. A
+ * deadline of EVQ__NEVER never comes: no clock reading reaches it. */
+#define EVQ__NEVER UINT64_MAX
+static inline uint64_t evq__ns_after(uint64_t now, uint64_t ns)
+{
+	return ns > EVQ__NEVER - now ? EVQ__NEVER : now + ns;
+}
 
 /* Syscall edge: run a libc call that sets errno, return -errno or result. */
 #define EVQ__SYS(call) ({ long evq__r = (call); evq__r < 0 ? -errno : evq__r; })

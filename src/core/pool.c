@@ -12,30 +12,45 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
 		 unsigned nbufs, size_t size)
 {
 	struct evq_pool *pool;
+	size_t total;
 	int r;
 
 	if (!loop || !poolp || nbufs == 0 || nbufs > 32768 ||
 	    (nbufs & (nbufs - 1)) || size == 0 || size > (1u << 30))
 		return -EINVAL;
+	/* 32768 x 1 GiB does not fit a 32-bit size_t: refuse it rather than
+	 * wrap into a small block that the buffers overrun. The 126 bytes
+	 * are the rounding and the alignment slack below. */
+	if (size > (SIZE_MAX - 126) / nbufs)
+		return -ENOMEM;
+	total = (nbufs * size + 63) & ~(size_t)63;
 	pool = calloc(1, sizeof(*pool));
 	if (!pool)
 		return -ENOMEM;
 	pool->loop = loop;
 	pool->nbufs = nbufs;
 	pool->size = size;
-	pool->mem = aligned_alloc(64, ((nbufs * size) + 63) & ~(size_t)63);
+	/* Zeroed once, here, so a caller that sends a whole buffer sends no
+	 * stale heap bytes. calloc rather than aligned_alloc + memset: a
+	 * large block comes straight from mmap, already zero, and is not
+	 * touched (no RSS for buffers the kernel has not filled yet); the
+	 * 64-byte alignment is then made by hand. */
+	pool->mem_base = calloc(1, total + 63);
 	pool->free_ids = calloc(nbufs, sizeof(*pool->free_ids));
 	pool->out = calloc(nbufs, 1);
-	if (!pool->mem || !pool->free_ids || !pool->out) {
+	if (!pool->mem_base || !pool->free_ids || !pool->out) {
 		r = -ENOMEM;
 		goto fail;
 	}
+	pool->mem = (unsigned char *)(((uintptr_t)pool->mem_base + 63) &
+				      ~(uintptr_t)63);
 	/* Stack order: id 0 is taken first. */
 	for (unsigned i = 0; i < nbufs; i++)
 		pool->free_ids[i] = (uint16_t)(nbufs - 1 - i);
@@ -53,7 +68,7 @@ int evq_pool_new(struct evq_loop *loop, struct evq_pool **poolp,
 	*poolp = pool;
 	return 0;
 fail:
-	free(pool->mem);
+	free(pool->mem_base);
 	free(pool->free_ids);
 	free(pool->out);
 	free(pool);
@@ -93,7 +108,7 @@ int evq_pool_free(struct evq_pool *pool)
 		return -EBUSY;
 	if (pool->loop)
 		pool_detach(pool);
-	free(pool->mem);
+	free(pool->mem_base);
 	free(pool->free_ids);
 	free(pool->out);
 	free(pool);

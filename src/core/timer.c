@@ -118,7 +118,7 @@ int evq_timer_start(struct evq_loop *loop, struct evq_timer *t,
 	 * which may be a whole callback batch old: that is what makes "never
 	 * early" hold. */
 	now = evq__clock_ns();
-	t->deadline = after_ns > UINT64_MAX - now ? UINT64_MAX : now + after_ns;
+	t->deadline = evq__ns_after(now, after_ns);
 	t->repeat = repeat_ns;
 	t->seq = loop->timer_seq++;
 	t->cb = cb;
@@ -145,16 +145,21 @@ int evq_timer_is_active(const struct evq_timer *t)
 	return t && t->heap_index != 0;
 }
 
+/* Time to the first deadline: -1 when there is none or it is "never"
+ * (then every deadline is), else capped at INT64_MAX so that a far
+ * deadline never reads as negative. */
 int64_t evq__timer_timeout(struct evq_loop *loop)
 {
-	uint64_t now;
+	uint64_t now, deadline;
 
-	if (loop->heap_len == 0)
+	if (loop->heap_len == 0 || loop->heap[0].deadline == EVQ__NEVER)
 		return -1;
+	deadline = loop->heap[0].deadline;
 	now = evq__clock_ns();
-	if (loop->heap[0].deadline <= now)
+	if (deadline <= now)
 		return 0;
-	return (int64_t)(loop->heap[0].deadline - now);
+	return deadline - now > INT64_MAX ? INT64_MAX
+					  : (int64_t)(deadline - now);
 }
 
 bool evq__timer_due(struct evq_loop *loop)
@@ -177,11 +182,14 @@ void evq__timer_run(struct evq_loop *loop)
 		struct evq_timer *t = loop->heap[0].t;
 
 		if (t->repeat) {
-			uint64_t next = t->deadline + t->repeat;
+			/* Saturating, or a huge repeat wraps into the past
+			 * and fires on every iteration; EVQ__NEVER is never
+			 * <= now, so such a timer just stays pending. */
+			uint64_t next = evq__ns_after(t->deadline, t->repeat);
 
 			/* Fallen behind: skip the missed periods. */
 			if (next <= now)
-				next = now + t->repeat;
+				next = evq__ns_after(now, t->repeat);
 			t->deadline = next;
 			t->seq = loop->timer_seq++;	/* > seq_limit: fine,
 							 * next > now */
