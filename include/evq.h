@@ -450,7 +450,11 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * waits for all its bytes, like MSG_WAITALL, even when nothing follows
  * it: it completes whole, or short only at EOF or an error, which breaks
  * the chain. readv/writev succeed when every iovec byte moved;
- * recvmsg/sendmsg, the datagram calls, with any count >= 0.
+ * recvmsg/sendmsg, the datagram calls, with any count >= 0. An op with
+ * EVQ_OP_LINK that ends before the next op is submitted (a cancel or a
+ * close op ended it, or the chain broke before it) still heads what is
+ * submitted next in that iteration: it runs on its own after a success,
+ * and completes with -ECANCELED after a failure.
  *
  * Reuse: after its last call (for a multishot op, the one without
  * EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already

@@ -43,6 +43,15 @@
 static void op_start(struct evq_loop *loop, struct evq_op *op);
 static void native_start(struct evq_loop *loop, struct evq_op *op);
 
+/* loop->chain_tail names the last op submitted this iteration when it had
+ * EVQ_OP_LINK, and only while that op is in flight: an op that ends (a
+ * cancel, a close op, a chain broken before it) may be freed or reused at
+ * once, so complete() takes it off. The chain still goes on as it would
+ * have: the next op submitted runs on its own after a success, and after
+ * a failure completes with -ECANCELED, as on io_uring, where both SQEs go
+ * in one submission. chain_broken stands for "the tail failed". */
+static struct evq_op chain_broken;
+
 /* A completion-native backend that runs every op and chain in the kernel
  * (uring). A backend with op_start but without EVQ__CAP_KERNEL_OPS takes
  * some ops (it says EVQ__EMULATE for the others), and the core keeps the
@@ -401,6 +410,9 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		if (link)
 			ok = op_success(op, res);
 		op->state = EVQ__OP_IDLE;
+		if (loop->chain_tail == op)
+			loop->chain_tail = op_success(op, res) ? NULL
+							       : &chain_broken;
 		if (native(loop)) {
 			loop->nops--;
 			loop->active--;
@@ -473,6 +485,14 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		return 0;
 	}
 	inflight_add(loop, op);
+	if (loop->chain_tail == &chain_broken) {
+		/* Delivered next iteration: never inside this call. An op
+		 * with LINK keeps the chain broken for the next one. */
+		park(loop, op, -ECANCELED);
+		if (!(flags & EVQ_OP_LINK))
+			loop->chain_tail = NULL;
+		return 0;
+	}
 	if (loop->chain_tail) {
 		loop->chain_tail->link = op;
 		op->state = EVQ__OP_HELD;
@@ -501,9 +521,11 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	struct evq_op *op;
 
 	evq__ops_deliver(loop);
+	/* Also when nothing is queued: the tail may have been started early
+	 * by its chain (chain_continue) and still be running. */
+	loop->chain_tail = NULL;
 	if (!loop->sq_head)
 		return;
-	loop->chain_tail = NULL;
 	loop->batch_head = loop->sq_head;
 	loop->sq_head = loop->sq_tail = NULL;
 	while ((op = loop->batch_head)) {
@@ -1003,8 +1025,6 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 				break;
 			}
 		}
-		if (loop->chain_tail == t)
-			loop->chain_tail = NULL;
 		break;
 	case EVQ__OP_WAIT_IO:
 		evq_io_stop(&t->wait.io);
