@@ -189,6 +189,14 @@ enum evq_op_code {
 /* The pool buffer's id, when EVQ_OP_F_BUFFER is set. */
 #define EVQ_OP_F_BUFID(flags) ((unsigned)(flags) >> 16)
 
+/* The most bytes one read, write, recv or send moves (Linux's per-call
+ * maximum, 0x7ffff000 on every architecture with 4 KiB pages): a longer
+ * length given to evq_prep_read/write/recv/send is clamped to it, on every
+ * backend, so such an op completes short (never with a length cut to 32
+ * bits). readv/writev: the kernel moves at most this much of the iovecs'
+ * total, and a linked readv/writev counts as whole when it did. */
+#define EVQ_OP_LEN_MAX	((size_t)0x7ffff000)
+
 /* evq_prep_read/write offset meaning "the file's current position". */
 #define EVQ_OFFSET_CURRENT ((uint64_t)-1)
 /* evq_prep_fsync flags */

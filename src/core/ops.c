@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -65,6 +66,15 @@ static inline bool native(const struct evq_loop *loop)
  * Preparation
  * ------------------------------------------------------------------------ */
 
+/* The most bytes Linux moves in one read/write/recv/send (MAX_RW_COUNT:
+ * INT_MAX rounded down to a page). A longer length is clamped here, once,
+ * so that every backend and the emulation see the same value: io_uring's
+ * SQE has a 32-bit length, and cutting 4 GiB to 32 bits made 0 ("EOF"). */
+static size_t clamp_len(size_t len)
+{
+	return len > EVQ_OP_LEN_MAX ? EVQ_OP_LEN_MAX : len;
+}
+
 static void prep(struct evq_op *op, uint8_t code, int fd)
 {
 	op->code = code;
@@ -82,7 +92,7 @@ void evq_prep_read(struct evq_op *op, int fd, void *buf, size_t len,
 {
 	prep(op, EVQ_OP_READ, fd);
 	op->u.rw.buf = buf;
-	op->u.rw.len = len;
+	op->u.rw.len = clamp_len(len);
 	op->u.rw.off = offset;
 }
 
@@ -91,7 +101,7 @@ void evq_prep_write(struct evq_op *op, int fd, const void *buf, size_t len,
 {
 	prep(op, EVQ_OP_WRITE, fd);
 	op->u.rw.buf = (void *)buf;
-	op->u.rw.len = len;
+	op->u.rw.len = clamp_len(len);
 	op->u.rw.off = offset;
 }
 
@@ -118,7 +128,7 @@ void evq_prep_recv(struct evq_op *op, int fd, void *buf, size_t len,
 {
 	prep(op, EVQ_OP_RECV, fd);
 	op->u.sr.buf = buf;
-	op->u.sr.len = len;
+	op->u.sr.len = clamp_len(len);
 	op->u.sr.flags = flags;
 }
 
@@ -127,7 +137,7 @@ void evq_prep_send(struct evq_op *op, int fd, const void *buf, size_t len,
 {
 	prep(op, EVQ_OP_SEND, fd);
 	op->u.sr.buf = (void *)buf;
-	op->u.sr.len = len;
+	op->u.sr.len = clamp_len(len);
 	op->u.sr.flags = flags;
 }
 
@@ -326,8 +336,11 @@ static size_t iov_total(const struct iovec *iov, int cnt)
 {
 	size_t n = 0;
 
-	for (int i = 0; i < cnt; i++)
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - n)
+			return SIZE_MAX;
 		n += iov[i].iov_len;
+	}
 	return n;
 }
 
@@ -349,7 +362,9 @@ static bool op_success(const struct evq_op *op, int res)
 		return (size_t)res == op->u.sr.len;
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
-		return (size_t)res == iov_total(op->u.vec.iov, op->u.vec.cnt);
+		/* the kernel moves at most EVQ_OP_LEN_MAX in one call */
+		return (size_t)res == clamp_len(iov_total(op->u.vec.iov,
+							  op->u.vec.cnt));
 	default:	/* recvmsg/sendmsg included: any count, as io_uring */
 		return true;
 	}
