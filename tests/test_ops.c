@@ -19,7 +19,9 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -1126,6 +1128,64 @@ static int close_op_closes_fd(void)
 	return T_PASS;
 }
 
+/* At RLIMIT_NOFILE a close op must still close: it is how a server at
+ * its fd limit gets fds back, so it may not need a new fd itself (the
+ * thread pool is made lazily and needs an eventfd). The loop is fresh:
+ * nothing has made its pool yet. */
+static int close_op_at_fd_limit(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct rlimit old, lim;
+	struct t_op c = { 0 };
+	int p[2], fill[256], nfill = 0, top = -1, fd = -1;
+	bool emfile, closed;
+	DIR *d;
+	struct dirent *e;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	T_STEP("lower the limit to the highest open fd, fill the holes");
+	d = opendir("/proc/self/fd");
+	ASSERT_NOTNULL(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > top)
+			top = atoi(e->d_name);
+	closedir(d);
+	lim = old;
+	lim.rlim_cur = (rlim_t)top + 1;
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (nfill < (int)T_NELEM(fill) && (fd = dup(p[1])) >= 0)
+		fill[nfill++] = fd;
+	emfile = fd < 0 && errno == EMFILE;
+
+	T_STEP("a close op at the limit");
+	t_op_init(&c);
+	evq_prep_close(&c.op, p[0]);
+	if (emfile && t_op_submit(loop, &c, 0) == 0)
+		(void)t_op_wait(loop, &c, 5000);
+	closed = !t_fd_open(p[0]);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ASSERT_TRUE(emfile);
+	ASSERT_EQ(c.ncalls, 1);
+	ASSERT_ERR(c.res, 0);
+	ASSERT_TRUE(closed);
+	close(p[1]);
+	T_STEP("ops that need the thread pool work once fds are back");
+	ASSERT_OK(t_pipe(p));
+	t_op_init(&c);
+	evq_prep_close(&c.op, p[0]);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_ERR(c.res, 0);
+	ASSERT_TRUE(!t_fd_open(p[0]));
+	close(p[1]);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 /* Lengths above what the kernel moves in one call (0x7ffff000, as
  * read(2) says) are clamped to it on every backend: never cut to 32 bits,
  * which turned a 4 GiB read into a 0-byte "EOF" on io_uring. The buffer
@@ -1578,6 +1638,7 @@ static const struct t_case cases[] = {
 	T_CASE(statx_matches_fstat),
 	T_CASE(fsync_and_fdatasync),
 	T_CASE(close_op_closes_fd),
+	T_CASE(close_op_at_fd_limit),
 	T_CASE(huge_lengths_are_clamped),
 	T_CASE(close_op_ends_watchers_and_ops),
 	T_CASE(ebadf_in_callback),

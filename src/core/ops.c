@@ -1139,7 +1139,13 @@ static void emul_start(struct evq_loop *loop, struct evq_op *op)
 		 * and can be reused. */
 		cancel_fd(loop, op->fd, op);
 		evq__fd_end(loop, op->fd);
-		op_route(loop, op, TRY_POOL, 0);
+		/* In the pool, since close() can block (the last reference
+		 * to a lingering socket, a network file system's flush).
+		 * But a close must never need a new fd: when the pool cannot
+		 * be had (at RLIMIT_NOFILE it cannot make its eventfd), close
+		 * here. Linux frees the fd even when close() fails. */
+		if (evq__tpool_submit(loop, op) < 0)
+			complete(loop, op, (int)EVQ__SYS(close(op->fd)), 0);
 		return;
 	case EVQ_OP_OPENAT:
 	case EVQ_OP_STATX:
