@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void never_io(struct evq_loop *loop, struct evq_io *w, unsigned r)
@@ -988,6 +989,102 @@ static int openat_ok_and_enoent(void)
 	return T_PASS;
 }
 
+/* Fork a child that frees the loop and exits: 0 when the free returned
+ * and `job` (if any) got exactly one call, -ECANCELED. The parent waits
+ * at most 5 s: a child that hangs (joining pool threads that exist only
+ * in the parent) is killed and fails the case. */
+static int free_in_child(struct evq_loop *loop, struct t_op *job)
+{
+	int status = 0;
+	uint64_t t0;
+	pid_t pid = fork(), w;
+
+	if (pid == 0) {
+		int r = evq_loop_free(loop);
+
+		if (r != 0)
+			_exit(2);
+		if (job && (job->ncalls != 1 || job->res != -ECANCELED))
+			_exit(3);
+		_exit(0);
+	}
+	ASSERT_GT(pid, 0);
+	t0 = t_now_ns();
+	while ((w = waitpid(pid, &status, WNOHANG)) == 0 &&
+	       t_now_ns() - t0 < 5000 * T_MS)
+		t_sleep_ms(5);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		T_FAILF("evq_loop_free() in the child hung");
+		return T_FAIL;
+	}
+	ASSERT_EQ(w, pid);
+	if (WIFSIGNALED(status))
+		T_FAILF("the child died of signal %d", WTERMSIG(status));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	return T_PASS;
+}
+
+/* docs/ARCHITECTURE.md: after fork() the child may free its copy of the
+ * loop. Once the thread pool has been used (openat runs there on epoll,
+ * poll and aio), the child has the pool's memory but not its threads. */
+static int loop_free_in_fork_child_after_pool_use(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op o = { 0 };
+	char dir[256], fifo[300];
+	int wfd;
+
+	ASSERT_NOTNULL(loop);
+	t_case_timeout(20);
+	t_tmpdir(dir, sizeof(dir));
+	ASSERT_TRUE(dir[0]);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ASSERT_EQ(mkfifo(fifo, 0600), 0);
+	T_STEP("use the pool");
+	t_op_init(&o);
+	evq_prep_openat(&o.op, AT_FDCWD, dir, O_RDONLY | O_CLOEXEC, 0);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_GE(o.res, 0);
+	close(o.res);
+	T_STEP("the child frees the loop (pool idle)");
+	if (free_in_child(loop, NULL) != T_PASS)
+		return T_FAIL;
+
+	if (t_backend_emulates(loop) ||
+	    evq_loop_backend(loop) == EVQ_BACKEND_AIO) {
+		T_STEP("the child frees the loop (a job running in the pool)");
+		/* opening a FIFO for reading blocks until a writer comes */
+		t_op_init(&o);
+		evq_prep_openat(&o.op, AT_FDCWD, fifo, O_RDONLY | O_CLOEXEC,
+				0);
+		ASSERT_OK(t_op_submit(loop, &o, 0));
+		ASSERT_OK(t_run_nowait(loop, 1));
+		t_sleep_ms(20);	/* let a worker take it */
+		ASSERT_EQ(o.ncalls, 0);
+		if (free_in_child(loop, &o) != T_PASS)
+			return T_FAIL;
+		wfd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		ASSERT_GE(wfd, 0);
+		ASSERT_OK(t_op_wait(loop, &o, 5000));
+		ASSERT_GE(o.res, 0);
+		close(o.res);
+		close(wfd);
+	}
+	T_STEP("the parent's loop still works");
+	t_op_init(&o);
+	evq_prep_nop(&o.op);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	unlink(fifo);
+	rmdir(dir);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static int statx_matches_fstat(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -1635,6 +1732,7 @@ static const struct t_case cases[] = {
 	T_CASE(tcp_accept_connect_blocking),
 	T_CASE(connect_refused),
 	T_CASE(openat_ok_and_enoent),
+	T_CASE(loop_free_in_fork_child_after_pool_use),
 	T_CASE(statx_matches_fstat),
 	T_CASE(fsync_and_fdatasync),
 	T_CASE(close_op_closes_fd),
