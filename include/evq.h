@@ -528,10 +528,16 @@ EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
  * -ECANCELED, or, multishot, with a last call without EVQ_OP_F_MORE);
  * -ENOENT when it is not in flight; -EALREADY when it is already running
  * where it cannot be stopped (a blocking call in a pool thread): it then
- * completes with its own result. */
+ * completes with its own result. Order, on every backend: with res 0 the
+ * target's last callback has run before the cancel's callback runs, so
+ * the cancel's callback may free the target. A target that is not in
+ * flight is found by its address only, never read: it may have been
+ * freed. */
 EVQ_API void evq_prep_cancel(struct evq_op *op, struct evq_op *target);
 /* Cancel every op in flight on fd. res: how many were cancelled, or
- * -ENOENT if none was found. */
+ * -ENOENT if none was found. The cancelled ops' callbacks run before this
+ * op's on the emulating backends; on uring they may come in either order
+ * (the kernel does not say which ops it cancelled). */
 EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
 /* recv/read into a buffer the pool picks when data arrives. flags as for
  * recv; offset as for read. The callback gets EVQ_OP_F_BUFFER and the id

@@ -628,6 +628,141 @@ static int cancel_pending_recv(void)
 	return T_PASS;
 }
 
+/* One order on every backend: the target's last callback runs before the
+ * cancel's, so the cancel's callback may free the target. io_uring may
+ * post the cancel's CQE first; the core holds it back. The target lives
+ * on the heap; the cancel's callback checks the target's ran, then frees
+ * it (ASan catches any later use). */
+struct cancel_order {
+	struct t_op *target;
+	int target_calls;
+	int target_res;
+	int bad_order;
+};
+
+static void order_target_hook(struct evq_loop *loop, struct t_op *o, int res,
+			      unsigned flags)
+{
+	struct cancel_order *co = o->arg;
+
+	(void)loop;
+	if (!(flags & EVQ_OP_F_MORE)) {
+		co->target_calls++;
+		co->target_res = res;
+	}
+}
+
+static void order_cancel_hook(struct evq_loop *loop, struct t_op *o, int res,
+			      unsigned flags)
+{
+	struct cancel_order *co = o->arg;
+
+	(void)loop;
+	(void)flags;
+	if (res == 0 && co->target_calls != 1)
+		co->bad_order++;
+	if (res == 0 || co->target_calls == 1) {
+		memset(co->target, 0x5a, sizeof(*co->target));
+		free(co->target);
+		co->target = NULL;
+	}
+}
+
+static int cancel_callback_runs_after_target(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct cancel_order co;
+	struct t_op c = { 0 };
+	char buf[4];
+	int sp[2], p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_socketpair(sp));
+	ASSERT_OK(t_pipe(p));
+	for (int i = 0; i < 60; i++) {
+		int kind = i % 3;
+
+		T_STEP("round %d: target kind %d (recv, read, timeout)", i,
+		       kind);
+		memset(&co, 0, sizeof(co));
+		co.target = calloc(1, sizeof(*co.target));
+		ASSERT_NOTNULL(co.target);
+		co.target->hook = order_target_hook;
+		co.target->arg = &co;
+		t_op_init(co.target);
+		if (kind == 0)
+			evq_prep_recv(&co.target->op, sp[0], buf, 4, 0);
+		else if (kind == 1)
+			evq_prep_read(&co.target->op, p[0], buf, 4,
+				      EVQ_OFFSET_CURRENT);
+		else
+			evq_prep_timeout(&co.target->op, 10000 * T_MS);
+		ASSERT_OK(t_op_submit(loop, co.target, 0));
+		/* started in an earlier iteration, or with the cancel */
+		if (i % 2 == 0)
+			ASSERT_OK(t_run_nowait(loop, 1));
+		c.hook = order_cancel_hook;
+		c.arg = &co;
+		t_op_init(&c);
+		evq_prep_cancel(&c.op, &co.target->op);
+		ASSERT_OK(t_op_submit(loop, &c, 0));
+		ASSERT_OK(t_op_wait(loop, &c, 2000));
+		ASSERT_ERR(c.res, 0);
+		ASSERT_EQ(co.bad_order, 0);
+		ASSERT_EQ(co.target_calls, 1);
+		ASSERT_ERR(co.target_res, -ECANCELED);
+		ASSERT_NULL(co.target);
+		/* a late call into the freed target would come now */
+		ASSERT_OK(t_run_nowait(loop, 2));
+		ASSERT_EQ(evq_loop_ops(loop), 0);
+	}
+	t_close2(sp);
+	t_close2(p);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* A cancel never reads a target that is not in flight: one that finished
+ * and was freed is simply not found (io_uring looks it up by address). */
+static void free_self_hook(struct evq_loop *loop, struct t_op *o, int res,
+			   unsigned flags)
+{
+	(void)loop;
+	(void)res;
+	(void)flags;
+	memset(o, 0x5a, sizeof(*o));
+	free(o);
+}
+
+static int cancel_of_freed_op_is_enoent(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op *t, n = { 0 }, c = { 0 };
+	struct evq_op *gone;
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("a nop that frees itself in its callback");
+	t = calloc(1, sizeof(*t));
+	ASSERT_NOTNULL(t);
+	t->hook = free_self_hook;
+	t_op_init(t);
+	evq_prep_nop(&t->op);
+	gone = &t->op;
+	ASSERT_OK(t_op_submit(loop, t, 0));
+	t_op_init(&n);
+	evq_prep_nop(&n.op);
+	ASSERT_OK(t_op_submit(loop, &n, 0));
+	ASSERT_OK(t_op_wait(loop, &n, 2000));
+	T_STEP("cancel it");
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, gone);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 2000));
+	ASSERT_ERR(c.res, -ENOENT);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static int cancel_not_in_flight(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -989,6 +1124,8 @@ static const struct t_case cases[] = {
 	T_CASE(linked_op_ended_early_leaves_no_chain_behind),
 	T_CASE(cancel_pending_recv),
 	T_CASE(cancel_not_in_flight),
+	T_CASE(cancel_callback_runs_after_target),
+	T_CASE(cancel_of_freed_op_is_enoent),
 	T_CASE(cancel_fd_many),
 	T_CASE(cancel_racing_completion),
 	T_CASE(cancel_blocking_jobs),

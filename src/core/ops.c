@@ -406,13 +406,76 @@ static void deliver_more(struct evq_loop *loop, struct evq_op *op, int res,
 	op->cb(loop, op, res, cflags | EVQ_OP_F_MORE);
 }
 
+/* ------------------------------------------------------------------------
+ * The order of a cancel and its target
+ *
+ * On every backend the target's last callback runs before the callback of
+ * the cancel that ended it, so the cancel's callback may free the target.
+ * The emulation cancels synchronously and gets that order for free. On
+ * io_uring the kernel may post the cancel's CQE first: the core keeps the
+ * native cancels of one op that are in flight on loop->cancels (linked
+ * through next/prev, which native ops do not use otherwise), marks those
+ * whose target's last call has run, and holds back a successful cancel's
+ * result until its target's last call has run.
+ * ------------------------------------------------------------------------ */
+
+static bool cancel_of_one(const struct evq_op *op)
+{
+	return op->code == EVQ_OP_CANCEL && op->u.cancel.target;
+}
+
+static void cancels_add(struct evq_loop *loop, struct evq_op *c)
+{
+	c->flags &= (uint16_t)~(EVQ__OPF_TDONE | EVQ__OPF_HELD);
+	c->prev = NULL;
+	c->next = loop->cancels;
+	if (c->next)
+		c->next->prev = c;
+	loop->cancels = c;
+}
+
+static void cancels_remove(struct evq_loop *loop, struct evq_op *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (loop->cancels == c)
+		loop->cancels = c->next;
+	else
+		return;	/* not on the list */
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+/* op's last call is about to run: mark the cancels aimed at it, and
+ * return (linked through qnext) those whose result waits for it. Only
+ * addresses are compared: op may be freed by its callback. */
+static struct evq_op *cancels_target_done(struct evq_loop *loop,
+					  const struct evq_op *op)
+{
+	struct evq_op *held = NULL, **tail = &held;
+
+	for (struct evq_op *c = loop->cancels; c; c = c->next) {
+		if (c->u.cancel.target != op)
+			continue;
+		c->flags |= EVQ__OPF_TDONE;
+		if (c->flags & EVQ__OPF_HELD) {
+			c->flags &= (uint16_t)~EVQ__OPF_HELD;
+			c->qnext = NULL;
+			*tail = c;
+			tail = &c->qnext;
+		}
+	}
+	return held;
+}
+
 /* Deliver one result. Without EVQ_OP_F_MORE this is the op's last: it
  * leaves the in-flight list before its callback runs, so the callback may
  * submit it again or free it. */
 static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		     unsigned cflags)
 {
-	struct evq_op *link = NULL;
+	struct evq_op *link = NULL, *held = NULL;
 	bool ok = false;
 
 	if (cflags & EVQ_OP_F_BUFFER)
@@ -431,6 +494,10 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		if (native(loop)) {
 			loop->nops--;
 			loop->active--;
+			if (cancel_of_one(op))
+				cancels_remove(loop, op);
+			else if (loop->cancels)
+				held = cancels_target_done(loop, op);
 		} else {
 			inflight_remove(loop, op);
 		}
@@ -439,6 +506,13 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 	op->cb(loop, op, res, cflags);
 	if (link)
 		chain_continue(loop, link, ok);
+	while (held) {
+		struct evq_op *c = held;
+
+		held = c->qnext;
+		c->qnext = NULL;
+		complete(loop, c, c->res, 0);
+	}
 }
 
 /* Native backends: dispatch what the last wait reaped. A callback that
@@ -452,6 +526,15 @@ void evq__ops_dispatch_done(struct evq_loop *loop)
 
 		if (d.flags & EVQ_OP_F_BUFFER)
 			d.op->u.pool.pool->available--;
+		if (evq__unlikely(cancel_of_one(d.op)) && d.res == 0 &&
+		    !(d.flags & EVQ_OP_F_MORE) &&
+		    !(d.op->flags & EVQ__OPF_TDONE)) {
+			/* Found and cancelled, but the target's last CQE
+			 * is still to come: delivered after it. */
+			d.op->res = d.res;
+			d.op->flags |= EVQ__OPF_HELD;
+			continue;
+		}
 		complete(loop, d.op, d.res, d.flags);
 	}
 	loop->ndone = 0;
@@ -496,6 +579,8 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		 * ops (cancel, teardown), so they are only counted here. */
 		loop->nops++;
 		loop->active++;
+		if (cancel_of_one(op))
+			cancels_add(loop, op);
 		native_start(loop, op);
 		return 0;
 	}
@@ -1094,6 +1179,17 @@ static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 	return n;
 }
 
+/* Is t one of this loop's ops in flight? Found by address, without
+ * reading t: an op that completed may have been freed by its callback.
+ * A walk of the list, as cancel_fd's: cancels are rare. */
+static bool in_flight(const struct evq_loop *loop, const struct evq_op *t)
+{
+	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
+		if (o == t)
+			return true;
+	return false;
+}
+
 static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 {
 	struct evq_op *t = op->u.cancel.target;
@@ -1103,7 +1199,7 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 		n = cancel_fd(loop, op->u.cancel.fd, op);
 		return n > 0 ? n : -ENOENT;
 	}
-	if (t == op || t->loop != loop || t->state == EVQ__OP_IDLE)
+	if (t == op || !in_flight(loop, t))
 		return -ENOENT;
 	return cancel_one(loop, t);
 }
@@ -1228,6 +1324,16 @@ void evq__ops_free_all(struct evq_loop *loop)
 		}
 		loop->backend->op_drain(loop);
 		evq__ops_dispatch_done(loop);
+		/* Every target has reported by now; a cancel still held
+		 * (its target's CQE never came) is not kept back. */
+		for (struct evq_op *c = loop->cancels, *n; c; c = n) {
+			n = c->next;
+			if (c->flags & EVQ__OPF_HELD) {
+				c->flags &= (uint16_t)~EVQ__OPF_HELD;
+				complete(loop, c, c->res, 0);
+				n = loop->cancels;	/* list changed */
+			}
+		}
 	}
 	evq__tpool_shutdown(loop);
 	evq__ops_deliver(loop);
