@@ -448,7 +448,12 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * Multishot (EVQ_OP_MULTISHOT, for accept and for recv from a pool): the
  * callback runs once per result with EVQ_OP_F_MORE while the op stays
  * armed; the last call has no EVQ_OP_F_MORE (after a cancel, an error,
- * EOF, or an empty pool). Only after the last call may the op be reused.
+ * EOF, or an empty pool). The last call may also carry a result: the
+ * kernel can end a multishot op at any time (io_uring does when its
+ * completion queue is full), and that call then has res > 0 (recv: the
+ * data, with EVQ_OP_F_BUFFER and its buffer id; accept: a new fd). Take
+ * it as any other result, then submit the op again to go on. Only after
+ * the last call may the op be reused.
  *
  * Chains (EVQ_OP_LINK): the next op submitted on the loop, before the loop
  * starts its next iteration, runs only after this one fully succeeded
