@@ -622,7 +622,7 @@ static int multishot_last_call_carries_data(void)
 	ASSERT_OK(t_guard_start(loop, &g, 5000, "datagrams never arrived"));
 	while (rx.next < NDGRAM && !g.fired) {
 		if (!evq_op_is_active(&o.op)) {
-			T_STEP("submit the multishot recv (%d datagrams so far)",
+			T_STEP("submit the multishot recv (%d datagrams in)",
 			       rx.next);
 			t_op_init(&o);
 			rx.over = false;

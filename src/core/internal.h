@@ -217,7 +217,7 @@ struct evq_loop {
 	unsigned uring_entries;	/* io_uring submission queue size */
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
 	struct evq_pool *pools;	/* buffer pools made on this loop */
-	struct evq_op *cancels;	/* native: cancels of one op, in flight */
+	struct evq_op *cancels;	/* native: by-op cancels in flight */
 	struct evq__done *done;	/* native completions of the last wait */
 	int ndone, done_cap;
 	bool freeing;
