@@ -189,6 +189,14 @@ enum evq_op_code {
 /* The pool buffer's id, when EVQ_OP_F_BUFFER is set. */
 #define EVQ_OP_F_BUFID(flags) ((unsigned)(flags) >> 16)
 
+/* The most bytes one read, write, recv or send moves (Linux's per-call
+ * maximum, 0x7ffff000 on every architecture with 4 KiB pages): a longer
+ * length given to evq_prep_read/write/recv/send is clamped to it, on every
+ * backend, so such an op completes short (never with a length cut to 32
+ * bits). readv/writev: the kernel moves at most this much of the iovecs'
+ * total, and a linked readv/writev counts as whole when it did. */
+#define EVQ_OP_LEN_MAX	((size_t)0x7ffff000)
+
 /* evq_prep_read/write offset meaning "the file's current position". */
 #define EVQ_OFFSET_CURRENT ((uint64_t)-1)
 /* evq_prep_fsync flags */
@@ -456,7 +464,12 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * Multishot (EVQ_OP_MULTISHOT, for accept and for recv from a pool): the
  * callback runs once per result with EVQ_OP_F_MORE while the op stays
  * armed; the last call has no EVQ_OP_F_MORE (after a cancel, an error,
- * EOF, or an empty pool). Only after the last call may the op be reused.
+ * EOF, or an empty pool). The last call may also carry a result: the
+ * kernel can end a multishot op at any time (io_uring does when its
+ * completion queue is full), and that call then has res > 0 (recv: the
+ * data, with EVQ_OP_F_BUFFER and its buffer id; accept: a new fd). Take
+ * it as any other result, then submit the op again to go on. Only after
+ * the last call may the op be reused.
  *
  * Chains (EVQ_OP_LINK): the next op submitted on the loop, before the loop
  * starts its next iteration, runs only after this one fully succeeded
@@ -466,7 +479,11 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * waits for all its bytes, like MSG_WAITALL, even when nothing follows
  * it: it completes whole, or short only at EOF or an error, which breaks
  * the chain. readv/writev succeed when every iovec byte moved;
- * recvmsg/sendmsg, the datagram calls, with any count >= 0.
+ * recvmsg/sendmsg, the datagram calls, with any count >= 0. An op with
+ * EVQ_OP_LINK that ends before the next op is submitted (a cancel or a
+ * close op ended it, or the chain broke before it) still heads what is
+ * submitted next in that iteration: it runs on its own after a success,
+ * and completes with -ECANCELED after a failure.
  *
  * Reuse: after its last call (for a multishot op, the one without
  * EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
@@ -521,7 +538,9 @@ EVQ_API void evq_prep_statx(struct evq_op *op, int dirfd, const char *path,
 /* fsync_flags: 0 or EVQ_FSYNC_DATASYNC (fdatasync) */
 EVQ_API void evq_prep_fsync(struct evq_op *op, int fd, unsigned fsync_flags);
 /* Close fd. Watchers and ops of this loop on fd are ended first: watchers
- * stop, pending ops complete with -ECANCELED. */
+ * stop, pending ops complete with -ECANCELED. A close never needs a new
+ * fd, so it works at RLIMIT_NOFILE (the emulating backends then close on
+ * the loop's thread when their thread pool cannot be made). */
 EVQ_API void evq_prep_close(struct evq_op *op, int fd);
 /* Complete with -ETIME after ns nanoseconds (measured from the start of
  * the op; never earlier). A huge ns follows the saturation rule
@@ -531,10 +550,16 @@ EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
  * -ECANCELED, or, multishot, with a last call without EVQ_OP_F_MORE);
  * -ENOENT when it is not in flight; -EALREADY when it is already running
  * where it cannot be stopped (a blocking call in a pool thread): it then
- * completes with its own result. */
+ * completes with its own result. Order, on every backend: with res 0 the
+ * target's last callback has run before the cancel's callback runs, so
+ * the cancel's callback may free the target. A target that is not in
+ * flight is found by its address only, never read: it may have been
+ * freed. */
 EVQ_API void evq_prep_cancel(struct evq_op *op, struct evq_op *target);
 /* Cancel every op in flight on fd. res: how many were cancelled, or
- * -ENOENT if none was found. */
+ * -ENOENT if none was found. The cancelled ops' callbacks run before this
+ * op's on the emulating backends; on uring they may come in either order
+ * (the kernel does not say which ops it cancelled). */
 EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
 /* recv/read into a buffer the pool picks when data arrives. flags as for
  * recv; offset as for read. The callback gets EVQ_OP_F_BUFFER and the id

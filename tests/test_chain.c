@@ -445,6 +445,136 @@ static int link_before_iteration_links_nothing(void)
 	return T_PASS;
 }
 
+/* Ops a callback submits with EVQ_OP_LINK and that end (cancelled by a
+ * close op or a cancel that starts in the same iteration) before anything
+ * else is submitted. They live on the heap and free themselves in their
+ * last callback, as evq.h allows: an op submitted afterwards must neither
+ * be linked into them (a use-after-free write) nor wait behind them. */
+struct dead_link {
+	struct t_op *a[2];	/* the ops the callback submits */
+	int nsubmit;		/* how many: a[0] LINK, then a[1] LINK */
+	int fd;
+	char buf[2][4];
+	int calls[2];
+	int res[2];
+};
+
+static void dead_link_freed(struct evq_loop *loop, struct t_op *o, int res,
+			    unsigned flags)
+{
+	struct dead_link *dl = o->arg;
+
+	(void)loop;
+	(void)flags;
+	for (int i = 0; i < 2; i++) {
+		if (dl->a[i] != o)
+			continue;
+		dl->calls[i]++;
+		dl->res[i] = res;
+		dl->a[i] = NULL;
+	}
+	free(o);
+}
+
+static void dead_link_submit(struct evq_loop *loop, struct t_op *o, int res,
+			     unsigned flags)
+{
+	struct dead_link *dl = o->arg;
+
+	(void)res;
+	(void)flags;
+	for (int i = 0; i < dl->nsubmit; i++) {
+		struct t_op *a = dl->a[i];
+
+		evq_prep_read(&a->op, dl->fd, dl->buf[i], sizeof(dl->buf[i]),
+			      EVQ_OFFSET_CURRENT);
+		EXPECT_OK(t_op_submit(loop, a, EVQ_OP_LINK));
+	}
+}
+
+/* variant: 0 a close op ends the linked op, 1 cancel_fd, 2 cancel of the
+ * op itself; nsubmit: one linked op, or two (the second held behind the
+ * first). */
+static int dead_link_run(int variant, int nsubmit)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op n = { 0 }, end = { 0 }, b = { 0 };
+	struct dead_link dl = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("variant %d, %d linked op(s)", variant, nsubmit);
+	ASSERT_OK(t_pipe(p));
+	dl.fd = dup(p[0]);
+	ASSERT_GE(dl.fd, 0);
+	dl.nsubmit = nsubmit;
+	for (int i = 0; i < nsubmit; i++) {
+		dl.a[i] = calloc(1, sizeof(struct t_op));
+		ASSERT_NOTNULL(dl.a[i]);
+		dl.a[i]->hook = dead_link_freed;
+		dl.a[i]->arg = &dl;
+		t_op_init(dl.a[i]);
+	}
+	t_op_init(&n);
+	n.hook = dead_link_submit;
+	n.arg = &dl;
+	evq_prep_nop(&n.op);
+	ASSERT_OK(t_op_submit(loop, &n, EVQ_OP_LINK));
+	t_op_init(&end);
+	if (variant == 0)
+		evq_prep_close(&end.op, dl.fd);
+	else if (variant == 1)
+		evq_prep_cancel_fd(&end.op, dl.fd);
+	else
+		evq_prep_cancel(&end.op, &dl.a[0]->op);
+	ASSERT_OK(t_op_submit(loop, &end, 0));
+	ASSERT_OK(t_op_wait(loop, &end, 2000));
+	ASSERT_EQ(n.ncalls, 1);
+
+	T_STEP("the op submitted next is in that chain, and ends");
+	t_op_init(&b);
+	evq_prep_nop(&b.op);
+	ASSERT_OK(t_op_submit(loop, &b, 0));
+	/* uring: the close or cancel ran before the linked ops existed
+	 * (the kernel ran it right after the nop), so they wait for data. */
+	ASSERT_OK(t_run_nowait(loop, 2));
+	if (dl.calls[0] == 0)
+		ASSERT_EQ(write(p[1], "abcdefgh", 8), 8);
+	ASSERT_OK(t_op_wait(loop, &b, 2000));
+	for (int i = 0; i < nsubmit; i++)
+		ASSERT_EQ(dl.calls[i], 1);
+	if (dl.res[0] != 4) {
+		/* ended by the close or the cancel (uring: EBADF, the fd
+		 * was closed before the read was submitted) */
+		ASSERT_TRUE(dl.res[0] == -ECANCELED || dl.res[0] == -EBADF);
+		if (variant == 1)
+			ASSERT_GE(end.res, 1);
+		if (variant == 2)
+			ASSERT_ERR(end.res, 0);
+	}
+	if (nsubmit == 2)
+		ASSERT_ERR(dl.res[1], dl.res[0] == 4 ? 4 : -ECANCELED);
+	/* a chain that failed cancels what was linked after it */
+	ASSERT_ERR(b.res, dl.res[nsubmit - 1] == 4 ? 0 : -ECANCELED);
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	T_STEP("nothing is left to keep the loop running");
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_DEFAULT), 0);
+	if (variant != 0)
+		close(dl.fd);
+	t_close2(p);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+static int linked_op_ended_early_leaves_no_chain_behind(void)
+{
+	for (int variant = 0; variant < 3; variant++)
+		for (int nsubmit = 1; nsubmit <= 2; nsubmit++)
+			if (dead_link_run(variant, nsubmit) != T_PASS)
+				return T_FAIL;
+	return T_PASS;
+}
+
 /* ------------------------------------------------------------------------
  * Cancel
  * ------------------------------------------------------------------------ */
@@ -494,6 +624,141 @@ static int cancel_pending_recv(void)
 	ASSERT_LT(tm.at_ns - t0, 40 * T_MS);
 	ASSERT_EQ(evq_loop_ops(loop), 0);
 	t_close2(sp);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* One order on every backend: the target's last callback runs before the
+ * cancel's, so the cancel's callback may free the target. io_uring may
+ * post the cancel's CQE first; the core holds it back. The target lives
+ * on the heap; the cancel's callback checks the target's ran, then frees
+ * it (ASan catches any later use). */
+struct cancel_order {
+	struct t_op *target;
+	int target_calls;
+	int target_res;
+	int bad_order;
+};
+
+static void order_target_hook(struct evq_loop *loop, struct t_op *o, int res,
+			      unsigned flags)
+{
+	struct cancel_order *co = o->arg;
+
+	(void)loop;
+	if (!(flags & EVQ_OP_F_MORE)) {
+		co->target_calls++;
+		co->target_res = res;
+	}
+}
+
+static void order_cancel_hook(struct evq_loop *loop, struct t_op *o, int res,
+			      unsigned flags)
+{
+	struct cancel_order *co = o->arg;
+
+	(void)loop;
+	(void)flags;
+	if (res == 0 && co->target_calls != 1)
+		co->bad_order++;
+	if (res == 0 || co->target_calls == 1) {
+		memset(co->target, 0x5a, sizeof(*co->target));
+		free(co->target);
+		co->target = NULL;
+	}
+}
+
+static int cancel_callback_runs_after_target(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct cancel_order co;
+	struct t_op c = { 0 };
+	char buf[4];
+	int sp[2], p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_socketpair(sp));
+	ASSERT_OK(t_pipe(p));
+	for (int i = 0; i < 60; i++) {
+		int kind = i % 3;
+
+		T_STEP("round %d: target kind %d (recv, read, timeout)", i,
+		       kind);
+		memset(&co, 0, sizeof(co));
+		co.target = calloc(1, sizeof(*co.target));
+		ASSERT_NOTNULL(co.target);
+		co.target->hook = order_target_hook;
+		co.target->arg = &co;
+		t_op_init(co.target);
+		if (kind == 0)
+			evq_prep_recv(&co.target->op, sp[0], buf, 4, 0);
+		else if (kind == 1)
+			evq_prep_read(&co.target->op, p[0], buf, 4,
+				      EVQ_OFFSET_CURRENT);
+		else
+			evq_prep_timeout(&co.target->op, 10000 * T_MS);
+		ASSERT_OK(t_op_submit(loop, co.target, 0));
+		/* started in an earlier iteration, or with the cancel */
+		if (i % 2 == 0)
+			ASSERT_OK(t_run_nowait(loop, 1));
+		c.hook = order_cancel_hook;
+		c.arg = &co;
+		t_op_init(&c);
+		evq_prep_cancel(&c.op, &co.target->op);
+		ASSERT_OK(t_op_submit(loop, &c, 0));
+		ASSERT_OK(t_op_wait(loop, &c, 2000));
+		ASSERT_ERR(c.res, 0);
+		ASSERT_EQ(co.bad_order, 0);
+		ASSERT_EQ(co.target_calls, 1);
+		ASSERT_ERR(co.target_res, -ECANCELED);
+		ASSERT_NULL(co.target);
+		/* a late call into the freed target would come now */
+		ASSERT_OK(t_run_nowait(loop, 2));
+		ASSERT_EQ(evq_loop_ops(loop), 0);
+	}
+	t_close2(sp);
+	t_close2(p);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* A cancel never reads a target that is not in flight: one that finished
+ * and was freed is simply not found (io_uring looks it up by address). */
+static void free_self_hook(struct evq_loop *loop, struct t_op *o, int res,
+			   unsigned flags)
+{
+	(void)loop;
+	(void)res;
+	(void)flags;
+	memset(o, 0x5a, sizeof(*o));
+	free(o);
+}
+
+static int cancel_of_freed_op_is_enoent(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op *t, n = { 0 }, c = { 0 };
+	struct evq_op *gone;
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("a nop that frees itself in its callback");
+	t = calloc(1, sizeof(*t));
+	ASSERT_NOTNULL(t);
+	t->hook = free_self_hook;
+	t_op_init(t);
+	evq_prep_nop(&t->op);
+	gone = &t->op;
+	ASSERT_OK(t_op_submit(loop, t, 0));
+	t_op_init(&n);
+	evq_prep_nop(&n.op);
+	ASSERT_OK(t_op_submit(loop, &n, 0));
+	ASSERT_OK(t_op_wait(loop, &n, 2000));
+	T_STEP("cancel it");
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, gone);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 2000));
+	ASSERT_ERR(c.res, -ENOENT);
 	ASSERT_OK(evq_loop_free(loop));
 	return T_PASS;
 }
@@ -856,8 +1121,11 @@ static const struct t_case cases[] = {
 	T_CASE(linked_recv_send_wait_for_all_bytes),
 	T_CASE(chain_headed_by_timeout),
 	T_CASE(link_before_iteration_links_nothing),
+	T_CASE(linked_op_ended_early_leaves_no_chain_behind),
 	T_CASE(cancel_pending_recv),
 	T_CASE(cancel_not_in_flight),
+	T_CASE(cancel_callback_runs_after_target),
+	T_CASE(cancel_of_freed_op_is_enoent),
 	T_CASE(cancel_fd_many),
 	T_CASE(cancel_racing_completion),
 	T_CASE(cancel_blocking_jobs),

@@ -19,9 +19,13 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static void never_io(struct evq_loop *loop, struct evq_io *w, unsigned r)
@@ -985,6 +989,102 @@ static int openat_ok_and_enoent(void)
 	return T_PASS;
 }
 
+/* Fork a child that frees the loop and exits: 0 when the free returned
+ * and `job` (if any) got exactly one call, -ECANCELED. The parent waits
+ * at most 5 s: a child that hangs (joining pool threads that exist only
+ * in the parent) is killed and fails the case. */
+static int free_in_child(struct evq_loop *loop, struct t_op *job)
+{
+	int status = 0;
+	uint64_t t0;
+	pid_t pid = fork(), w;
+
+	if (pid == 0) {
+		int r = evq_loop_free(loop);
+
+		if (r != 0)
+			_exit(2);
+		if (job && (job->ncalls != 1 || job->res != -ECANCELED))
+			_exit(3);
+		_exit(0);
+	}
+	ASSERT_GT(pid, 0);
+	t0 = t_now_ns();
+	while ((w = waitpid(pid, &status, WNOHANG)) == 0 &&
+	       t_now_ns() - t0 < 5000 * T_MS)
+		t_sleep_ms(5);
+	if (w == 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		T_FAILF("evq_loop_free() in the child hung");
+		return T_FAIL;
+	}
+	ASSERT_EQ(w, pid);
+	if (WIFSIGNALED(status))
+		T_FAILF("the child died of signal %d", WTERMSIG(status));
+	ASSERT_TRUE(WIFEXITED(status));
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	return T_PASS;
+}
+
+/* docs/ARCHITECTURE.md: after fork() the child may free its copy of the
+ * loop. Once the thread pool has been used (openat runs there on epoll,
+ * poll and aio), the child has the pool's memory but not its threads. */
+static int loop_free_in_fork_child_after_pool_use(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op o = { 0 };
+	char dir[256], fifo[300];
+	int wfd;
+
+	ASSERT_NOTNULL(loop);
+	t_case_timeout(20);
+	t_tmpdir(dir, sizeof(dir));
+	ASSERT_TRUE(dir[0]);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	ASSERT_EQ(mkfifo(fifo, 0600), 0);
+	T_STEP("use the pool");
+	t_op_init(&o);
+	evq_prep_openat(&o.op, AT_FDCWD, dir, O_RDONLY | O_CLOEXEC, 0);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_GE(o.res, 0);
+	close(o.res);
+	T_STEP("the child frees the loop (pool idle)");
+	if (free_in_child(loop, NULL) != T_PASS)
+		return T_FAIL;
+
+	if (t_backend_emulates(loop) ||
+	    evq_loop_backend(loop) == EVQ_BACKEND_AIO) {
+		T_STEP("the child frees the loop (a job running in the pool)");
+		/* opening a FIFO for reading blocks until a writer comes */
+		t_op_init(&o);
+		evq_prep_openat(&o.op, AT_FDCWD, fifo, O_RDONLY | O_CLOEXEC,
+				0);
+		ASSERT_OK(t_op_submit(loop, &o, 0));
+		ASSERT_OK(t_run_nowait(loop, 1));
+		t_sleep_ms(20);	/* let a worker take it */
+		ASSERT_EQ(o.ncalls, 0);
+		if (free_in_child(loop, &o) != T_PASS)
+			return T_FAIL;
+		wfd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+		ASSERT_GE(wfd, 0);
+		ASSERT_OK(t_op_wait(loop, &o, 5000));
+		ASSERT_GE(o.res, 0);
+		close(o.res);
+		close(wfd);
+	}
+	T_STEP("the parent's loop still works");
+	t_op_init(&o);
+	evq_prep_nop(&o.op);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	unlink(fifo);
+	rmdir(dir);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static int statx_matches_fstat(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -1121,6 +1221,139 @@ static int close_op_closes_fd(void)
 	ASSERT_OK(t_op_wait(loop, &c, 5000));
 	ASSERT_ERR(c.res, -EBADF);
 	close(p[0]);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* At RLIMIT_NOFILE a close op must still close: it is how a server at
+ * its fd limit gets fds back, so it may not need a new fd itself (the
+ * thread pool is made lazily and needs an eventfd). The loop is fresh:
+ * nothing has made its pool yet. */
+static int close_op_at_fd_limit(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct rlimit old, lim;
+	struct t_op c = { 0 };
+	int p[2], fill[256], nfill = 0, top = -1, fd = -1;
+	bool emfile, closed;
+	DIR *d;
+	struct dirent *e;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+	T_STEP("lower the limit to the highest open fd, fill the holes");
+	d = opendir("/proc/self/fd");
+	ASSERT_NOTNULL(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && atoi(e->d_name) > top)
+			top = atoi(e->d_name);
+	closedir(d);
+	lim = old;
+	lim.rlim_cur = (rlim_t)top + 1;
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	while (nfill < (int)T_NELEM(fill) && (fd = dup(p[1])) >= 0)
+		fill[nfill++] = fd;
+	emfile = fd < 0 && errno == EMFILE;
+
+	T_STEP("a close op at the limit");
+	t_op_init(&c);
+	evq_prep_close(&c.op, p[0]);
+	if (emfile && t_op_submit(loop, &c, 0) == 0)
+		(void)t_op_wait(loop, &c, 5000);
+	closed = !t_fd_open(p[0]);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	ASSERT_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+	ASSERT_TRUE(emfile);
+	ASSERT_EQ(c.ncalls, 1);
+	ASSERT_ERR(c.res, 0);
+	ASSERT_TRUE(closed);
+	close(p[1]);
+	T_STEP("ops that need the thread pool work once fds are back");
+	ASSERT_OK(t_pipe(p));
+	t_op_init(&c);
+	evq_prep_close(&c.op, p[0]);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_ERR(c.res, 0);
+	ASSERT_TRUE(!t_fd_open(p[0]));
+	close(p[1]);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* Lengths above what the kernel moves in one call (0x7ffff000, as
+ * read(2) says) are clamped to it on every backend: never cut to 32 bits,
+ * which turned a 4 GiB read into a 0-byte "EOF" on io_uring. The buffer
+ * is small: the kernel touches only the bytes it moves. */
+static int huge_lengths_are_clamped(void)
+{
+	const size_t huge = (size_t)1 << 32;
+	struct evq_loop *loop;
+	struct t_op o = { 0 };
+	struct iovec iov;
+	unsigned char *buf;
+	int p[2], sp[2];
+
+	if (sizeof(size_t) < 8)
+		return t_skip("size_t is 32 bits here");
+	loop = t_loop_new();
+	ASSERT_NOTNULL(loop);
+	buf = mmap(NULL, 65536, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_TRUE(buf != MAP_FAILED);
+	memset(buf, 'x', 65536);
+	ASSERT_OK(t_pipe(p));
+	/* one page: a write moves at most that much */
+	ASSERT_GE(fcntl(p[1], F_SETPIPE_SZ, 4096), 4096);
+	ASSERT_OK(t_socketpair(sp));
+
+	T_STEP("read of 4 GiB with 16 bytes in the pipe");
+	ASSERT_EQ(write(p[1], "0123456789abcdef", 16), 16);
+	t_op_init(&o);
+	evq_prep_read(&o.op, p[0], buf, huge, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, 16);
+	ASSERT_EQ(memcmp(buf, "0123456789abcdef", 16), 0);
+	T_STEP("readv of one 4 GiB iovec");
+	ASSERT_EQ(write(p[1], "0123456789abcdef", 16), 16);
+	iov.iov_base = buf;
+	iov.iov_len = huge;
+	t_op_init(&o);
+	evq_prep_readv(&o.op, p[0], &iov, 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, 16);
+	T_STEP("write of 4 GiB to a one-page pipe: a positive count");
+	t_op_init(&o);
+	evq_prep_write(&o.op, p[1], buf, huge, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_GT(o.res, 0);
+	ASSERT_LE(o.res, 65536);
+	ASSERT_EQ(t_drain(p[0]), o.res);
+	T_STEP("recv of 4 GiB with 16 bytes queued");
+	ASSERT_EQ(write(sp[1], "0123456789abcdef", 16), 16);
+	t_op_init(&o);
+	evq_prep_recv(&o.op, sp[0], buf, huge, 0);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_EQ(o.res, 16);
+	T_STEP("send of 4 GiB: a positive count");
+	ASSERT_GE(setsockopt(sp[0], SOL_SOCKET, SO_SNDBUF, &(int){ 4096 },
+			     sizeof(int)), 0);
+	t_op_init(&o);
+	evq_prep_send(&o.op, sp[0], buf, huge, 0);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	ASSERT_GT(o.res, 0);
+	ASSERT_LE(o.res, 65536);
+	ASSERT_EQ(t_sock_drain(sp[1]), o.res);
+	t_close2(p);
+	t_close2(sp);
+	munmap(buf, 65536);
 	ASSERT_OK(evq_loop_free(loop));
 	return T_PASS;
 }
@@ -1499,9 +1732,12 @@ static const struct t_case cases[] = {
 	T_CASE(tcp_accept_connect_blocking),
 	T_CASE(connect_refused),
 	T_CASE(openat_ok_and_enoent),
+	T_CASE(loop_free_in_fork_child_after_pool_use),
 	T_CASE(statx_matches_fstat),
 	T_CASE(fsync_and_fdatasync),
 	T_CASE(close_op_closes_fd),
+	T_CASE(close_op_at_fd_limit),
+	T_CASE(huge_lengths_are_clamped),
 	T_CASE(close_op_ends_watchers_and_ops),
 	T_CASE(ebadf_in_callback),
 	T_CASE(send_to_closed_peer),

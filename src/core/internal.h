@@ -60,6 +60,8 @@ enum {
 /* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */
 #define EVQ__OPF_POOL 0x100u	/* recv/read into a pool buffer */
 #define EVQ__OPF_BLOCKING 0x200u	/* emulation: the fd is blocking */
+#define EVQ__OPF_TDONE 0x400u	/* native cancel: target's last call ran */
+#define EVQ__OPF_HELD 0x800u	/* native cancel: result held for it */
 
 /* A finished op reported by a completion-native backend's wait. */
 struct evq__done {
@@ -215,6 +217,7 @@ struct evq_loop {
 	unsigned uring_entries;	/* io_uring submission queue size */
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
 	struct evq_pool *pools;	/* buffer pools made on this loop */
+	struct evq_op *cancels;	/* native: by-op cancels in flight */
 	struct evq__done *done;	/* native completions of the last wait */
 	int ndone, done_cap;
 	bool freeing;

@@ -25,6 +25,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -43,6 +44,15 @@
 static void op_start(struct evq_loop *loop, struct evq_op *op);
 static void native_start(struct evq_loop *loop, struct evq_op *op);
 
+/* loop->chain_tail names the last op submitted this iteration when it had
+ * EVQ_OP_LINK, and only while that op is in flight: an op that ends (a
+ * cancel, a close op, a chain broken before it) may be freed or reused at
+ * once, so complete() takes it off. The chain still goes on as it would
+ * have: the next op submitted runs on its own after a success, and after
+ * a failure completes with -ECANCELED, as on io_uring, where both SQEs go
+ * in one submission. chain_broken stands for "the tail failed". */
+static struct evq_op chain_broken;
+
 /* A completion-native backend that runs every op and chain in the kernel
  * (uring). A backend with op_start but without EVQ__CAP_KERNEL_OPS takes
  * some ops (it says EVQ__EMULATE for the others), and the core keeps the
@@ -55,6 +65,15 @@ static inline bool native(const struct evq_loop *loop)
 /* ------------------------------------------------------------------------
  * Preparation
  * ------------------------------------------------------------------------ */
+
+/* The most bytes Linux moves in one read/write/recv/send (MAX_RW_COUNT:
+ * INT_MAX rounded down to a page). A longer length is clamped here, once,
+ * so that every backend and the emulation see the same value: io_uring's
+ * SQE has a 32-bit length, and cutting 4 GiB to 32 bits made 0 ("EOF"). */
+static size_t clamp_len(size_t len)
+{
+	return len > EVQ_OP_LEN_MAX ? EVQ_OP_LEN_MAX : len;
+}
 
 static void prep(struct evq_op *op, uint8_t code, int fd)
 {
@@ -73,7 +92,7 @@ void evq_prep_read(struct evq_op *op, int fd, void *buf, size_t len,
 {
 	prep(op, EVQ_OP_READ, fd);
 	op->u.rw.buf = buf;
-	op->u.rw.len = len;
+	op->u.rw.len = clamp_len(len);
 	op->u.rw.off = offset;
 }
 
@@ -82,7 +101,7 @@ void evq_prep_write(struct evq_op *op, int fd, const void *buf, size_t len,
 {
 	prep(op, EVQ_OP_WRITE, fd);
 	op->u.rw.buf = (void *)buf;
-	op->u.rw.len = len;
+	op->u.rw.len = clamp_len(len);
 	op->u.rw.off = offset;
 }
 
@@ -109,7 +128,7 @@ void evq_prep_recv(struct evq_op *op, int fd, void *buf, size_t len,
 {
 	prep(op, EVQ_OP_RECV, fd);
 	op->u.sr.buf = buf;
-	op->u.sr.len = len;
+	op->u.sr.len = clamp_len(len);
 	op->u.sr.flags = flags;
 }
 
@@ -118,7 +137,7 @@ void evq_prep_send(struct evq_op *op, int fd, const void *buf, size_t len,
 {
 	prep(op, EVQ_OP_SEND, fd);
 	op->u.sr.buf = (void *)buf;
-	op->u.sr.len = len;
+	op->u.sr.len = clamp_len(len);
 	op->u.sr.flags = flags;
 }
 
@@ -317,8 +336,11 @@ static size_t iov_total(const struct iovec *iov, int cnt)
 {
 	size_t n = 0;
 
-	for (int i = 0; i < cnt; i++)
+	for (int i = 0; i < cnt; i++) {
+		if (iov[i].iov_len > SIZE_MAX - n)
+			return SIZE_MAX;
 		n += iov[i].iov_len;
+	}
 	return n;
 }
 
@@ -340,7 +362,9 @@ static bool op_success(const struct evq_op *op, int res)
 		return (size_t)res == op->u.sr.len;
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
-		return (size_t)res == iov_total(op->u.vec.iov, op->u.vec.cnt);
+		/* the kernel moves at most EVQ_OP_LEN_MAX in one call */
+		return (size_t)res == clamp_len(iov_total(op->u.vec.iov,
+							  op->u.vec.cnt));
 	default:	/* recvmsg/sendmsg included: any count, as io_uring */
 		return true;
 	}
@@ -382,13 +406,76 @@ static void deliver_more(struct evq_loop *loop, struct evq_op *op, int res,
 	op->cb(loop, op, res, cflags | EVQ_OP_F_MORE);
 }
 
+/* ------------------------------------------------------------------------
+ * The order of a cancel and its target
+ *
+ * On every backend the target's last callback runs before the callback of
+ * the cancel that ended it, so the cancel's callback may free the target.
+ * The emulation cancels synchronously and gets that order for free. On
+ * io_uring the kernel may post the cancel's CQE first: the core keeps the
+ * native cancels of one op that are in flight on loop->cancels (linked
+ * through next/prev, which native ops do not use otherwise), marks those
+ * whose target's last call has run, and holds back a successful cancel's
+ * result until its target's last call has run.
+ * ------------------------------------------------------------------------ */
+
+static bool cancel_of_one(const struct evq_op *op)
+{
+	return op->code == EVQ_OP_CANCEL && op->u.cancel.target;
+}
+
+static void cancels_add(struct evq_loop *loop, struct evq_op *c)
+{
+	c->flags &= (uint16_t)~(EVQ__OPF_TDONE | EVQ__OPF_HELD);
+	c->prev = NULL;
+	c->next = loop->cancels;
+	if (c->next)
+		c->next->prev = c;
+	loop->cancels = c;
+}
+
+static void cancels_remove(struct evq_loop *loop, struct evq_op *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else if (loop->cancels == c)
+		loop->cancels = c->next;
+	else
+		return;	/* not on the list */
+	if (c->next)
+		c->next->prev = c->prev;
+	c->next = c->prev = NULL;
+}
+
+/* op's last call is about to run: mark the cancels aimed at it, and
+ * return (linked through qnext) those whose result waits for it. Only
+ * addresses are compared: op may be freed by its callback. */
+static struct evq_op *cancels_target_done(struct evq_loop *loop,
+					  const struct evq_op *op)
+{
+	struct evq_op *held = NULL, **tail = &held;
+
+	for (struct evq_op *c = loop->cancels; c; c = c->next) {
+		if (c->u.cancel.target != op)
+			continue;
+		c->flags |= EVQ__OPF_TDONE;
+		if (c->flags & EVQ__OPF_HELD) {
+			c->flags &= (uint16_t)~EVQ__OPF_HELD;
+			c->qnext = NULL;
+			*tail = c;
+			tail = &c->qnext;
+		}
+	}
+	return held;
+}
+
 /* Deliver one result. Without EVQ_OP_F_MORE this is the op's last: it
  * leaves the in-flight list before its callback runs, so the callback may
  * submit it again or free it. */
 static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		     unsigned cflags)
 {
-	struct evq_op *link = NULL;
+	struct evq_op *link = NULL, *held = NULL;
 	bool ok = false;
 
 	if (cflags & EVQ_OP_F_BUFFER)
@@ -401,9 +488,16 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		if (link)
 			ok = op_success(op, res);
 		op->state = EVQ__OP_IDLE;
+		if (loop->chain_tail == op)
+			loop->chain_tail = op_success(op, res) ? NULL
+							       : &chain_broken;
 		if (native(loop)) {
 			loop->nops--;
 			loop->active--;
+			if (cancel_of_one(op))
+				cancels_remove(loop, op);
+			else if (loop->cancels)
+				held = cancels_target_done(loop, op);
 		} else {
 			inflight_remove(loop, op);
 		}
@@ -412,6 +506,13 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 	op->cb(loop, op, res, cflags);
 	if (link)
 		chain_continue(loop, link, ok);
+	while (held) {
+		struct evq_op *c = held;
+
+		held = c->qnext;
+		c->qnext = NULL;
+		complete(loop, c, c->res, 0);
+	}
 }
 
 /* Native backends: dispatch what the last wait reaped. A callback that
@@ -425,6 +526,15 @@ void evq__ops_dispatch_done(struct evq_loop *loop)
 
 		if (d.flags & EVQ_OP_F_BUFFER)
 			d.op->u.pool.pool->available--;
+		if (evq__unlikely(cancel_of_one(d.op)) && d.res == 0 &&
+		    !(d.flags & EVQ_OP_F_MORE) &&
+		    !(d.op->flags & EVQ__OPF_TDONE)) {
+			/* Found and cancelled, but the target's last CQE
+			 * is still to come: delivered after it. */
+			d.op->res = d.res;
+			d.op->flags |= EVQ__OPF_HELD;
+			continue;
+		}
 		complete(loop, d.op, d.res, d.flags);
 	}
 	loop->ndone = 0;
@@ -469,10 +579,20 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		 * ops (cancel, teardown), so they are only counted here. */
 		loop->nops++;
 		loop->active++;
+		if (cancel_of_one(op))
+			cancels_add(loop, op);
 		native_start(loop, op);
 		return 0;
 	}
 	inflight_add(loop, op);
+	if (loop->chain_tail == &chain_broken) {
+		/* Delivered next iteration: never inside this call. An op
+		 * with LINK keeps the chain broken for the next one. */
+		park(loop, op, -ECANCELED);
+		if (!(flags & EVQ_OP_LINK))
+			loop->chain_tail = NULL;
+		return 0;
+	}
 	if (loop->chain_tail) {
 		loop->chain_tail->link = op;
 		op->state = EVQ__OP_HELD;
@@ -501,9 +621,11 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	struct evq_op *op;
 
 	evq__ops_deliver(loop);
+	/* Also when nothing is queued: the tail may have been started early
+	 * by its chain (chain_continue) and still be running. */
+	loop->chain_tail = NULL;
 	if (!loop->sq_head)
 		return;
-	loop->chain_tail = NULL;
 	loop->batch_head = loop->sq_head;
 	loop->sq_head = loop->sq_tail = NULL;
 	while ((op = loop->batch_head)) {
@@ -1003,8 +1125,6 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 				break;
 			}
 		}
-		if (loop->chain_tail == t)
-			loop->chain_tail = NULL;
 		break;
 	case EVQ__OP_WAIT_IO:
 		evq_io_stop(&t->wait.io);
@@ -1059,6 +1179,17 @@ static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 	return n;
 }
 
+/* Is t one of this loop's ops in flight? Found by address, without
+ * reading t: an op that completed may have been freed by its callback.
+ * A walk of the list, as cancel_fd's: cancels are rare. */
+static bool in_flight(const struct evq_loop *loop, const struct evq_op *t)
+{
+	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
+		if (o == t)
+			return true;
+	return false;
+}
+
 static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 {
 	struct evq_op *t = op->u.cancel.target;
@@ -1068,7 +1199,7 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 		n = cancel_fd(loop, op->u.cancel.fd, op);
 		return n > 0 ? n : -ENOENT;
 	}
-	if (t == op || t->loop != loop || t->state == EVQ__OP_IDLE)
+	if (t == op || !in_flight(loop, t))
 		return -ENOENT;
 	return cancel_one(loop, t);
 }
@@ -1104,7 +1235,13 @@ static void emul_start(struct evq_loop *loop, struct evq_op *op)
 		 * and can be reused. */
 		cancel_fd(loop, op->fd, op);
 		evq__fd_end(loop, op->fd);
-		op_route(loop, op, TRY_POOL, 0);
+		/* In the pool, since close() can block (the last reference
+		 * to a lingering socket, a network file system's flush).
+		 * But a close must never need a new fd: when the pool cannot
+		 * be had (at RLIMIT_NOFILE it cannot make its eventfd), close
+		 * here. Linux frees the fd even when close() fails. */
+		if (evq__tpool_submit(loop, op) < 0)
+			complete(loop, op, (int)EVQ__SYS(close(op->fd)), 0);
 		return;
 	case EVQ_OP_OPENAT:
 	case EVQ_OP_STATX:
@@ -1187,6 +1324,16 @@ void evq__ops_free_all(struct evq_loop *loop)
 		}
 		loop->backend->op_drain(loop);
 		evq__ops_dispatch_done(loop);
+		/* Every target has reported by now; a cancel still held
+		 * (its target's CQE never came) is not kept back. */
+		for (struct evq_op *c = loop->cancels, *n; c; c = n) {
+			n = c->next;
+			if (c->flags & EVQ__OPF_HELD) {
+				c->flags &= (uint16_t)~EVQ__OPF_HELD;
+				complete(loop, c, c->res, 0);
+				n = loop->cancels;	/* list changed */
+			}
+		}
 	}
 	evq__tpool_shutdown(loop);
 	evq__ops_deliver(loop);

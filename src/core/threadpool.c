@@ -19,6 +19,12 @@
  *
  * Workers block every signal, so that signals meant for the loop's
  * signalfd are never taken by a worker.
+ *
+ * fork(): a child has the pool's memory but none of its threads, and its
+ * copy of the lock may be held by a worker that does not exist there.
+ * evq_loop_free() in a child (allowed, docs/ARCHITECTURE.md) therefore
+ * neither locks nor joins: it takes the queues as they are and forgets
+ * the threads.
  */
 #include "internal.h"
 
@@ -38,6 +44,7 @@ struct evq__tpool {
 	struct evq_op *qhead, *qtail;	/* waiting for a worker */
 	struct evq_op *dhead, *dtail;	/* finished, for the loop */
 	bool stop;
+	pid_t pid;		/* the process whose threads these are */
 	unsigned nthreads;
 	pthread_t threads[];
 };
@@ -166,6 +173,7 @@ static int tpool_create(struct evq_loop *loop)
 		return -ENOMEM;
 	pthread_mutex_init(&tp->lock, NULL);
 	pthread_cond_init(&tp->cond, NULL);
+	tp->pid = getpid();
 	loop->tpool = tp;
 
 	sigfillset(&all);
@@ -261,22 +269,29 @@ void evq__tpool_reap(struct evq_loop *loop)
 }
 
 /* For evq_loop_free: cancel what has not started, let running jobs
- * finish, join the workers, and deliver every result. */
+ * finish, join the workers, and deliver every result. In a forked child
+ * (see the top) the jobs the parent's workers were running never finish
+ * here: they stay on the loop's list, and the loop's free cancels them. */
 void evq__tpool_shutdown(struct evq_loop *loop)
 {
 	struct evq__tpool *tp = loop->tpool;
+	bool child;
 	struct evq_op *op;
 
 	if (!tp)
 		return;
-	pthread_mutex_lock(&tp->lock);
+	child = tp->pid != getpid();
+	if (!child)
+		pthread_mutex_lock(&tp->lock);
 	op = tp->qhead;
 	tp->qhead = tp->qtail = NULL;
 	tp->stop = true;
-	pthread_cond_broadcast(&tp->cond);
-	pthread_mutex_unlock(&tp->lock);
-	for (unsigned i = 0; i < tp->nthreads; i++)
-		pthread_join(tp->threads[i], NULL);
+	if (!child) {
+		pthread_cond_broadcast(&tp->cond);
+		pthread_mutex_unlock(&tp->lock);
+		for (unsigned i = 0; i < tp->nthreads; i++)
+			pthread_join(tp->threads[i], NULL);
+	}
 	while (op) {
 		struct evq_op *next = op->qnext;
 
@@ -284,6 +299,23 @@ void evq__tpool_shutdown(struct evq_loop *loop)
 		op->res = -ECANCELED;
 		evq__ops_pool_done(loop, op);
 		op = next;
+	}
+	if (child) {
+		/* Results finished before the fork; no lock to take. */
+		op = tp->dhead;
+		tp->dhead = tp->dtail = NULL;
+		while (op) {
+			struct evq_op *next = op->qnext;
+
+			op->qnext = NULL;
+			evq__ops_pool_done(loop, op);
+			op = next;
+		}
+		/* The lock and condition may record the parent's threads
+		 * (a destroy could wait for them): just free the memory. */
+		free(tp);
+		loop->tpool = NULL;
+		return;
 	}
 	evq__tpool_reap(loop);
 	pthread_mutex_destroy(&tp->lock);
