@@ -258,7 +258,9 @@ EVQ_API int evq_loop_new(struct evq_loop **loopp,
  * here; submitting on this loop then fails with -ESHUTDOWN. Then active
  * watchers are detached: they become inactive, no callback runs, and their
  * memory stays the caller's. Signal claims are released. Returns 0, or
- * -EBUSY when called from inside evq_loop_run(). */
+ * -EBUSY when called from inside evq_loop_run() or from a callback that
+ * this free runs (evq_loop_run() is -EBUSY there too); the free that runs
+ * the callback goes on and completes. */
 EVQ_API int evq_loop_free(struct evq_loop *loop);
 
 /* Run the loop (see enum evq_run_mode). Returns 1 if watchers are still

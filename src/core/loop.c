@@ -131,8 +131,11 @@ int evq_loop_free(struct evq_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
-	if (loop->running)
+	/* From a callback of this loop's run, or of this very free (an op's
+	 * -ECANCELED): the loop is still in use. */
+	if (loop->running || loop->freeing)
 		return -EBUSY;
+	loop->freeing = true;
 
 	/* Ops first: their callbacks run now and may still stop watchers. */
 	evq__ops_free_all(loop);
@@ -567,7 +570,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 
 	if (!loop || (unsigned)mode > EVQ_RUN_NOWAIT)
 		return -EINVAL;
-	if (loop->running)
+	if (loop->running || loop->freeing)
 		return -EBUSY;
 	loop->running = true;
 	loop->stop = false;
