@@ -349,7 +349,8 @@ EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
  * syscall is made; evq_io_start() assumes nothing and checks the file
  * (one syscall). Breaking the promise can leave the watcher waiting on a
  * file that is gone. Returns 0 (also when w is active), -EINVAL if w was
- * never started or its loop was freed. */
+ * never started or its loop was freed (w active or stopped then; the
+ * freed loop is not read, its address may belong to a new loop). */
 EVQ_API int evq_io_resume(struct evq_io *w);
 
 /* Stop a watcher. Stopping an inactive watcher is a no-op. After this

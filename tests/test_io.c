@@ -1041,9 +1041,51 @@ static int resume_stopped_watcher(void)
 	return T_PASS;
 }
 
+/* A watcher stopped before its loop is freed keeps nothing evq may follow:
+ * evq_io_resume() says -EINVAL without reading the freed loop (ASan), also
+ * when a new loop now lives at the old one's address. */
+static int resume_after_loop_freed_einval(void)
+{
+	struct evq_loop *loop = t_loop_new(), *loop2;
+	struct evq_io w = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, resume_cb));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+
+	T_STEP("stop, free the loop, resume");
+	ASSERT_OK(evq_io_stop(&w));
+	ASSERT_OK(evq_loop_free(loop));
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	ASSERT_EQ(evq_io_is_active(&w), 0);
+
+	T_STEP("a new loop (maybe at the same address); resume again");
+	loop2 = t_loop_new();
+	ASSERT_NOTNULL(loop2);
+	if (loop2 == loop)
+		t_note("the new loop took the freed one's address");
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	ASSERT_EQ(evq_loop_active(loop2), 0);
+	ASSERT_EQ(evq_loop_run(loop2, EVQ_RUN_NOWAIT), 0);
+
+	T_STEP("stopped on a live loop, resume works as before");
+	ASSERT_OK(evq_io_start(loop2, &w, p[0], EVQ_READ, resume_cb));
+	ASSERT_OK(evq_io_stop(&w));
+	ASSERT_OK(evq_io_resume(&w));
+	ASSERT_EQ(evq_loop_active(loop2), 1);
+	ASSERT_OK(evq_io_stop(&w));
+	t_loop_free(loop2);
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	t_close2(p);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(pipe_read_readiness),
 	T_CASE(resume_stopped_watcher),
+	T_CASE(resume_after_loop_freed_einval),
 	T_CASE(pipe_write_readiness),
 	T_CASE(socketpair_read_write),
 	T_CASE(level_triggered_refires),

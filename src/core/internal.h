@@ -226,6 +226,8 @@ struct evq_loop {
 	uint64_t callbacks;	/* defer and op callbacks run (ONCE mode) */
 	uint64_t stale_reports;	/* reports of dead registrations seen */
 	uint64_t waits;		/* backend waits done */
+	uint32_t id_index, id_gen;	/* loop.c: identity for stopped
+					 * watchers (evq_io_resume) */
 	unsigned active;	/* active user watchers: the loop's life */
 	unsigned max_events;
 	bool running;
