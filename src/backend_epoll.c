@@ -22,6 +22,14 @@
  *  c) Regular files (and directories) cannot be added (EPERM). poll(2)
  *     reports them always ready, and so does evq: they are kept in a
  *     side list and reported on every wait, which is then non-blocking.
+ *     Nothing in the kernel ends such a watch when the fd is closed, so
+ *     each report first checks that the fd still names the file it did
+ *     at registration (device and inode number, by statx() with an empty
+ *     mask: no file system work, measured as cheap as fcntl(F_GETFD));
+ *     if not, the report says EVQ__NVAL and the core ends the watch. That
+ *     is one syscall per report of such a file, on a path that already
+ *     makes a syscall per iteration and whose callback reads the file;
+ *     fds in the epoll set pay nothing.
  *  d) EPOLL_CTL_ADD of an fd number that already has a registration of
  *     the same file fails with EEXIST; that is turned into a MOD.
  *  e) epoll_wait() takes milliseconds; epoll_pwait2() (Linux 5.11) takes a
@@ -33,7 +41,10 @@
 #include "epoll_set.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------------
@@ -93,9 +104,36 @@ static struct evq__always_ready *always_find(struct evq__epoll_set *set,
 	return NULL;
 }
 
+/* Note c: the identity of the file fd names now. */
+static int file_id(int fd, dev_t *dev, ino_t *ino)
+{
+	struct statx stx;
+
+	if (statx(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, 0, &stx) < 0)
+		return -errno;
+	*dev = makedev(stx.stx_dev_major, stx.stx_dev_minor);
+	*ino = (ino_t)stx.stx_ino;
+	return 0;
+}
+
+static bool always_same_file(const struct evq__always_ready *a)
+{
+	dev_t dev;
+	ino_t ino;
+
+	return file_id(a->fd, &dev, &ino) == 0 && dev == a->dev &&
+	       ino == a->ino;
+}
+
 static int always_add(struct evq__epoll_set *set, int fd, unsigned mask,
 		      uint32_t gen)
 {
+	dev_t dev;
+	ino_t ino;
+	int r = file_id(fd, &dev, &ino);
+
+	if (r < 0)
+		return r;
 	if (set->nalways == set->always_cap) {
 		int cap = set->always_cap ? set->always_cap * 2 : 8;
 		struct evq__always_ready *a;
@@ -106,7 +144,8 @@ static int always_add(struct evq__epoll_set *set, int fd, unsigned mask,
 		set->always = a;
 		set->always_cap = cap;
 	}
-	set->always[set->nalways++] = (struct evq__always_ready){ fd, mask, gen };
+	set->always[set->nalways++] =
+		(struct evq__always_ready){ fd, mask, gen, dev, ino };
 	return 0;
 }
 
@@ -117,13 +156,17 @@ int evq__epoll_set_modify(struct evq__epoll_set *set, int fd, unsigned old,
 	int r;
 
 	if (evq__unlikely(set->nalways) && (a = always_find(set, fd))) {
-		if (mask) {
+		if (mask && old && always_same_file(a)) {
 			a->mask = mask;
 			a->gen = gen;
-		} else {
-			*a = set->always[--set->nalways];
+			return 0;
 		}
-		return 0;
+		*a = set->always[--set->nalways];
+		if (mask && old)
+			return EVQ__STALE;	/* note c: closed, reused */
+		if (!mask)
+			return 0;
+		/* !old: a stale record; register afresh below. */
 	}
 
 	if (!old) {
@@ -171,9 +214,13 @@ int evq__epoll_set_always(struct evq_loop *loop, struct evq__epoll_set *set,
 			  int n)
 {
 	for (int i = 0; i < set->nalways && n < loop->fired_cap; i++, n++) {
-		loop->fired[n].fd = set->always[i].fd;
-		loop->fired[n].gen = set->always[i].gen;
-		loop->fired[n].revents = set->always[i].mask & EVQ__IO_MASK;
+		const struct evq__always_ready *a = &set->always[i];
+
+		loop->fired[n].fd = a->fd;
+		loop->fired[n].gen = a->gen;
+		loop->fired[n].revents = always_same_file(a)
+						 ? a->mask & EVQ__IO_MASK
+						 : EVQ__NVAL;
 	}
 	return n;
 }

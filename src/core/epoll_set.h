@@ -11,12 +11,16 @@
 #include "internal.h"
 
 #include <sys/epoll.h>
+#include <sys/types.h>
 
-/* A file epoll refuses (EPERM: regular files): reported always ready. */
+/* A file epoll refuses (EPERM: regular files): reported always ready.
+ * dev/ino identify the file, checked before every report. */
 struct evq__always_ready {
 	int fd;
 	unsigned mask;
 	uint32_t gen;
+	dev_t dev;
+	ino_t ino;
 };
 
 struct evq__epoll_set {
