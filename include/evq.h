@@ -307,6 +307,11 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  * fd watchers
  * ------------------------------------------------------------------------ */
 
+/* The most reports a watcher gets for a file that stays open elsewhere
+ * (dup, fork) after its fd was closed behind the loop's back (epoll, uring;
+ * see close-safety at evq_io_start): then it is stopped. */
+#define EVQ_IO_STALE_LIMIT 64
+
 /* Start watching fd for events (EVQ_READ and/or EVQ_WRITE, optionally
  * EVQ_EDGE or EVQ_ONESHOT). The fd is registered with the kernel here, so
  * a closed fd is reported now (-EBADF). Starting an active watcher with a
@@ -325,7 +330,8 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  *    callback that closed the fd, is still delivered;
  *  - epoll and uring (which waits on an epoll set): if the file stays open
  *    elsewhere (dup, fork), the kernel keeps reporting it under the old
- *    fd until evq notices;
+ *    fd until evq notices, which it does within EVQ_IO_STALE_LIMIT
+ *    reports of the fd (it checks the registration once per that many);
  *  - poll: a number reused by a file that no watcher starts on is polled
  *    for the old watcher;
  *  - aio: a pending poll keeps the closed file open (a socket's peer sees

@@ -18,7 +18,14 @@
  *     from the core's fd table, which is the only way to get rid of them.
  *     Until the core notices the close, though, a file kept alive this way
  *     still looks like the old fd to epoll: stop a watcher before closing
- *     its fd when the file may be shared.
+ *     its fd when the file may be shared. The translation bounds that:
+ *     every EVQ_IO_STALE_LIMIT (64) reports of an fd, it asks the kernel
+ *     whether the fd number's current file is the registered one (ADD
+ *     answers EEXIST exactly then, and changes nothing); if not, the
+ *     report becomes EVQ__NVAL, the core ends the watch and the slot's
+ *     generation moves on, so the registration's next report triggers
+ *     the rebuild. One syscall per 64 reports, and a watcher of a closed
+ *     fd runs at most 63 more times.
  *  c) Regular files (and directories) cannot be added (EPERM). poll(2)
  *     reports them always ready, and so does evq: they are kept in a
  *     side list and reported on every wait, which is then non-blocking.
@@ -207,6 +214,25 @@ void evq__epoll_set_rebuild(struct evq_loop *loop, struct evq__epoll_set *set)
 		    ctl(set, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0)
 			slot->kmask = 0;	/* gone meanwhile */
 	}
+}
+
+/* Note b: the fd of report f has had EVQ_IO_STALE_LIMIT reports since its
+ * last check. Does its number still name the registered file? */
+void evq__epoll_set_verify(struct evq_loop *loop, struct evq__epoll_set *set,
+			   struct evq__fired *f)
+{
+	struct evq__fd *slot = &loop->fds[f->fd];
+	int r;
+
+	slot->reports = 0;
+	if (slot->gen != f->gen)
+		return;	/* already dropped by the core */
+	r = ctl(set, EPOLL_CTL_ADD, f->fd, 0, f->gen);
+	if (r == -EEXIST)
+		return;
+	if (r == 0)	/* the number names another file: undo */
+		(void)ctl(set, EPOLL_CTL_DEL, f->fd, 0, f->gen);
+	f->revents = EVQ__NVAL;
 }
 
 /* Note c: report the always-ready fds after the n epoll ones. */

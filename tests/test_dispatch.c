@@ -581,6 +581,53 @@ static int close_with_dup_alive(void)
 	return T_PASS;
 }
 
+static void noop_timer_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)loop;
+	(void)t;
+}
+
+/* The same on epoll and uring, where the kernel keeps reporting the file
+ * that a dup keeps open: the watcher may run, but at most
+ * EVQ_IO_STALE_LIMIT times (evq.h), then it is stopped, and the loop goes
+ * idle instead of spinning on the dead registration. */
+static int close_with_dup_alive_stops_within_bound(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_timer tick = { 0 };
+	int p1[2], n, d, runs;
+	struct hw *A;
+
+	ASSERT_NOTNULL(loop);
+	hw_reset();
+	ASSERT_OK(t_pipe(p1));
+	n = p1[0];
+	ASSERT_NOTNULL(A = hw_new(loop, n, EVQ_READ));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	d = dup(n);
+	ASSERT_GE(d, 0);
+	T_STEP("close %d (dup %d keeps the file), then data", n, d);
+	close(n);
+	ASSERT_OK(t_write_byte(p1[1]));
+	for (runs = 0; evq_io_is_active(&A->io) && runs < 1000; runs++)
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	t_note("stopped after %d runs, %d callbacks", runs, A->count);
+	ASSERT_EQ(evq_io_is_active(&A->io), 0);
+	ASSERT_LE(A->count, EVQ_IO_STALE_LIMIT);
+	ASSERT_EQ(evq_loop_active(loop), 0);
+
+	T_STEP("the loop blocks again: a 50 ms timer takes few iterations");
+	ASSERT_OK(evq_timer_start(loop, &tick, 50 * T_MS, 0, noop_timer_cb));
+	for (runs = 0; evq_timer_is_active(&tick) && runs < 100; runs++)
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_ONCE), 0);
+	ASSERT_LE(runs, 3);
+	hw_reset();
+	close(d);
+	close(p1[1]);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(fairness_100_ready),
 	T_CASE(fairness_100_ready_max_events_16),
@@ -597,6 +644,7 @@ static const struct t_case cases[] = {
 	T_CASE(close_reuse_unwatched),
 	T_CASE(close_reuse_old_file_kept_by_dup),
 	T_CASE(close_with_dup_alive),
+	T_CASE(close_with_dup_alive_stops_within_bound),
 };
 
 int main(int argc, char **argv)

@@ -42,6 +42,9 @@ EVQ__HIDDEN void evq__epoll_set_rebuild(struct evq_loop *loop,
 					struct evq__epoll_set *set);
 EVQ__HIDDEN int evq__epoll_set_always(struct evq_loop *loop,
 				      struct evq__epoll_set *set, int n);
+EVQ__HIDDEN void evq__epoll_set_verify(struct evq_loop *loop,
+				       struct evq__epoll_set *set,
+				       struct evq__fired *f);
 
 /* Before a wait: drop dead registrations if the core saw their reports,
  * make the wait non-blocking when always-ready fds exist. Returns how many
@@ -63,7 +66,8 @@ static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 
 /* After a wait returned n events into set->events: fill loop->fired and
  * return how many entries it has. READ for data, EOF or error; WRITE for
- * room or error. */
+ * room or error. Every EVQ_IO_STALE_LIMIT reports of an fd, check that
+ * its registration still belongs to the fd (backend_epoll.c, note b). */
 static inline int evq__epoll_set_translate(struct evq_loop *loop,
 					   struct evq__epoll_set *set, int n)
 {
@@ -78,6 +82,9 @@ static inline int evq__epoll_set_translate(struct evq_loop *loop,
 		f[i].revents =
 			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
 			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
+		if (evq__unlikely(++loop->fds[f[i].fd].reports >=
+				  EVQ_IO_STALE_LIMIT))
+			evq__epoll_set_verify(loop, set, &f[i]);
 	}
 	if (evq__unlikely(set->nalways))
 		n = evq__epoll_set_always(loop, set, n);

@@ -94,6 +94,8 @@ struct evq__fd {
 	unsigned kmask;		/* what the kernel has: EVQ_READ|WRITE|EDGE */
 	uint32_t gen;		/* bumped when the fd's file is found replaced */
 	bool dirty;		/* on the loop's change list */
+	uint8_t reports;	/* epoll set: reports since the last check
+				 * that the fd still names the file */
 	uint64_t killed_at;	/* loop->waits when gen was last bumped */
 };
 
