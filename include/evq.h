@@ -290,8 +290,11 @@ EVQ_API const char *evq_backend_name(enum evq_backend backend);
  * poll): an fd that becomes readable when the loop has something to do.
  * The host waits for it to be readable, or for evq_loop_timeout() to pass,
  * then calls evq_loop_run(loop, EVQ_RUN_NOWAIT). The fd belongs to the
- * loop: do not close it. Returns the fd, or -ENOTSUP on the poll and aio
- * backends, which have no kernel object that says so. */
+ * loop: do not close it. It is made on the first call and stays the same
+ * open file until evq_loop_free(), so it may be kept in the host's own
+ * epoll set. Returns the fd, -EMFILE or -ENOMEM if it cannot be made, or
+ * -ENOTSUP on the poll and aio backends, which have no kernel object that
+ * says so. */
 EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:

@@ -43,6 +43,14 @@
  *     timespec. Timer deadlines are nanoseconds, so pwait2 is used where
  *     there is one and the millisecond timeout is rounded up otherwise:
  *     never wake before the deadline.
+ *  f) evq_loop_fd() must stay the same open file for the loop's life, but
+ *     a rebuild (note b) replaces the set. Handing out the set's fd and
+ *     dup3()-ing the new set onto its number would keep the number only:
+ *     a host that keeps the fd in its own epoll set registered the old
+ *     file, and that registration vanishes with it. So the embedder gets
+ *     a second epoll set, made on the first evq_loop_fd() call (loops that
+ *     are not embedded pay nothing), which holds the set's fd and is
+ *     readable when the set is; a rebuild moves the new set into it.
  */
 #include "internal.h"
 #include "epoll_set.h"
@@ -60,7 +68,8 @@
 
 int evq__epoll_set_init(struct evq__epoll_set *set, int nevents)
 {
-	*set = (struct evq__epoll_set){ .epfd = -1, .have_pwait2 = true };
+	*set = (struct evq__epoll_set){ .epfd = -1, .embed_fd = -1,
+					.have_pwait2 = true };
 	set->events = calloc((size_t)nevents, sizeof(*set->events));
 	if (!set->events)
 		return -ENOMEM;
@@ -79,9 +88,37 @@ void evq__epoll_set_destroy(struct evq__epoll_set *set)
 {
 	if (set->epfd >= 0)
 		close(set->epfd);
+	if (set->embed_fd >= 0)
+		close(set->embed_fd);
 	free(set->events);
 	free(set->always);
-	*set = (struct evq__epoll_set){ .epfd = -1 };
+	*set = (struct evq__epoll_set){ .epfd = -1, .embed_fd = -1 };
+}
+
+/* Note f: put the set's epfd into the embedding set. */
+static int embed_add(int embed_fd, int epfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	return epoll_ctl(embed_fd, EPOLL_CTL_ADD, epfd, &ev) < 0 ? -errno : 0;
+}
+
+int evq__epoll_set_embed_fd(struct evq__epoll_set *set)
+{
+	int fd, r;
+
+	if (set->embed_fd >= 0)
+		return set->embed_fd;
+	fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	r = embed_add(fd, set->epfd);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	set->embed_fd = fd;
+	return fd;
 }
 
 static inline uint64_t pack(int fd, uint32_t gen)
@@ -197,23 +234,44 @@ int evq__epoll_set_modify(struct evq__epoll_set *set, int fd, unsigned old,
 	return r;
 }
 
-/* Note b: start a new epoll set holding exactly the core's registrations. */
-void evq__epoll_set_rebuild(struct evq_loop *loop, struct evq__epoll_set *set)
+/* Note b: start a new epoll set holding exactly the core's registrations.
+ * Each is first checked in the old set, as the translation does (note b):
+ * an fd closed behind the loop's back must not be registered again by
+ * number, which would watch whatever file has the number now, the new
+ * set's own fd included. Its watch is ended instead. Returns whether any
+ * was: the wait must not block then, the loop has to look again. */
+bool evq__epoll_set_rebuild(struct evq_loop *loop, struct evq__epoll_set *set)
 {
-	int epfd = epoll_create1(EPOLL_CLOEXEC);
+	struct evq__epoll_set next = *set;
+	bool ended = false;
+	int old = set->epfd;
 
 	loop->stale_reports = 0;
-	if (epfd < 0)
-		return;	/* keep dropping the stale reports; try next time */
-	close(set->epfd);
-	set->epfd = epfd;
+	next.epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (next.epfd < 0)
+		return false;	/* keep dropping the stale reports; retry */
+	if (set->embed_fd >= 0 && embed_add(set->embed_fd, next.epfd) < 0) {
+		close(next.epfd);
+		return false;
+	}
 	for (int fd = 0; fd < loop->nfds; fd++) {
 		struct evq__fd *slot = &loop->fds[fd];
 
-		if (slot->kmask && !always_find(set, fd) &&
-		    ctl(set, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0)
-			slot->kmask = 0;	/* gone meanwhile */
+		if (!slot->kmask || always_find(set, fd))
+			continue;
+		if (ctl(set, EPOLL_CTL_ADD, fd, 0, slot->gen) != -EEXIST ||
+		    ctl(&next, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0) {
+			/* Ends the watch; its modify() drops from the old
+			 * set whatever the check may have added there. */
+			evq__fd_end(loop, fd);
+			ended = true;
+		}
 	}
+	set->epfd = next.epfd;
+	if (set->embed_fd >= 0)
+		(void)epoll_ctl(set->embed_fd, EPOLL_CTL_DEL, old, NULL);
+	close(old);
+	return ended;
 }
 
 /* Note b: the fd of report f has had EVQ_IO_STALE_LIMIT reports since its
@@ -317,7 +375,7 @@ epoll_wait_timed(struct evq__epoll_set *set, int max, int64_t timeout_ns)
 static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct evq__epoll_set *set = loop->backend_data;
-	int n, max = evq__epoll_set_prepare(loop, set, &timeout_ns);
+	int n, max = evq__epoll_set_prepare(loop, set, &timeout_ns, true);
 
 	if (evq__likely(timeout_ns < 0)) {
 		n = epoll_wait(set->epfd, set->events, max, -1);
@@ -333,7 +391,7 @@ static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 
 static int epoll_embed_fd(struct evq_loop *loop)
 {
-	return ((struct evq__epoll_set *)loop->backend_data)->epfd;
+	return evq__epoll_set_embed_fd(loop->backend_data);
 }
 
 const struct evq__backend evq__backend_epoll = {

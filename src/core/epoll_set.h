@@ -24,7 +24,10 @@ struct evq__always_ready {
 };
 
 struct evq__epoll_set {
-	int epfd;
+	int epfd;			/* replaced by a rebuild */
+	int embed_fd;			/* evq_loop_fd(): an epoll set holding
+					 * epfd, for the loop's life; -1 until
+					 * asked for */
 	bool have_pwait2;		/* until the kernel says ENOSYS */
 	struct epoll_event *events;	/* loop->fired_cap of them */
 	struct evq__always_ready *always;
@@ -37,8 +40,10 @@ EVQ__HIDDEN void evq__epoll_set_destroy(struct evq__epoll_set *set);
 EVQ__HIDDEN int evq__epoll_set_modify(struct evq__epoll_set *set, int fd,
 				      unsigned old, unsigned mask,
 				      uint32_t gen);
+/* evq_loop_fd(): the set's stable fd, made on the first call. */
+EVQ__HIDDEN int evq__epoll_set_embed_fd(struct evq__epoll_set *set);
 /* The cold parts of the two below. */
-EVQ__HIDDEN void evq__epoll_set_rebuild(struct evq_loop *loop,
+EVQ__HIDDEN bool evq__epoll_set_rebuild(struct evq_loop *loop,
 					struct evq__epoll_set *set);
 EVQ__HIDDEN int evq__epoll_set_always(struct evq_loop *loop,
 				      struct evq__epoll_set *set, int n);
@@ -46,17 +51,19 @@ EVQ__HIDDEN void evq__epoll_set_verify(struct evq_loop *loop,
 				       struct evq__epoll_set *set,
 				       struct evq__fired *f);
 
-/* Before a wait: drop dead registrations if the core saw their reports,
- * make the wait non-blocking when always-ready fds exist. Returns how many
- * events to ask the kernel for. */
+/* Before a wait: drop dead registrations if the core saw their reports
+ * (unless rebuild_ok is false: uring, while a wait on the set is in the
+ * kernel), make the wait non-blocking when always-ready fds exist or the
+ * rebuild ended watches. Returns how many events to ask the kernel for. */
 static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 					 struct evq__epoll_set *set,
-					 int64_t *timeout_ns)
+					 int64_t *timeout_ns, bool rebuild_ok)
 {
 	int max = loop->fired_cap;
 
-	if (evq__unlikely(loop->stale_reports))
-		evq__epoll_set_rebuild(loop, set);
+	if (evq__unlikely(loop->stale_reports) && rebuild_ok &&
+	    evq__epoll_set_rebuild(loop, set))
+		*timeout_ns = 0;
 	if (evq__unlikely(set->nalways)) {
 		*timeout_ns = 0;
 		max -= set->nalways < max / 2 ? set->nalways : max / 2;
