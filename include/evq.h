@@ -268,7 +268,9 @@ EVQ_API int evq_loop_new(struct evq_loop **loopp,
  * here; submitting on this loop then fails with -ESHUTDOWN. Then active
  * watchers are detached: they become inactive, no callback runs, and their
  * memory stays the caller's. Signal claims are released. Returns 0, or
- * -EBUSY when called from inside evq_loop_run(). */
+ * -EBUSY when called from inside evq_loop_run() or from a callback that
+ * this free runs (evq_loop_run() is -EBUSY there too); the free that runs
+ * the callback goes on and completes. */
 EVQ_API int evq_loop_free(struct evq_loop *loop);
 
 /* Run the loop (see enum evq_run_mode). Returns 1 if watchers are still
@@ -298,8 +300,11 @@ EVQ_API const char *evq_backend_name(enum evq_backend backend);
  * poll): an fd that becomes readable when the loop has something to do.
  * The host waits for it to be readable, or for evq_loop_timeout() to pass,
  * then calls evq_loop_run(loop, EVQ_RUN_NOWAIT). The fd belongs to the
- * loop: do not close it. Returns the fd, or -ENOTSUP on the poll and aio
- * backends, which have no kernel object that says so. */
+ * loop: do not close it. It is made on the first call and stays the same
+ * open file until evq_loop_free(), so it may be kept in the host's own
+ * epoll set. Returns the fd, -EMFILE or -ENOMEM if it cannot be made, or
+ * -ENOTSUP on the poll and aio backends, which have no kernel object that
+ * says so. */
 EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:
@@ -316,6 +321,11 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
 /* ------------------------------------------------------------------------
  * fd watchers
  * ------------------------------------------------------------------------ */
+
+/* The most reports a watcher gets for a file that stays open elsewhere
+ * (dup, fork) after its fd was closed behind the loop's back (epoll, uring;
+ * see close-safety at evq_io_start): then it is stopped. */
+#define EVQ_IO_STALE_LIMIT 64
 
 /* Start watching fd for events (EVQ_READ and/or EVQ_WRITE, optionally
  * EVQ_EDGE or EVQ_ONESHOT). The fd is registered with the kernel here, so
@@ -335,7 +345,8 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  *    callback that closed the fd, is still delivered;
  *  - epoll and uring (which waits on an epoll set): if the file stays open
  *    elsewhere (dup, fork), the kernel keeps reporting it under the old
- *    fd until evq notices;
+ *    fd until evq notices, which it does within EVQ_IO_STALE_LIMIT
+ *    reports of the fd (it checks the registration once per that many);
  *  - poll: a number reused by a file that no watcher starts on is polled
  *    for the old watcher;
  *  - aio: a pending poll keeps the closed file open (a socket's peer sees
@@ -359,7 +370,8 @@ EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
  * syscall is made; evq_io_start() assumes nothing and checks the file
  * (one syscall). Breaking the promise can leave the watcher waiting on a
  * file that is gone. Returns 0 (also when w is active), -EINVAL if w was
- * never started or its loop was freed. */
+ * never started or its loop was freed (w active or stopped then; the
+ * freed loop is not read, its address may belong to a new loop). */
 EVQ_API int evq_io_resume(struct evq_io *w);
 
 /* Stop a watcher. Stopping an inactive watcher is a no-op. After this

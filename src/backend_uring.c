@@ -53,11 +53,12 @@
  *     more CPU per event). As soon as an op is in flight, the ring waits
  *     for both in one call. EVQ_URING_NO_DIRECT=1 turns this off, for
  *     measuring and testing the ring path alone.
- *  l) Embedding: evq_loop_fd() is the epoll set's fd, which is readable
- *     when a watched fd is; op completions reach it through an eventfd
- *     registered with the ring (IORING_REGISTER_EVENTFD) and watched in
- *     the set. The eventfd is set up on the first evq_loop_fd() call, so
- *     loops that are not embedded do not pay for its signalling.
+ *  l) Embedding: evq_loop_fd() is the epoll set's embedding fd (stable
+ *     across rebuilds: backend_epoll.c note f), readable when a watched fd
+ *     is; op completions reach it through an eventfd registered with the
+ *     ring (IORING_REGISTER_EVENTFD) and watched in the set. The eventfd
+ *     is set up on the first evq_loop_fd() call, so loops that are not
+ *     embedded do not pay for its signalling.
  *  m) A blocking op that io-wq is running when a cancel comes (-EALREADY
  *     to the canceller) is interrupted by the kernel, and some opcodes
  *     then complete with a kernel-internal restart code (seen on 6.18:
@@ -492,7 +493,11 @@ static int wait_direct(struct evq_loop *loop, struct uring_state *st,
 static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct uring_state *st = loop->backend_data;
-	int max = evq__epoll_set_prepare(loop, &st->set, &timeout_ns);
+	/* No rebuild while a wait is armed: the kernel took its epoll fd
+	 * when it took the SQE and would go on waiting on the old set.
+	 * Every wait that is not armed afterwards is armed on the new set. */
+	int max = evq__epoll_set_prepare(loop, &st->set, &timeout_ns,
+					 !st->epoll_armed);
 	int r, n;
 
 	/* A LINK on the last op before waiting links to nothing. */
@@ -762,7 +767,7 @@ static int uring_embed_fd(struct evq_loop *loop)
 	int fd, r;
 
 	if (st->cq_eventfd >= 0)
-		return st->set.epfd;
+		return evq__epoll_set_embed_fd(&st->set);
 	fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -776,7 +781,7 @@ static int uring_embed_fd(struct evq_loop *loop)
 		return r;
 	}
 	st->cq_eventfd = fd;
-	return st->set.epfd;
+	return evq__epoll_set_embed_fd(&st->set);
 }
 
 /* ------------------------------------------------------------------------

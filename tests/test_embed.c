@@ -10,7 +10,9 @@
 
 #include <poll.h>
 #include <pthread.h>
+#include <fcntl.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int io_hits, timer_hits, op_hits, op_res;
@@ -218,6 +220,76 @@ static int watch_another_loops_fd(void)
 	return T_PASS;
 }
 
+/* evq_loop_fd() is the same open file for the loop's life. epoll and uring
+ * rebuild their epoll set to drop a registration that outlived its fd (a
+ * dup keeps the file open, its number is reused): a host that polls the
+ * fd (poll) or keeps it in its own epoll set must not notice. */
+static int loop_fd_same_across_rebuild(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN }, out;
+	struct evq_io wa = { 0 }, wb = { 0 };
+	struct stat st0, st1;
+	struct evq_loop *loop;
+	int fd, host, p1[2], p2[2], n, d, i;
+
+	loop = embed_loop(&fd);
+	ASSERT_NOTNULL(loop);
+	if (fd == -ENOTSUP) {
+		t_loop_free(loop);
+		return t_skip("no loop fd on this backend (documented)");
+	}
+	ASSERT_GE(fd, 0);
+	ASSERT_OK(fstat(fd, &st0));
+	host = epoll_create1(EPOLL_CLOEXEC);
+	ASSERT_GE(host, 0);
+	ASSERT_OK(epoll_ctl(host, EPOLL_CTL_ADD, fd, &ev));
+
+	T_STEP("a registration outlives its fd (dup), the number is reused");
+	ASSERT_OK(t_pipe(p1));
+	n = p1[0];
+	ASSERT_OK(evq_io_start(loop, &wa, n, EVQ_READ, io_cb));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	d = dup(n);
+	ASSERT_GE(d, 0);
+	close(n);
+	ASSERT_OK(t_pipe(p2));
+	ASSERT_EQ(p2[0], n);
+	ASSERT_OK(evq_io_start(loop, &wb, n, EVQ_READ, io_cb));
+	ASSERT_OK(t_write_byte(p1[1]));	/* the dead registration is ready */
+	io_hits = 0;
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(io_hits, 0);
+
+	T_STEP("the set was rebuilt: the dead registration is gone");
+	ASSERT_EQ(epoll_wait(host, &out, 1, 0), 0);
+	ASSERT_EQ(evq_loop_fd(loop), fd);
+	ASSERT_GE(fcntl(fd, F_GETFD), 0);
+	ASSERT_OK(fstat(fd, &st1));
+	ASSERT_EQ(st1.st_dev, st0.st_dev);
+	ASSERT_EQ(st1.st_ino, st0.st_ino);
+
+	T_STEP("data for B wakes a host on epoll, and one on poll");
+	ASSERT_OK(t_write_byte(p2[1]));
+	ASSERT_EQ(epoll_wait(host, &out, 1, 2000), 1);
+	{
+		struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+		ASSERT_EQ(poll(&pf, 1, 2000), 1);
+		ASSERT_EQ(pf.revents, POLLIN);
+	}
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(io_hits, 1);
+	evq_io_stop(&wb);
+	evq_io_stop(&wa);
+	close(host);
+	close(d);
+	t_close2(p2);
+	close(p1[1]);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static int loop_fd_errors(void)
 {
 	ASSERT_ERR(evq_loop_fd(NULL), -EINVAL);
@@ -237,6 +309,7 @@ static const struct t_case cases[] = {
 	T_CASE(timer_reaches_host),
 	T_CASE(op_completion_reaches_host),
 	T_CASE(watch_another_loops_fd),
+	T_CASE(loop_fd_same_across_rebuild),
 	T_CASE(loop_fd_errors),
 };
 

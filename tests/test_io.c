@@ -1041,9 +1041,170 @@ static int resume_stopped_watcher(void)
 	return T_PASS;
 }
 
+/* A watcher stopped before its loop is freed keeps nothing evq may follow:
+ * evq_io_resume() says -EINVAL without reading the freed loop (ASan), also
+ * when a new loop now lives at the old one's address. */
+static int resume_after_loop_freed_einval(void)
+{
+	struct evq_loop *loop = t_loop_new(), *loop2;
+	struct evq_io w = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, resume_cb));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+
+	T_STEP("stop, free the loop, resume");
+	ASSERT_OK(evq_io_stop(&w));
+	ASSERT_OK(evq_loop_free(loop));
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	ASSERT_EQ(evq_io_is_active(&w), 0);
+
+	T_STEP("a new loop (maybe at the same address); resume again");
+	loop2 = t_loop_new();
+	ASSERT_NOTNULL(loop2);
+	if (loop2 == loop)
+		t_note("the new loop took the freed one's address");
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	ASSERT_EQ(evq_loop_active(loop2), 0);
+	ASSERT_EQ(evq_loop_run(loop2, EVQ_RUN_NOWAIT), 0);
+
+	T_STEP("stopped on a live loop, resume works as before");
+	ASSERT_OK(evq_io_start(loop2, &w, p[0], EVQ_READ, resume_cb));
+	ASSERT_OK(evq_io_stop(&w));
+	ASSERT_OK(evq_io_resume(&w));
+	ASSERT_EQ(evq_loop_active(loop2), 1);
+	ASSERT_OK(evq_io_stop(&w));
+	t_loop_free(loop2);
+	ASSERT_ERR(evq_io_resume(&w), -EINVAL);
+	t_close2(p);
+	return T_PASS;
+}
+
+/* ------------------------------------------------------------------------
+ * Files epoll cannot watch (regular files: always ready), closed behind
+ * the loop's back
+ * ------------------------------------------------------------------------ */
+
+/* A regular file with a few bytes, open for reading; -1 fails the case. */
+static int open_regular_file(void)
+{
+	char path[] = "/tmp/evq-test-io-XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0) {
+		T_FAILF("mkstemp: %s", strerror(errno));
+		return -1;
+	}
+	unlink(path);
+	if (write(fd, "abc", 3) != 3) {
+		T_FAILF("write: %s", strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void close_own_fd_hook(struct evq_loop *loop, struct tw *t,
+			      unsigned revents)
+{
+	(void)loop;
+	(void)revents;
+	if (t->count == t->n)
+		close(t->io.fd);	/* plain close(), no evq_io_stop */
+}
+
+/* A regular file is always ready. Once its fd is closed (in the callback,
+ * or between runs), no later report may reach the watcher, and a number
+ * reused by a pipe that nobody watches (with data in it) must not either:
+ * a reading callback would take another component's data. */
+static int regular_file_watcher_silent_after_close(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct tw t, t2;
+	int f, g, p[2], i;
+
+	ASSERT_NOTNULL(loop);
+	f = open_regular_file();
+	ASSERT_GE(f, 0);
+	ASSERT_OK(tw_start(loop, &t, f, EVQ_READ));
+	t.hook = close_own_fd_hook;
+	t.n = 2;
+
+	T_STEP("the file is always ready; the 2nd callback closes it");
+	for (i = 0; i < 5; i++)
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	ASSERT_EQ(t.count, 2);
+	ASSERT_EQ(evq_io_is_active(&t.io), 0);
+
+	T_STEP("the number is reused by a readable pipe nobody watches");
+	ASSERT_OK(t_pipe(p));
+	ASSERT_EQ(p[0], f);
+	ASSERT_OK(t_write_byte(p[1]));
+	for (i = 0; i < 5; i++)
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	ASSERT_EQ(t.count, 2);
+	t_close2(p);
+
+	T_STEP("closed between runs and reused at once by a readable pipe");
+	f = open_regular_file();
+	ASSERT_GE(f, 0);
+	ASSERT_OK(tw_start(loop, &t, f, EVQ_READ));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(t.count, 1);
+	close(f);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_EQ(p[0], f);
+	ASSERT_OK(t_write_byte(p[1]));
+	for (i = 0; i < 5; i++) {
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		/* poll watches numbers: its documented limit (evq.h). */
+		if (!t_backend_is("poll"))
+			ASSERT_EQ(t.count, 1);
+	}
+	evq_io_stop(&t.io);
+	t_close2(p);
+
+	T_STEP("closed, reused by another file, a watcher starts on it");
+	f = open_regular_file();
+	ASSERT_GE(f, 0);
+	ASSERT_OK(tw_start(loop, &t, f, EVQ_READ));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(t.count, 1);
+	/* dup2: f's number, now for a file open meanwhile (so its inode
+	 * number cannot be the old one's, which unlink and close free). */
+	g = open_regular_file();
+	ASSERT_GE(g, 0);
+	ASSERT_EQ(dup2(g, f), f);
+	close(g);
+	ASSERT_OK(tw_start(loop, &t2, f, EVQ_READ));
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(t.count, 1);
+	ASSERT_EQ(t2.count, 3);
+	ASSERT_EQ(evq_io_is_active(&t.io), 0);
+
+	T_STEP("closed, reused by an idle pipe, a watcher starts on it");
+	close(f);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_EQ(p[0], f);
+	ASSERT_OK(tw_start(loop, &t, f, EVQ_READ));
+	for (i = 0; i < 3; i++)
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(t2.count, 3);
+	ASSERT_EQ(evq_io_is_active(&t2.io), 0);
+	ASSERT_EQ(t.count, 0);	/* an idle pipe is not always ready */
+	evq_io_stop(&t.io);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(pipe_read_readiness),
 	T_CASE(resume_stopped_watcher),
+	T_CASE(resume_after_loop_freed_einval),
 	T_CASE(pipe_write_readiness),
 	T_CASE(socketpair_read_write),
 	T_CASE(level_triggered_refires),
@@ -1062,6 +1223,7 @@ static const struct t_case cases[] = {
 	T_CASE(two_loops_same_fd),
 	T_CASE(ten_thousand_fds),
 	T_CASE(start_huge_fd_ebadf),
+	T_CASE(regular_file_watcher_silent_after_close),
 };
 
 int main(int argc, char **argv)

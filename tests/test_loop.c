@@ -528,6 +528,45 @@ static int free_from_callback_ebusy(void)
 	return T_PASS;
 }
 
+static int free_in_free_ret, free_in_free_calls, run_in_free_ret;
+
+static void free_again_op_cb(struct evq_loop *loop, struct evq_op *op,
+			     int res, unsigned flags)
+{
+	(void)op;
+	(void)flags;
+	EXPECT_ERR(res, -ECANCELED);
+	free_in_free_calls++;
+	free_in_free_ret = evq_loop_free(loop);
+	run_in_free_ret = evq_loop_run(loop, EVQ_RUN_NOWAIT);
+}
+
+/* evq_loop_free() runs the callbacks of the ops it cancels; one of them
+ * calling evq_loop_free() (or evq_loop_run()) again gets -EBUSY, and the
+ * outer free completes normally (ASan: no use-after-free, no recursion). */
+static int free_from_callback_run_by_free_ebusy(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_op op = { 0 };
+	char buf[4];
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	evq_prep_read(&op, p[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(evq_op_submit(loop, &op, 0, free_again_op_cb));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	free_in_free_calls = 0;
+	free_in_free_ret = run_in_free_ret = -12345;
+	T_STEP("free; the cancelled read's callback frees again");
+	ASSERT_OK(evq_loop_free(loop));
+	ASSERT_EQ(free_in_free_calls, 1);
+	ASSERT_ERR(free_in_free_ret, -EBUSY);
+	ASSERT_ERR(run_in_free_ret, -EBUSY);
+	t_close2(p);
+	return T_PASS;
+}
+
 /* ------------------------------------------------------------------------
  * Free with active watchers
  * ------------------------------------------------------------------------ */
@@ -797,6 +836,7 @@ static const struct t_case cases[] = {
 	T_CASE(stop_from_callback),
 	T_CASE(run_from_callback_ebusy),
 	T_CASE(free_from_callback_ebusy),
+	T_CASE(free_from_callback_run_by_free_ebusy),
 	T_CASE(free_with_active_watchers),
 	T_CASE(now_monotonic_and_update),
 	T_CASE(loop_active_counts),

@@ -11,16 +11,23 @@
 #include "internal.h"
 
 #include <sys/epoll.h>
+#include <sys/types.h>
 
-/* A file epoll refuses (EPERM: regular files): reported always ready. */
+/* A file epoll refuses (EPERM: regular files): reported always ready.
+ * dev/ino identify the file, checked before every report. */
 struct evq__always_ready {
 	int fd;
 	unsigned mask;
 	uint32_t gen;
+	dev_t dev;
+	ino_t ino;
 };
 
 struct evq__epoll_set {
-	int epfd;
+	int epfd;			/* replaced by a rebuild */
+	int embed_fd;			/* evq_loop_fd(): an epoll set holding
+					 * epfd, for the loop's life; -1 until
+					 * asked for */
 	bool have_pwait2;		/* until the kernel says ENOSYS */
 	struct epoll_event *events;	/* loop->fired_cap of them */
 	struct evq__always_ready *always;
@@ -33,23 +40,30 @@ EVQ__HIDDEN void evq__epoll_set_destroy(struct evq__epoll_set *set);
 EVQ__HIDDEN int evq__epoll_set_modify(struct evq__epoll_set *set, int fd,
 				      unsigned old, unsigned mask,
 				      uint32_t gen);
+/* evq_loop_fd(): the set's stable fd, made on the first call. */
+EVQ__HIDDEN int evq__epoll_set_embed_fd(struct evq__epoll_set *set);
 /* The cold parts of the two below. */
-EVQ__HIDDEN void evq__epoll_set_rebuild(struct evq_loop *loop,
+EVQ__HIDDEN bool evq__epoll_set_rebuild(struct evq_loop *loop,
 					struct evq__epoll_set *set);
 EVQ__HIDDEN int evq__epoll_set_always(struct evq_loop *loop,
 				      struct evq__epoll_set *set, int n);
+EVQ__HIDDEN void evq__epoll_set_verify(struct evq_loop *loop,
+				       struct evq__epoll_set *set,
+				       struct evq__fired *f);
 
-/* Before a wait: drop dead registrations if the core saw their reports,
- * make the wait non-blocking when always-ready fds exist. Returns how many
- * events to ask the kernel for. */
+/* Before a wait: drop dead registrations if the core saw their reports
+ * (unless rebuild_ok is false: uring, while a wait on the set is in the
+ * kernel), make the wait non-blocking when always-ready fds exist or the
+ * rebuild ended watches. Returns how many events to ask the kernel for. */
 static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 					 struct evq__epoll_set *set,
-					 int64_t *timeout_ns)
+					 int64_t *timeout_ns, bool rebuild_ok)
 {
 	int max = loop->fired_cap;
 
-	if (evq__unlikely(loop->stale_reports))
-		evq__epoll_set_rebuild(loop, set);
+	if (evq__unlikely(loop->stale_reports) && rebuild_ok &&
+	    evq__epoll_set_rebuild(loop, set))
+		*timeout_ns = 0;
 	if (evq__unlikely(set->nalways)) {
 		*timeout_ns = 0;
 		max -= set->nalways < max / 2 ? set->nalways : max / 2;
@@ -59,7 +73,8 @@ static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 
 /* After a wait returned n events into set->events: fill loop->fired and
  * return how many entries it has. READ for data, EOF or error; WRITE for
- * room or error. */
+ * room or error. Every EVQ_IO_STALE_LIMIT reports of an fd, check that
+ * its registration still belongs to the fd (backend_epoll.c, note b). */
 static inline int evq__epoll_set_translate(struct evq_loop *loop,
 					   struct evq__epoll_set *set, int n)
 {
@@ -74,6 +89,9 @@ static inline int evq__epoll_set_translate(struct evq_loop *loop,
 		f[i].revents =
 			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
 			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
+		if (evq__unlikely(++loop->fds[f[i].fd].reports >=
+				  EVQ_IO_STALE_LIMIT))
+			evq__epoll_set_verify(loop, set, &f[i]);
 	}
 	if (evq__unlikely(set->nalways))
 		n = evq__epoll_set_always(loop, set, n);

@@ -96,6 +96,8 @@ struct evq__fd {
 	unsigned kmask;		/* what the kernel has: EVQ_READ|WRITE|EDGE */
 	uint32_t gen;		/* bumped when the fd's file is found replaced */
 	bool dirty;		/* on the loop's change list */
+	uint8_t reports;	/* epoll set: reports since the last check
+				 * that the fd still names the file */
 	uint64_t killed_at;	/* loop->waits when gen was last bumped */
 };
 
@@ -229,6 +231,8 @@ struct evq_loop {
 	uint64_t callbacks;	/* defer and op callbacks run (ONCE mode) */
 	uint64_t stale_reports;	/* reports of dead registrations seen */
 	uint64_t waits;		/* backend waits done */
+	uint32_t id_index, id_gen;	/* loop.c: identity for stopped
+					 * watchers (evq_io_resume) */
 	unsigned active;	/* active user watchers: the loop's life */
 	unsigned max_events;
 	bool running;

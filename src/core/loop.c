@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +59,112 @@ uint64_t evq_now_update(struct evq_loop *loop)
 		return 0;
 	loop->now_valid = false;
 	return evq_now(loop);
+}
+
+/* ------------------------------------------------------------------------
+ * Loop identities
+ *
+ * A stopped watcher keeps w->loop for evq_io_resume(), but its loop may be
+ * freed meanwhile, and a new loop may then live at the same address. So
+ * every loop holds an entry of a process-wide table: an index and the
+ * entry's generation, which the loop's free bumps. A stopped watcher keeps
+ * both in w->next and w->prev (unused while it is stopped), and resume
+ * compares them with the table without touching the loop. The table grows
+ * in chunks that are never freed (a few bytes per loop that ever lived at
+ * the same time), so a reader needs no lock: the one atomic load a resume
+ * costs. Entries are recycled through a free list.
+ * ------------------------------------------------------------------------ */
+
+#define ID_CHUNK_SHIFT 10
+#define ID_CHUNK (1u << ID_CHUNK_SHIFT)
+#define ID_CHUNKS 4096u		/* 4M loops at the same time */
+
+struct loop_id {
+	uint32_t gen;		/* atomic; never 0 */
+	uint32_t next_free;
+};
+
+static struct loop_id *id_chunks[ID_CHUNKS];	/* atomic pointers */
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint32_t id_count;	/* entries ever handed out */
+static uint32_t id_free = UINT32_MAX;	/* free list head */
+
+static struct loop_id *id_entry(uint32_t index)
+{
+	struct loop_id *chunk;
+
+	if (index >= ID_CHUNKS * ID_CHUNK)
+		return NULL;
+	chunk = __atomic_load_n(&id_chunks[index >> ID_CHUNK_SHIFT],
+				__ATOMIC_ACQUIRE);
+	return chunk ? &chunk[index & (ID_CHUNK - 1)] : NULL;
+}
+
+static int id_take(struct evq_loop *loop)
+{
+	struct loop_id *e;
+	uint32_t index;
+	int r = 0;
+
+	pthread_mutex_lock(&id_lock);
+	if (id_free != UINT32_MAX) {
+		index = id_free;
+		e = id_entry(index);
+		id_free = e->next_free;
+	} else if (id_count == ID_CHUNKS * ID_CHUNK) {
+		r = -ENOMEM;
+	} else {
+		index = id_count;
+		e = id_entry(index);
+		if (!e) {
+			e = calloc(ID_CHUNK, sizeof(*e));
+			if (!e) {
+				r = -ENOMEM;
+				goto out;
+			}
+			for (unsigned i = 0; i < ID_CHUNK; i++)
+				e[i].gen = 1;
+			__atomic_store_n(&id_chunks[index >> ID_CHUNK_SHIFT],
+					 e, __ATOMIC_RELEASE);
+		}
+		id_count++;
+	}
+	if (r == 0) {
+		loop->id_index = index;
+		loop->id_gen = __atomic_load_n(&id_entry(index)->gen,
+					       __ATOMIC_RELAXED);
+	}
+out:
+	pthread_mutex_unlock(&id_lock);
+	return r;
+}
+
+static void id_release(struct evq_loop *loop)
+{
+	struct loop_id *e = id_entry(loop->id_index);
+	uint32_t gen = loop->id_gen + 1;
+
+	pthread_mutex_lock(&id_lock);
+	__atomic_store_n(&e->gen, gen ? gen : 1, __ATOMIC_RELAXED);
+	e->next_free = id_free;
+	id_free = loop->id_index;
+	pthread_mutex_unlock(&id_lock);
+}
+
+/* Record in a watcher being stopped which loop it belonged to. */
+static inline void id_mark(struct evq_io *w, const struct evq_loop *loop)
+{
+	w->next = (struct evq_io *)(uintptr_t)loop->id_index;
+	w->prev = (struct evq_io *)(uintptr_t)loop->id_gen;
+}
+
+/* Is the loop a stopped watcher belonged to still alive? */
+static inline bool id_alive(const struct evq_io *w)
+{
+	const struct loop_id *e = id_entry((uint32_t)(uintptr_t)w->next);
+
+	return e && __atomic_load_n(&e->gen, __ATOMIC_RELAXED) ==
+			    (uint32_t)(uintptr_t)w->prev;
 }
 
 /* ------------------------------------------------------------------------
@@ -98,7 +205,12 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 		return -ENOMEM;
 	}
 
-	r = evq__backend_open(loop, opts->backend);
+	r = id_take(loop);
+	if (r == 0) {
+		r = evq__backend_open(loop, opts->backend);
+		if (r < 0)
+			id_release(loop);
+	}
 	if (r < 0) {
 		free(loop->fired);
 		free(loop);
@@ -131,8 +243,11 @@ int evq_loop_free(struct evq_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
-	if (loop->running)
+	/* From a callback of this loop's run, or of this very free (an op's
+	 * -ECANCELED): the loop is still in use. */
+	if (loop->running || loop->freeing)
 		return -EBUSY;
+	loop->freeing = true;
 
 	/* Ops first: their callbacks run now and may still stop watchers. */
 	evq__ops_free_all(loop);
@@ -150,6 +265,7 @@ int evq_loop_free(struct evq_loop *loop)
 	free(loop->fired);
 	free(loop->heap);
 	free(loop->done);
+	id_release(loop);	/* stopped watchers see the loop gone */
 	free(loop);
 	return 0;
 }
@@ -269,7 +385,7 @@ static void io_unlink(struct evq_loop *loop, struct evq_io *w)
 		slot->head = w->next;
 	if (w->next)
 		w->next->prev = w->prev;
-	w->next = w->prev = NULL;
+	id_mark(w, loop);
 	if (!(w->state & EVQ__INTERNAL))
 		loop->active--;
 	w->state = 0;
@@ -421,6 +537,8 @@ int evq_io_resume(struct evq_io *w)
 		return -EINVAL;
 	if (w->state & EVQ__ACTIVE)
 		return 0;
+	if (!id_alive(w))
+		return -EINVAL;	/* its loop was freed: do not read it */
 	loop = w->loop;
 	slot = &loop->fds[w->fd];	/* the table never shrinks */
 	want = fd_wanted(slot) | (w->events & (EVQ__IO_MASK | EVQ_EDGE));
@@ -567,7 +685,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 
 	if (!loop || (unsigned)mode > EVQ_RUN_NOWAIT)
 		return -EINVAL;
-	if (loop->running)
+	if (loop->running || loop->freeing)
 		return -EBUSY;
 	loop->running = true;
 	loop->stop = false;
