@@ -32,8 +32,8 @@
  *     reaped that way (from inside a callback) wait in loop->done, and
  *     the next wait does not block while any do.
  *  e) Setup flags are tried best first: SINGLE_ISSUER|DEFER_TASKRUN (6.1),
- *     then COOP_TASKRUN (5.19), then none; the ring fd is registered where
- *     the kernel allows (5.18). EVQ_DEBUG=1 prints what was chosen.
+ *     then COOP_TASKRUN (5.19), then none. EVQ_DEBUG=1 prints what was
+ *     chosen.
  *  f) Opcodes are probed (io_uring_get_probe); a kernel without one that
  *     the completion API needs is not used, so `auto` moves on to a
  *     backend that emulates it, rather than half the API failing.
@@ -90,6 +90,20 @@
  *     SINGLE_ISSUER it cannot submit anyway. evq_loop_free() in the child
  *     unmaps and closes its copy of the ring, which leaves the parent's
  *     ring working.
+ *  n) Threads (issue 9, bug 4). SINGLE_ISSUER binds a ring to the task
+ *     that made it, and a registered ring fd is an index into the
+ *     registering thread's own table: a loop made on one thread and run
+ *     on another got -EINVAL, or entered another loop's ring that had the
+ *     same index in the running thread. So the ring is made with
+ *     IORING_SETUP_R_DISABLED (5.10, with SINGLE_ISSUER only) and enabled
+ *     by the first thread that enters it (a wait, or a submit of a full
+ *     SQ), which then registers the ring fd (5.18) in its own table and
+ *     owns the loop (evq.h). Registrations before that (probe, pools,
+ *     the embedding eventfd) work from any thread. Another thread enters
+ *     by the plain fd; on a SINGLE_ISSUER ring the kernel then says
+ *     -EEXIST, which evq_loop_run() returns. Only the owner can drop the
+ *     registration: a loop freed elsewhere leaves it, and with it the
+ *     ring, until the owner thread exits.
  */
 #include "internal.h"
 #include "epoll_set.h"
@@ -97,6 +111,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,7 +174,10 @@ struct uring_state {
 	bool epoll_fired;	/* fallback: the epoll fd polled readable */
 	int epoll_ready;	/* events the EPOLL_WAIT left in set.events,
 				 * not yet handed to the core */
-	bool reg_ring;		/* enter with the registered ring index */
+	bool owned;		/* note n: a thread has entered the ring */
+	int reg_index;		/* registered ring fd of the owner, or -1 */
+	pthread_t owner;	/* the thread that first entered */
+	pid_t owner_tid;
 	bool multishot_accept;	/* note h */
 	bool multishot_recv;
 	bool etime_success;	/* IORING_TIMEOUT_ETIME_SUCCESS (5.16) */
@@ -211,7 +229,7 @@ static int ring_setup(struct uring_state *st, unsigned entries)
 {
 	static const unsigned tries[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-			IORING_SETUP_SUBMIT_ALL,
+			IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
 		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
 		IORING_SETUP_SUBMIT_ALL,
 		0,
@@ -281,7 +299,7 @@ static int uring_init(struct evq_loop *loop)
 		free(st);
 		return r;
 	}
-	st->reg_ring = io_uring_register_ring_fd(&st->ring) == 1;
+	st->reg_index = -1;	/* note n: by the thread that enters first */
 	st->cq_eventfd = -1;
 	st->multishot_accept = kernel_at_least(5, 19);
 	st->multishot_recv = kernel_at_least(6, 0);
@@ -292,14 +310,17 @@ static int uring_init(struct evq_loop *loop)
 	if (debug())
 		fprintf(stderr,
 			"evq: uring: entries %u, setup flags 0x%x, "
-			"readiness via %s%s, ring fd %sregistered, multishot "
+			"readiness via %s%s, ring %s, multishot "
 			"accept %s, recv %s\n",
 			loop->uring_entries, st->setup_flags,
 			st->epoll_wait_op ? "IORING_OP_EPOLL_WAIT"
 					  : "POLL_ADD on the epoll fd",
 			st->direct_ok ? " (epoll_pwait2 when the ring is idle)"
 				      : "",
-			st->reg_ring ? "" : "not ",
+			(st->setup_flags & IORING_SETUP_R_DISABLED)
+				? "enabled and registered by the thread that "
+				  "runs it first"
+				: "registered by the thread that runs it first",
 			st->multishot_accept ? "native" : "re-armed",
 			st->multishot_recv ? "native" : "re-armed");
 	return 0;
@@ -309,6 +330,16 @@ static void uring_destroy(struct evq_loop *loop)
 {
 	struct uring_state *st = loop->backend_data;
 
+	/* The registration lives in the owner's io_uring task state: only
+	 * the owner can drop it (note n). */
+	if (st->reg_index >= 0 && st->owner_tid == (pid_t)syscall(SYS_gettid)) {
+		struct io_uring_rsrc_update up = {
+			.offset = (unsigned)st->reg_index,
+		};
+
+		syscall(__NR_io_uring_register, st->ring.ring_fd,
+			IORING_UNREGISTER_RING_FDS, &up, 1);
+	}
 	io_uring_queue_exit(&st->ring);
 	if (st->cq_eventfd >= 0) {
 		evq_io_stop(&st->cq_io);
@@ -336,6 +367,31 @@ static unsigned sq_flush(struct io_uring *ring)
 	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* Note n: the first thread to enter the ring owns it: enable the ring
+ * (made disabled, so that SINGLE_ISSUER binds it to this thread, not to
+ * the one that made the loop) and register its fd in this thread's
+ * io_uring state. */
+static int own_ring(struct uring_state *st)
+{
+	struct io_uring_rsrc_update up = {
+		.offset = -1U,
+		.data = (uint64_t)st->ring.ring_fd,
+	};
+
+	if ((st->setup_flags & IORING_SETUP_R_DISABLED) &&
+	    syscall(__NR_io_uring_register, st->ring.ring_fd,
+		    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+		return -errno;
+	st->owner = pthread_self();
+	st->owner_tid = (pid_t)syscall(SYS_gettid);
+	st->owned = true;
+	/* 5.18; without it the ring is entered by its fd. */
+	if (syscall(__NR_io_uring_register, st->ring.ring_fd,
+		    IORING_REGISTER_RING_FDS, &up, 1) == 1)
+		st->reg_index = (int)up.offset;
+	return 0;
+}
+
 static int enter(struct uring_state *st, unsigned to_submit,
 		 unsigned min_complete, int64_t timeout_ns)
 {
@@ -350,9 +406,18 @@ static int enter(struct uring_state *st, unsigned to_submit,
 		ts.tv_nsec = timeout_ns % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 	}
-	if (st->reg_ring) {
+	if (evq__unlikely(!st->owned)) {
+		int e = own_ring(st);
+
+		if (e < 0)
+			return e;
+	}
+	/* The registered index means this ring only in the owner thread;
+	 * another thread enters by the fd, and a SINGLE_ISSUER ring then
+	 * says -EEXIST (note n). */
+	if (st->reg_index >= 0 && pthread_equal(st->owner, pthread_self())) {
 		flags |= IORING_ENTER_REGISTERED_RING;
-		fd = st->ring.enter_ring_fd;
+		fd = st->reg_index;
 	}
 	r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags,
 		    &arg, sizeof(arg));
