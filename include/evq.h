@@ -13,8 +13,15 @@
  *  - Only the fields above the "private" marker of each struct belong to
  *    the caller. The rest is evq's; zero-initialise a watcher before its
  *    first use (a static or `= {0}` struct is fine).
- *  - A loop is used from one thread. The one exception is evq_async_send(),
- *    which is safe from any thread.
+ *  - A loop is used from one thread at a time, and belongs to the thread
+ *    that first runs it: it may be made (and given watchers, ops and
+ *    pools) in one thread and handed to another before its first
+ *    evq_loop_run(), but once run it stays on that thread, evq_loop_free()
+ *    included. With the uring backend a call from another thread that
+ *    needs the kernel's ring fails: evq_loop_run() returns -EEXIST (and a
+ *    loop freed elsewhere keeps its ring until the owner thread exits);
+ *    the other backends do not check. The one exception is
+ *    evq_async_send(), which is safe from any thread.
  *  - Callbacks run from evq_loop_run(), never from inside the call that
  *    started a watcher.
  */
@@ -276,7 +283,8 @@ EVQ_API int evq_loop_free(struct evq_loop *loop);
 /* Run the loop (see enum evq_run_mode). Returns 1 if watchers are still
  * active, 0 if none are (or evq_loop_stop() was called and none are), or
  * a negative errno when waiting for events failed; -EBUSY if the loop is
- * already running (callbacks must not re-enter it). */
+ * already running (callbacks must not re-enter it); -EEXIST (uring) when
+ * called from another thread than the one that first ran the loop. */
 EVQ_API int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode);
 
 /* Make evq_loop_run() return after the current iteration. */

@@ -28,20 +28,43 @@
  *  d) No completion is lost: a full SQ is submitted and the SQE taken
  *     again; with IORING_FEAT_NODROP (required) the kernel keeps CQEs the
  *     CQ has no room for, and io_uring_enter() returns -EBUSY until they
- *     are reaped, which the backend then does before going on.
+ *     are reaped, which the backend then does before going on. Results
+ *     reaped that way (from inside a callback) wait in loop->done, and
+ *     the next wait does not block while any do.
  *  e) Setup flags are tried best first: SINGLE_ISSUER|DEFER_TASKRUN (6.1),
- *     then COOP_TASKRUN (5.19), then none; the ring fd is registered where
- *     the kernel allows (5.18). EVQ_DEBUG=1 prints what was chosen.
+ *     then COOP_TASKRUN (5.19), then none. EVQ_DEBUG=1 prints what was
+ *     chosen.
  *  f) Opcodes are probed (io_uring_get_probe); a kernel without one that
  *     the completion API needs is not used, so `auto` moves on to a
  *     backend that emulates it, rather than half the API failing.
- *  g) Chains map to IOSQE_IO_LINK. The kernel breaks a chain on a short
- *     read or write; a linked send or recv gets MSG_WAITALL, so it
- *     completes whole or fails and breaks the chain. recvmsg/sendmsg are
- *     left alone: any count is a success, as the emulation counts it.
+ *  g) Chains are kept in user space, not given to the kernel as
+ *     IOSQE_IO_LINK. An op behind a LINK op is held by the backend (its
+ *     held list) and submitted when the op before it succeeded, by the
+ *     next wait; if that failed, it and the rest of its chain end with
+ *     -ECANCELED. Why not the kernel's links: io_uring's cancel cannot
+ *     find a linked request that has not been issued yet, and the kernel
+ *     resolves a linked request's fd only when it issues it; a close op
+ *     then left a held write to run later on whatever file took the
+ *     number (issue 9, bug 2), and a cancel of a held op said -ENOENT. A
+ *     cancel of the chain's issued head with the other members
+ *     resubmitted was considered: it fails when the head cannot be
+ *     stopped (a blocking call that io-wq runs), and the held op then
+ *     runs anyway. Kept here, a held op is found by a cancel or a close
+ *     op as on the emulating backends, and SQEs never link, so a full SQ
+ *     submitted mid-chain cannot split a chain either (bug 3). The cost:
+ *     each link waits for one iteration of the loop (its result is seen
+ *     by the wait, its successor goes in with the next enter), where the
+ *     kernel would have gone on by itself. What "succeeded" means is
+ *     core/ops.c's rule (op_success), copied in link_ok(): a linked
+ *     send or recv still gets MSG_WAITALL, so it completes whole or
+ *     fails. A LINK op whose result comes before the next op is
+ *     submitted in the same iteration leaves its outcome in st->chain:
+ *     the next op starts, or ends with -ECANCELED.
  *  h) Multishot accept (5.19) and recv (6.0) are native where the kernel
  *     has them; otherwise the backend re-arms a single-shot SQE after each
- *     result and reports EVQ_OP_F_MORE itself.
+ *     result and reports EVQ_OP_F_MORE itself. The re-arm waits on the
+ *     ready list for the next wait: never lost for want of an SQE, and
+ *     found there by a cancel or a close op.
  *  i) Buffer pools are provided-buffer rings (IORING_REGISTER_PBUF_RING,
  *     5.19): one buffer group per pool; a released buffer is put back in
  *     the ring by the caller's evq_pool_release(), no syscall.
@@ -68,6 +91,20 @@
  *     SINGLE_ISSUER it cannot submit anyway. evq_loop_free() in the child
  *     unmaps and closes its copy of the ring, which leaves the parent's
  *     ring working.
+ *  n) Threads (issue 9, bug 4). SINGLE_ISSUER binds a ring to the task
+ *     that made it, and a registered ring fd is an index into the
+ *     registering thread's own table: a loop made on one thread and run
+ *     on another got -EINVAL, or entered another loop's ring that had the
+ *     same index in the running thread. So the ring is made with
+ *     IORING_SETUP_R_DISABLED (5.10, with SINGLE_ISSUER only) and enabled
+ *     by the first thread that enters it (a wait, or a submit of a full
+ *     SQ), which then registers the ring fd (5.18) in its own table and
+ *     owns the loop (evq.h). Registrations before that (probe, pools,
+ *     the embedding eventfd) work from any thread. Another thread enters
+ *     by the plain fd; on a SINGLE_ISSUER ring the kernel then says
+ *     -EEXIST, which evq_loop_run() returns. Only the owner can drop the
+ *     registration: a loop freed elsewhere leaves it, and with it the
+ *     ring, until the owner thread exits.
  */
 #include "internal.h"
 #include "epoll_set.h"
@@ -75,6 +112,7 @@
 #include <errno.h>
 #include <liburing.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,6 +130,36 @@
 #define TAG_IGNORE 0u		/* completion of no interest */
 #define TAG_EPOLL 1u		/* the readiness wait (note b) */
 
+/* What the next op submitted in this iteration does (note g). */
+enum {
+	CHAIN_NONE,	/* the last op had no LINK: start on its own */
+	CHAIN_HOLD,	/* wait for st->chain_tail, still in flight */
+	CHAIN_GO,	/* the LINK op before it succeeded: start now */
+	CHAIN_BREAK,	/* the LINK op before it failed: -ECANCELED */
+};
+
+/* Where the backend keeps an op that is not in the kernel (note g). */
+enum { KEPT_NONE, KEPT_HELD, KEPT_READY };
+
+/* The backend's state in each op, in the op's emulation area (op->wait),
+ * which ops on this backend do not otherwise use. A kept op's chain
+ * neighbours are op->prev (the op it waits for) and op->next (the op
+ * that waits for it): the core's in-flight list, unused here too. */
+struct uring_opx {
+	struct __kernel_timespec ts;	/* a timeout op's time: the kernel
+					 * reads it at the next enter */
+	struct evq_op *knext, *kprev;	/* st->held or st->ready list */
+	uint8_t kept;			/* KEPT_* */
+};
+
+_Static_assert(sizeof(struct uring_opx) <= sizeof(((struct evq_op *)0)->wait),
+	       "the op's emulation area holds the backend's op state");
+
+static inline struct uring_opx *opx(struct evq_op *op)
+{
+	return (struct uring_opx *)(void *)&op->wait;
+}
+
 struct uring_pool {
 	struct io_uring_buf_ring *br;
 	size_t br_size;
@@ -107,18 +175,27 @@ struct uring_state {
 	bool epoll_fired;	/* fallback: the epoll fd polled readable */
 	int epoll_ready;	/* events the EPOLL_WAIT left in set.events,
 				 * not yet handed to the core */
-	bool reg_ring;		/* enter with the registered ring index */
+	bool owned;		/* note n: a thread has entered the ring */
+	int reg_index;		/* registered ring fd of the owner, or -1 */
+	pthread_t owner;	/* the thread that first entered */
+	pid_t owner_tid;
 	bool multishot_accept;	/* note h */
 	bool multishot_recv;
 	bool etime_success;	/* IORING_TIMEOUT_ETIME_SUCCESS (5.16) */
 	bool cancel_fd;		/* IORING_ASYNC_CANCEL_FD (5.19) */
 	bool direct_ok;		/* note k: epoll_pwait2 exists (5.11) */
-	struct io_uring_sqe *last_sqe;	/* last op SQE of this iteration */
 	unsigned setup_flags;
 	uint16_t next_bgid;
 	unsigned inflight;	/* op SQEs whose last CQE has not come */
 	unsigned sq_head_seen;	/* the kernel's SQ head, as last read */
-	struct evq_op *rearm;	/* note h: to re-arm after this reap */
+	/* Note g: ops kept in user space, never in the kernel's hands. */
+	struct evq_op *held_head, *held_tail;	/* wait for the op before */
+	struct evq_op *ready_head, *ready_tail;	/* to submit: released chain
+						 * members, re-arms (note h) */
+	struct evq_op *chain_tail;	/* CHAIN_HOLD: the open chain's last op */
+	uint8_t chain;		/* CHAIN_*: what the next op submitted does */
+	bool kicking;		/* kick_ready() runs: nested reaps leave the
+				 * ready list to it */
 	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
 	struct evq_io cq_io;
 };
@@ -153,7 +230,7 @@ static int ring_setup(struct uring_state *st, unsigned entries)
 {
 	static const unsigned tries[] = {
 		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-			IORING_SETUP_SUBMIT_ALL,
+			IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED,
 		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
 		IORING_SETUP_SUBMIT_ALL,
 		0,
@@ -223,7 +300,7 @@ static int uring_init(struct evq_loop *loop)
 		free(st);
 		return r;
 	}
-	st->reg_ring = io_uring_register_ring_fd(&st->ring) == 1;
+	st->reg_index = -1;	/* note n: by the thread that enters first */
 	st->cq_eventfd = -1;
 	st->multishot_accept = kernel_at_least(5, 19);
 	st->multishot_recv = kernel_at_least(6, 0);
@@ -235,14 +312,17 @@ static int uring_init(struct evq_loop *loop)
 	if (debug())
 		fprintf(stderr,
 			"evq: uring: entries %u, setup flags 0x%x, "
-			"readiness via %s%s, ring fd %sregistered, multishot "
+			"readiness via %s%s, ring %s, multishot "
 			"accept %s, recv %s\n",
 			loop->uring_entries, st->setup_flags,
 			st->epoll_wait_op ? "IORING_OP_EPOLL_WAIT"
 					  : "POLL_ADD on the epoll fd",
 			st->direct_ok ? " (epoll_pwait2 when the ring is idle)"
 				      : "",
-			st->reg_ring ? "" : "not ",
+			(st->setup_flags & IORING_SETUP_R_DISABLED)
+				? "enabled and registered by the thread that "
+				  "runs it first"
+				: "registered by the thread that runs it first",
 			st->multishot_accept ? "native" : "re-armed",
 			st->multishot_recv ? "native" : "re-armed");
 	return 0;
@@ -252,6 +332,16 @@ static void uring_destroy(struct evq_loop *loop)
 {
 	struct uring_state *st = loop->backend_data;
 
+	/* The registration lives in the owner's io_uring task state: only
+	 * the owner can drop it (note n). */
+	if (st->reg_index >= 0 && st->owner_tid == (pid_t)syscall(SYS_gettid)) {
+		struct io_uring_rsrc_update up = {
+			.offset = (unsigned)st->reg_index,
+		};
+
+		syscall(__NR_io_uring_register, st->ring.ring_fd,
+			IORING_UNREGISTER_RING_FDS, &up, 1);
+	}
 	io_uring_queue_exit(&st->ring);
 	if (st->cq_eventfd >= 0) {
 		evq_io_stop(&st->cq_io);
@@ -279,6 +369,31 @@ static unsigned sq_flush(struct io_uring *ring)
 	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* Note n: the first thread to enter the ring owns it: enable the ring
+ * (made disabled, so that SINGLE_ISSUER binds it to this thread, not to
+ * the one that made the loop) and register its fd in this thread's
+ * io_uring state. */
+static int own_ring(struct uring_state *st)
+{
+	struct io_uring_rsrc_update up = {
+		.offset = -1U,
+		.data = (uint64_t)st->ring.ring_fd,
+	};
+
+	if ((st->setup_flags & IORING_SETUP_R_DISABLED) &&
+	    syscall(__NR_io_uring_register, st->ring.ring_fd,
+		    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+		return -errno;
+	st->owner = pthread_self();
+	st->owner_tid = (pid_t)syscall(SYS_gettid);
+	st->owned = true;
+	/* 5.18; without it the ring is entered by its fd. */
+	if (syscall(__NR_io_uring_register, st->ring.ring_fd,
+		    IORING_REGISTER_RING_FDS, &up, 1) == 1)
+		st->reg_index = (int)up.offset;
+	return 0;
+}
+
 static int enter(struct uring_state *st, unsigned to_submit,
 		 unsigned min_complete, int64_t timeout_ns)
 {
@@ -293,16 +408,29 @@ static int enter(struct uring_state *st, unsigned to_submit,
 		ts.tv_nsec = timeout_ns % 1000000000;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
 	}
-	if (st->reg_ring) {
+	if (evq__unlikely(!st->owned)) {
+		int e = own_ring(st);
+
+		if (e < 0)
+			return e;
+	}
+	/* The registered index means this ring only in the owner thread;
+	 * another thread enters by the fd, and a SINGLE_ISSUER ring then
+	 * says -EEXIST (note n). */
+	if (st->reg_index >= 0 && pthread_equal(st->owner, pthread_self())) {
 		flags |= IORING_ENTER_REGISTERED_RING;
-		fd = st->ring.enter_ring_fd;
+		fd = st->reg_index;
 	}
 	r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags,
 		    &arg, sizeof(arg));
 	return r < 0 ? -errno : (int)r;
 }
 
-static void rearm_single(struct evq_loop *loop, struct evq_op *op);
+static void chain_result(struct evq_loop *loop, struct uring_state *st,
+			 struct evq_op *op, int res);
+static void keep(struct evq_loop *loop, struct uring_state *st,
+		 struct evq_op *op, uint8_t where);
+static void kick_ready(struct evq_loop *loop, struct uring_state *st);
 
 /* One op CQE: translate it for the core into *d. */
 static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
@@ -323,18 +451,25 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 		   !((op->code == EVQ_OP_ACCEPT && st->multishot_accept) ||
 		     (op->code == EVQ_OP_RECV && st->multishot_recv))) {
 		/* Note h: single-shot standing in for multishot. Re-armed
-		 * after the reap: taking an SQE may submit, and submitting
-		 * may reap. */
+		 * by the next wait (kick_ready): taking an SQE here may
+		 * submit, and submitting may reap. */
 		flags |= EVQ_OP_F_MORE;
-		op->qnext = st->rearm;
-		st->rearm = op;
+		st->inflight--;
+		keep(loop, st, op, KEPT_READY);
 	} else {
 		st->inflight--;
-		/* IORING_ASYNC_CANCEL_ALL counts what it cancelled, 0
-		 * included; evq's cancel_fd says -ENOENT for none. */
+		/* IORING_ASYNC_CANCEL_ALL counts what it cancelled in the
+		 * kernel, 0 included; op->res what start_op() cancelled in
+		 * user space. evq's cancel_fd says -ENOENT for none. */
 		if (evq__unlikely(op->code == EVQ_OP_CANCEL) &&
-		    !op->u.cancel.target && res == 0)
-			res = -ENOENT;
+		    !op->u.cancel.target) {
+			if (res >= 0)
+				res += op->res;
+			else if (op->res > 0)
+				res = op->res;
+			if (res == 0)
+				res = -ENOENT;
+		}
 	}
 	*d = (struct evq__done){ op, res, flags };
 }
@@ -361,6 +496,28 @@ static unsigned done_room(struct evq_loop *loop, unsigned n)
 	return (unsigned)(loop->done_cap - loop->ndone);
 }
 
+/* Report op's last result from user space (note g): it goes to the core
+ * with the CQEs, in order. The wait after this does not block
+ * (uring_wait checks loop->ndone). */
+static void finish(struct evq_loop *loop, struct evq_op *op, int res)
+{
+	if (evq__likely(done_room(loop, 1) == 1)) {
+		loop->done[loop->ndone++] = (struct evq__done){ op, res, 0 };
+		return;
+	}
+	/* No memory to grow loop->done: the core's queue of parked results
+	 * takes it, delivered at the start of the next iteration. */
+	op->res = res;
+	op->cflags = 0;
+	op->state = EVQ__OP_DONE;
+	op->qnext = NULL;
+	if (loop->cq_tail)
+		loop->cq_tail->qnext = op;
+	else
+		loop->cq_head = op;
+	loop->cq_tail = op;
+}
+
 /* Move the CQEs into the core's arrays: op completions into loop->done;
  * readiness is noted in st (epoll_ready, epoll_fired) for uring_wait(),
  * whichever path reaped it: a full SQ makes submit() reap mid-iteration,
@@ -370,19 +527,27 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 {
 	struct io_uring_cq *cq = &st->ring.cq;
 	unsigned head = *cq->khead;
-	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head;
+	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head, i;
 
 	if (n == 0)
 		return;
 	n = done_room(loop, n);
-	for (unsigned i = 0; i < n; i++) {
+	for (i = 0; i < n; i++) {
 		const struct io_uring_cqe *cqe =
 			&cq->cqes[(head + i) & cq->ring_mask];
 		uint64_t tag = cqe->user_data;
 
 		if (evq__likely(tag > TAG_EPOLL)) {
-			reap_op(loop, st, (struct evq_op *)(uintptr_t)tag, cqe,
-				&loop->done[loop->ndone++]);
+			struct evq_op *op = (struct evq_op *)(uintptr_t)tag;
+			struct evq__done d;
+
+			/* The chain results below take room too. */
+			if (evq__unlikely(done_room(loop, 1) == 0))
+				break;
+			reap_op(loop, st, op, cqe, &d);
+			loop->done[loop->ndone++] = d;
+			if (!(d.flags & EVQ_OP_F_MORE))
+				chain_result(loop, st, op, d.res);
 		} else if (tag == TAG_EPOLL) {
 			st->epoll_armed = false;
 			if (!st->epoll_wait_op)
@@ -391,14 +556,7 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 				st->epoll_ready = cqe->res;
 		}
 	}
-	io_uring_smp_store_release(cq->khead, head + n);
-	while (evq__unlikely(st->rearm != NULL)) {
-		struct evq_op *op = st->rearm;
-
-		st->rearm = op->qnext;
-		op->qnext = NULL;
-		rearm_single(loop, op);
-	}
+	io_uring_smp_store_release(cq->khead, head + i);
 }
 
 /* Submit what is queued, making room in the CQ if the kernel wants it. */
@@ -414,7 +572,10 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
 	}
 }
 
-/* Full SQ: hand it to the kernel, then take again. */
+/* Full SQ: hand it to the kernel, then take again. No SQE of this
+ * backend links to the next one (note g), so the SQ may be cut
+ * anywhere; the close's cancel and the close itself take their two
+ * SQEs together (sq_room). */
 static __attribute__((noinline)) struct io_uring_sqe *
 get_sqe_slow(struct evq_loop *loop, struct uring_state *st)
 {
@@ -441,6 +602,192 @@ static inline struct io_uring_sqe *get_sqe(struct evq_loop *loop,
 	}
 	sq->sqe_tail = tail + 1;
 	return &sq->sqes[tail & sq->ring_mask];
+}
+
+/* Room for n SQEs in a row, submitting what is queued if need be. False
+ * when the SQ can never hold n, or submitting failed. */
+static bool sq_room(struct evq_loop *loop, struct uring_state *st,
+		    unsigned n)
+{
+	if (n > st->ring.sq.ring_entries)
+		return false;
+	while (io_uring_sq_space_left(&st->ring) < n)
+		if (submit(loop, st) < 0)
+			return false;
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Chains and kept ops (note g)
+ * ------------------------------------------------------------------------ */
+
+static void keep(struct evq_loop *loop, struct uring_state *st,
+		 struct evq_op *op, uint8_t where)
+{
+	struct uring_opx *x = opx(op);
+	struct evq_op **head, **tail;
+
+	if (where == KEPT_HELD) {
+		head = &st->held_head;
+		tail = &st->held_tail;
+	} else {
+		head = &st->ready_head;
+		tail = &st->ready_tail;
+		/* For evq_loop_timeout(): work for the next wait. */
+		loop->kernel_queued = true;
+	}
+	x->kept = where;
+	x->knext = NULL;
+	x->kprev = *tail;
+	if (*tail)
+		opx(*tail)->knext = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
+static void unkeep(struct uring_state *st, struct evq_op *op)
+{
+	struct uring_opx *x = opx(op);
+	struct evq_op **head, **tail;
+
+	if (x->kept == KEPT_HELD) {
+		head = &st->held_head;
+		tail = &st->held_tail;
+	} else {
+		head = &st->ready_head;
+		tail = &st->ready_tail;
+	}
+	if (x->kprev)
+		opx(x->kprev)->knext = x->knext;
+	else
+		*head = x->knext;
+	if (x->knext)
+		opx(x->knext)->kprev = x->kprev;
+	else
+		*tail = x->kprev;
+	x->knext = x->kprev = NULL;
+	x->kept = KEPT_NONE;
+}
+
+/* Did op fully succeed, so that the op after it in its chain starts?
+ * The rule of core/ops.c (op_success), which the emulating backends run;
+ * keep the two in step. */
+static bool link_ok(const struct evq_op *op, int res)
+{
+	size_t want = 0;
+
+	if (op->code == EVQ_OP_TIMEOUT)
+		return res == -ETIME || res >= 0;
+	if (res < 0)
+		return false;
+	if (op->flags & EVQ__OPF_POOL)
+		return true;
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_WRITE:
+		want = op->u.rw.len;
+		break;
+	case EVQ_OP_RECV:
+	case EVQ_OP_SEND:
+		want = op->u.sr.len;
+		break;
+	case EVQ_OP_READV:
+	case EVQ_OP_WRITEV:
+		for (int i = 0; i < op->u.vec.cnt; i++)
+			want += op->u.vec.iov[i].iov_len;
+		break;
+	default:	/* recvmsg/sendmsg included: any count */
+		return true;
+	}
+	return (size_t)res == want;
+}
+
+/* op's last result is known (its CQE, or an end in user space). The op
+ * held behind it is released, to be submitted by the next wait; or, if
+ * op did not fully succeed (or the loop is being freed), it and the rest
+ * of the chain end with -ECANCELED, in order, after op. An op submitted
+ * later in this iteration behind op (the open chain's tail) learns the
+ * outcome from st->chain. */
+static void chain_result(struct evq_loop *loop, struct uring_state *st,
+			 struct evq_op *op, int res)
+{
+	struct evq_op *next;
+	bool ok;
+
+	if (evq__likely(!op->next && op != st->chain_tail))
+		return;
+	ok = !loop->freeing && link_ok(op, res);
+	for (;;) {
+		if (op == st->chain_tail) {
+			st->chain_tail = NULL;
+			st->chain = ok ? CHAIN_GO : CHAIN_BREAK;
+		}
+		next = op->next;
+		op->next = NULL;
+		if (!next)
+			return;
+		next->prev = NULL;
+		unkeep(st, next);
+		if (ok) {
+			keep(loop, st, next, KEPT_READY);
+			return;
+		}
+		finish(loop, next, -ECANCELED);
+		op = next;
+	}
+}
+
+/* A cancel or a close found a kept op: it ends with -ECANCELED, and the
+ * rest of its chain after it; the op it waited for goes on, as on the
+ * emulating backends (core/ops.c, cancel_one). */
+static void cancel_kept(struct evq_loop *loop, struct uring_state *st,
+			struct evq_op *op)
+{
+	if (op->prev) {
+		op->prev->next = NULL;
+		op->prev = NULL;
+	}
+	unkeep(st, op);
+	finish(loop, op, -ECANCELED);
+	chain_result(loop, st, op, -ECANCELED);
+}
+
+static bool has_fd(const struct evq_op *op)
+{
+	switch (op->code) {
+	case EVQ_OP_NOP:
+	case EVQ_OP_OPENAT:
+	case EVQ_OP_STATX:
+	case EVQ_OP_TIMEOUT:
+	case EVQ_OP_CANCEL:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* Cancel the kept ops on fd (but self); returns how many. */
+static int cancel_kept_fd(struct evq_loop *loop, struct uring_state *st,
+			  int fd, const struct evq_op *self)
+{
+	int n = 0;
+
+	for (int ready = 0; ready < 2; ready++) {
+		struct evq_op *o = ready ? st->ready_head : st->held_head;
+
+		while (o) {
+			if (o != self && has_fd(o) && o->fd == fd) {
+				cancel_kept(loop, st, o);
+				n++;
+				/* Its chain went with it: look again. */
+				o = ready ? st->ready_head : st->held_head;
+				continue;
+			}
+			o = opx(o)->knext;
+		}
+	}
+	return n;
 }
 
 /* ------------------------------------------------------------------------
@@ -501,10 +848,14 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	int r, n;
 
 	/* A LINK on the last op before waiting links to nothing. */
-	if (st->last_sqe) {
-		st->last_sqe->flags &= (uint8_t)~IOSQE_IO_LINK;
-		st->last_sqe = NULL;
-	}
+	st->chain_tail = NULL;
+	st->chain = CHAIN_NONE;
+	if (evq__unlikely(st->ready_head != NULL))
+		kick_ready(loop, st);
+	/* Results already in loop->done (reaped by a submit inside a
+	 * callback, or ended in user space): deliver them first. */
+	if (loop->ndone)
+		timeout_ns = 0;
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
 	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
 	 * something else that is in flight. */
@@ -668,53 +1019,132 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 	default:
 		return -EINVAL;
 	}
-	if (linked)
-		sqe->flags |= IOSQE_IO_LINK;
 	return 0;
 }
 
-static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
+/* A close or a cancel: first what it finds among the kept ops (note g).
+ * Returns 1 when op is still to go to the kernel, 0 when it ended here. */
+static int start_special(struct evq_loop *loop, struct uring_state *st,
+			 struct evq_op *op)
 {
-	struct uring_state *st = loop->backend_data;
+	struct evq_op *t = op->u.cancel.target;
+	struct io_uring_sqe *sqe;
+
+	if (op->code == EVQ_OP_CLOSE) {
+		/* End the fd's ops before its number is freed: the kept
+		 * ones here, the kernel's with a cancel SQE; HARDLINK so
+		 * "nothing to cancel" does not cancel the close. Both SQEs
+		 * are taken together, or a full SQ could part them. A ring
+		 * of one entry cannot: its close goes alone. */
+		cancel_kept_fd(loop, st, op->fd, op);
+		if (st->cancel_fd && sq_room(loop, st, 2)) {
+			sqe = get_sqe(loop, st);
+			io_uring_prep_cancel_fd(sqe, op->fd,
+						IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+			sqe->flags |= IOSQE_IO_HARDLINK;
+		}
+		return 1;
+	}
+	if (!t) {
+		/* cancel_fd: the kernel's count is added at the CQE. */
+		op->res = cancel_kept_fd(loop, st, op->u.cancel.fd, op);
+		if (st->cancel_fd)
+			return 1;
+		finish(loop, op, op->res > 0 ? op->res : -ENOTSUP);
+		chain_result(loop, st, op, op->res > 0 ? op->res : -ENOTSUP);
+		return 0;
+	}
+	if (t == op || t->loop != loop || t->state != EVQ__OP_NATIVE ||
+	    opx(t)->kept == KEPT_NONE)
+		return 1;	/* the kernel's, or not in flight */
+	/* The target's -ECANCELED goes before the cancel's 0. */
+	cancel_kept(loop, st, t);
+	finish(loop, op, 0);
+	chain_result(loop, st, op, 0);
+	return 0;
+}
+
+/* Start op: an SQE, or an end here; either way its result comes through
+ * loop->done (or the core's parked list), never from here. */
+static void start_op(struct evq_loop *loop, struct uring_state *st,
+		     struct evq_op *op)
+{
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (op->code == EVQ_OP_CLOSE && st->cancel_fd) {
-		/* End the fd's ops before its number is freed; HARDLINK so
-		 * "nothing to cancel" does not cancel the close. */
-		sqe = get_sqe(loop, st);
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		sqe->flags |= IOSQE_IO_HARDLINK;
-	}
+	if (evq__unlikely(op->code == EVQ_OP_CLOSE ||
+			  op->code == EVQ_OP_CANCEL) &&
+	    start_special(loop, st, op) == 0)
+		return;
 	sqe = get_sqe(loop, st);
-	if (!sqe)
-		return -EBUSY;
+	if (!sqe) {
+		r = -EBUSY;	/* submitting failed: the ring is unusable */
+		goto fail;
+	}
 	r = prep_op(loop, st, sqe, op);
 	if (r < 0) {
-		io_uring_prep_nop(sqe);	/* keep a chain's order intact */
+		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		sqe->flags |= (uint8_t)(op->flags & EVQ_OP_LINK ? IOSQE_IO_LINK : 0);
-		return r;
+		goto fail;
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->last_sqe = sqe;
 	st->inflight++;
 	loop->kernel_queued = true;
-	return 0;
+	return;
+fail:
+	finish(loop, op, r);
+	chain_result(loop, st, op, r);
 }
 
-static void rearm_single(struct evq_loop *loop, struct evq_op *op)
+/* Hand the ready ops to the kernel: chain members whose turn came, and
+ * single-shot re-arms (note h). Called by the wait, where no chain is
+ * open; ops made ready meanwhile (a reap inside a submit) are taken by
+ * the same loop. */
+static void kick_ready(struct evq_loop *loop, struct uring_state *st)
+{
+	struct evq_op *op;
+
+	if (st->kicking)
+		return;
+	st->kicking = true;
+	while ((op = st->ready_head)) {
+		unkeep(st, op);
+		start_op(loop, st, op);
+	}
+	st->kicking = false;
+}
+
+/* A new op from evq_op_submit(): held behind the open chain's tail,
+ * ended with -ECANCELED if that failed, or started (note g). */
+static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 {
 	struct uring_state *st = loop->backend_data;
-	struct io_uring_sqe *sqe = get_sqe(loop, st);
+	struct evq_op *tail = st->chain_tail;
+	uint8_t how = st->chain;
 
-	if (!sqe)
-		return;
-	prep_op(loop, st, sqe, op);
-	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+	op->next = op->prev = NULL;
+	opx(op)->kept = KEPT_NONE;
+	/* op is the open chain's tail from now if it has LINK: set before
+	 * it starts, since an op that ends here reports to the chain at
+	 * once (chain_result). */
+	st->chain_tail = (op->flags & EVQ_OP_LINK) ? op : NULL;
+	st->chain = st->chain_tail ? CHAIN_HOLD : CHAIN_NONE;
+	switch (how) {
+	case CHAIN_HOLD:
+		op->prev = tail;
+		tail->next = op;
+		keep(loop, st, op, KEPT_HELD);
+		break;
+	case CHAIN_BREAK:
+		finish(loop, op, -ECANCELED);
+		chain_result(loop, st, op, -ECANCELED);
+		break;
+	default:
+		start_op(loop, st, op);
+		break;
+	}
+	return 0;
 }
 
 /* For evq_loop_free: cancel everything, then wait for every last CQE. */
@@ -723,17 +1153,21 @@ static void uring_op_drain(struct evq_loop *loop)
 	struct uring_state *st = loop->backend_data;
 	struct io_uring_sqe *sqe;
 
-	if (st->last_sqe) {
-		st->last_sqe->flags &= (uint8_t)~IOSQE_IO_LINK;
-		st->last_sqe = NULL;
-	}
-	if (st->inflight == 0)
-		return;
-	sqe = get_sqe(loop, st);
-	if (sqe) {
-		io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY |
+	st->chain_tail = NULL;
+	st->chain = CHAIN_NONE;
+	/* Ready ops never reach the kernel now: they end here, with the
+	 * chains behind them; held ones go with the op they wait for
+	 * (chain_result cancels while the loop is being freed). */
+	while (st->ready_head)
+		cancel_kept(loop, st, st->ready_head);
+	if (st->inflight > 0) {
+		sqe = get_sqe(loop, st);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, 0,
+					       IORING_ASYNC_CANCEL_ANY |
 						       IORING_ASYNC_CANCEL_ALL);
-		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+			io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		}
 	}
 	while (st->inflight > 0) {
 		int r = enter(st, sq_flush(&st->ring), 1, -1);
@@ -742,6 +1176,11 @@ static void uring_op_drain(struct evq_loop *loop)
 			break;
 		reap(loop, st);
 	}
+	/* Only if the ring failed: what is still held ends here. */
+	while (st->held_head)
+		cancel_kept(loop, st, st->held_head);
+	while (st->ready_head)
+		cancel_kept(loop, st, st->ready_head);
 }
 
 /* ------------------------------------------------------------------------

@@ -186,10 +186,207 @@ static int fork_child_frees_and_recreates(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * Completions reaped while submitting (S2, S3 of issue 9)
+ * ------------------------------------------------------------------------ */
+
+#define NBURST 64
+
+static struct evq_op burst[NBURST], burst_rd[5];
+static int burst_done, burst_rd_done;
+static int burst_pipe[2];
+static char burst_buf[5];
+
+static void burst_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		     unsigned flags)
+{
+	(void)loop;
+	(void)flags;
+	if (op >= burst_rd && op < burst_rd + 5) {
+		burst_rd_done++;
+		return;
+	}
+	if (res != 0)
+		T_FAILF("nop %d: res %d", (int)(op - burst), res);
+	burst_done++;
+}
+
+/* From a timer callback (not from the dispatch of completions), fill a
+ * 4-entry ring many times over with nops, then queue reads that never
+ * complete: a full SQ is submitted mid-callback and, with the CQ full,
+ * completions are moved into the loop's array there. The next wait must
+ * not block while they wait in that array. */
+static void burst_timer_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)t;
+	for (int i = 0; i < NBURST; i++) {
+		evq_prep_nop(&burst[i]);
+		EXPECT_OK(evq_op_submit(loop, &burst[i], 0, burst_cb));
+	}
+	for (int i = 0; i < 5; i++) {
+		evq_prep_read(&burst_rd[i], burst_pipe[0], &burst_buf[i], 1,
+			      EVQ_OFFSET_CURRENT);
+		EXPECT_OK(evq_op_submit(loop, &burst_rd[i], 0, burst_cb));
+	}
+}
+
+static int completions_reaped_while_submitting_do_not_wait(void)
+{
+	struct evq_loop_options o = { .uring_entries = 4 };
+	struct evq_loop *loop = t_loop_new_opts(&o);
+	struct evq_timer t = { 0 };
+	struct t_guard g;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(burst_pipe));
+	burst_done = burst_rd_done = 0;
+	ASSERT_OK(evq_timer_start(loop, &t, 1 * T_MS, 0, burst_timer_cb));
+	ASSERT_OK(t_guard_start(loop, &g, 1000, "nops left undelivered"));
+	while (burst_done < NBURST && !g.fired)
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_ONCE), 0);
+	t_guard_stop(&g);
+	ASSERT_EQ(burst_done, NBURST);
+	ASSERT_EQ(burst_rd_done, 0);
+	T_STEP("the reads end at the loop's free");
+	t_loop_free(loop);
+	ASSERT_EQ(burst_rd_done, 5);
+	t_close2(burst_pipe);
+	return T_PASS;
+}
+
+/* ------------------------------------------------------------------------
+ * Random stress (S3 of issue 9)
+ * ------------------------------------------------------------------------ */
+
+#define SOPS 64
+#define SPIPES 4
+
+struct sop {
+	struct evq_op op;
+	int submits, calls;
+	char buf[2];
+};
+
+static struct sop sops[SOPS];
+static int stress_bad;
+
+static void sop_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		   unsigned flags)
+{
+	struct sop *s = (struct sop *)op;
+
+	(void)loop;
+	(void)res;
+	if (flags & EVQ_OP_F_MORE)
+		return;
+	if (++s->calls > s->submits) {
+		T_FAILF("op %d: %d calls for %d submits (res %d)",
+			(int)(s - sops), s->calls, s->submits, res);
+		stress_bad++;
+	}
+}
+
+static void tick_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)loop;
+	(void)t;
+}
+
+/* Seeded (EVQ_TEST_SEED), about two seconds: chains of nops, timeouts and
+ * pipe reads, cancels by op and by fd, writes that satisfy reads, runs of
+ * every mode, on a small ring. Every op completes exactly once, and the
+ * loop goes idle at the end. */
+static int random_ops_each_complete_once_and_loop_goes_idle(void)
+{
+	struct evq_loop_options o = { .uring_entries = 8 };
+	struct evq_loop *loop = t_loop_new_opts(&o);
+	int p[SPIPES][2];
+	uint64_t end;
+	struct evq_timer tick = { 0 };
+	struct t_guard g;
+	long steps = 0;
+
+	ASSERT_NOTNULL(loop);
+	t_rand_seed();
+	t_case_timeout(30);
+	memset(sops, 0, sizeof(sops));
+	stress_bad = 0;
+	for (int i = 0; i < SPIPES; i++)
+		ASSERT_OK(t_pipe(p[i]));
+	end = t_now_ns() + 2000 * T_MS;
+	while (t_now_ns() < end && !stress_bad) {
+		struct sop *s = &sops[t_rand() % SOPS];
+		unsigned pick = (unsigned)(t_rand() % 100);
+		unsigned flags = t_rand() % 3 == 0 ? EVQ_OP_LINK : 0;
+		int fdi = (int)(t_rand() % SPIPES);
+
+		steps++;
+		if (pick < 60 && !evq_op_is_active(&s->op)) {
+			unsigned kind = (unsigned)(t_rand() % 6);
+
+			if (kind == 0) {
+				evq_prep_nop(&s->op);
+			} else if (kind <= 2) {
+				evq_prep_timeout(&s->op,
+						 (t_rand() % 3000) * 1000);
+			} else if (kind <= 4) {
+				evq_prep_read(&s->op, p[fdi][0], s->buf, 1,
+					      EVQ_OFFSET_CURRENT);
+			} else {
+				struct sop *t = &sops[t_rand() % SOPS];
+
+				if (t != s && t_rand() % 2)
+					evq_prep_cancel(&s->op, &t->op);
+				else
+					evq_prep_cancel_fd(&s->op, p[fdi][0]);
+			}
+			ASSERT_OK(evq_op_submit(loop, &s->op, flags, sop_cb));
+			s->submits++;
+		} else if (pick < 70) {
+			(void)!write(p[fdi][1], "x", 1);
+		} else if (pick < 85) {
+			ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		} else {
+			/* ONCE, bounded by a short timer: pending reads may
+			 * rightly keep it waiting. */
+			ASSERT_OK(evq_timer_start(loop, &tick, 2 * T_MS, 0,
+						  tick_cb));
+			ASSERT_OK(t_guard_start(loop, &g, 2000,
+						"EVQ_RUN_ONCE did not return"));
+			ASSERT_GE(evq_loop_run(loop, EVQ_RUN_ONCE), 0);
+			t_guard_stop(&g);
+			evq_timer_stop(&tick);
+		}
+	}
+	t_note("%ld steps", steps);
+
+	T_STEP("end every pending read, then run until idle");
+	for (int i = 0; i < SPIPES; i++)
+		for (int k = 0; k < SOPS; k++)
+			(void)!write(p[i][1], "x", 1);
+	ASSERT_OK(t_guard_start(loop, &g, 5000, "the loop never went idle"));
+	while (evq_loop_ops(loop) > 0 && !g.fired)
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_ONCE), 0);
+	t_guard_stop(&g);
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_DEFAULT), 0);
+	for (int i = 0; i < SOPS; i++) {
+		T_STEP("op %d", i);
+		ASSERT_EQ(sops[i].calls, sops[i].submits);
+	}
+	ASSERT_EQ(stress_bad, 0);
+	for (int i = 0; i < SPIPES; i++)
+		t_close2(p[i]);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(tiny_ring_every_op_once),
 	T_CASE(exact_wait_with_ops_in_flight),
 	T_CASE(fork_child_frees_and_recreates),
+	T_CASE(completions_reaped_while_submitting_do_not_wait),
+	T_CASE(random_ops_each_complete_once_and_loop_goes_idle),
 };
 
 int main(int argc, char **argv)
