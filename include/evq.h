@@ -248,9 +248,13 @@ struct evq_op {
 			 int flags; } pool;
 		uint64_t fsync_flags;
 	} u;
-	union {				/* emulation's waiting state */
-		struct evq_io io;
-		struct evq_timer timer;
+	union {
+		struct evq_io io;	/* emulation: waiting for readiness */
+		struct evq_timer timer;	/* emulation: a timeout op */
+		struct {		/* ops a backend runs natively */
+			void *backend[5];	/* the backend's own state */
+			struct evq_op *cancel_next, *cancel_prev;
+		} native;		/* core: the loop's cancels */
 	} wait;
 };
 

@@ -141,8 +141,8 @@ enum {
 /* Where the backend keeps an op that is not in the kernel (note g). */
 enum { KEPT_NONE, KEPT_HELD, KEPT_READY };
 
-/* The backend's state in each op, in the op's emulation area (op->wait),
- * which ops on this backend do not otherwise use. A kept op's chain
+/* The backend's state in each op, in the area evq.h gives native
+ * backends (op->wait.native.backend). A kept op's chain
  * neighbours are op->prev (the op it waits for) and op->next (the op
  * that waits for it): the core's in-flight list, unused here too. */
 struct uring_opx {
@@ -152,12 +152,13 @@ struct uring_opx {
 	uint8_t kept;			/* KEPT_* */
 };
 
-_Static_assert(sizeof(struct uring_opx) <= sizeof(((struct evq_op *)0)->wait),
-	       "the op's emulation area holds the backend's op state");
+_Static_assert(sizeof(struct uring_opx) <=
+		       sizeof(((struct evq_op *)0)->wait.native.backend),
+	       "the op's native area holds the backend's op state");
 
 static inline struct uring_opx *opx(struct evq_op *op)
 {
-	return (struct uring_opx *)(void *)&op->wait;
+	return (struct uring_opx *)(void *)op->wait.native.backend;
 }
 
 struct uring_pool {
@@ -994,9 +995,8 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		break;
 	case EVQ_OP_TIMEOUT: {
 		/* The kernel reads the timespec when it takes the SQE, at
-		 * the next io_uring_enter(); the op's waiting area, unused
-		 * on this backend, keeps it until then. */
-		struct __kernel_timespec *ts = (void *)&op->wait;
+		 * the next io_uring_enter(); the op keeps it until then. */
+		struct __kernel_timespec *ts = &opx(op)->ts;
 
 		ts->tv_sec = (long long)(op->u.tmo.ns / 1000000000);
 		ts->tv_nsec = (long long)(op->u.tmo.ns % 1000000000);

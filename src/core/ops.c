@@ -414,7 +414,8 @@ static void deliver_more(struct evq_loop *loop, struct evq_op *op, int res,
  * The emulation cancels synchronously and gets that order for free. On
  * io_uring the kernel may post the cancel's CQE first: the core keeps the
  * native cancels of one op that are in flight on loop->cancels (linked
- * through next/prev, which native ops do not use otherwise), marks those
+ * through wait.native.cancel_*: the backend keeps its own state in
+ * wait.native.backend and its chains in next/prev), marks those
  * whose target's last call has run, and holds back a successful cancel's
  * result until its target's last call has run.
  * ------------------------------------------------------------------------ */
@@ -427,24 +428,26 @@ static bool cancel_of_one(const struct evq_op *op)
 static void cancels_add(struct evq_loop *loop, struct evq_op *c)
 {
 	c->flags &= (uint16_t)~(EVQ__OPF_TDONE | EVQ__OPF_HELD);
-	c->prev = NULL;
-	c->next = loop->cancels;
-	if (c->next)
-		c->next->prev = c;
+	c->wait.native.cancel_prev = NULL;
+	c->wait.native.cancel_next = loop->cancels;
+	if (c->wait.native.cancel_next)
+		c->wait.native.cancel_next->wait.native.cancel_prev = c;
 	loop->cancels = c;
 }
 
 static void cancels_remove(struct evq_loop *loop, struct evq_op *c)
 {
-	if (c->prev)
-		c->prev->next = c->next;
+	if (c->wait.native.cancel_prev)
+		c->wait.native.cancel_prev->wait.native.cancel_next =
+			c->wait.native.cancel_next;
 	else if (loop->cancels == c)
-		loop->cancels = c->next;
+		loop->cancels = c->wait.native.cancel_next;
 	else
 		return;	/* not on the list */
-	if (c->next)
-		c->next->prev = c->prev;
-	c->next = c->prev = NULL;
+	if (c->wait.native.cancel_next)
+		c->wait.native.cancel_next->wait.native.cancel_prev =
+			c->wait.native.cancel_prev;
+	c->wait.native.cancel_next = c->wait.native.cancel_prev = NULL;
 }
 
 /* op's last call is about to run: mark the cancels aimed at it, and
@@ -455,7 +458,8 @@ static struct evq_op *cancels_target_done(struct evq_loop *loop,
 {
 	struct evq_op *held = NULL, **tail = &held;
 
-	for (struct evq_op *c = loop->cancels; c; c = c->next) {
+	for (struct evq_op *c = loop->cancels; c;
+	     c = c->wait.native.cancel_next) {
 		if (c->u.cancel.target != op)
 			continue;
 		c->flags |= EVQ__OPF_TDONE;
@@ -1327,7 +1331,7 @@ void evq__ops_free_all(struct evq_loop *loop)
 		/* Every target has reported by now; a cancel still held
 		 * (its target's CQE never came) is not kept back. */
 		for (struct evq_op *c = loop->cancels, *n; c; c = n) {
-			n = c->next;
+			n = c->wait.native.cancel_next;
 			if (c->flags & EVQ__OPF_HELD) {
 				c->flags &= (uint16_t)~EVQ__OPF_HELD;
 				complete(loop, c, c->res, 0);
