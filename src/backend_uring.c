@@ -647,6 +647,19 @@ static void keep(struct evq_loop *loop, struct uring_state *st,
 	*tail = op;
 }
 
+/* Is t one of the ops kept here? Found by address alone: a cancel's
+ * target that is not in flight may have been freed, so it is never read
+ * before it is found. A walk, as cancels are rare. */
+static bool kept_find(struct uring_state *st, const struct evq_op *t)
+{
+	for (int ready = 0; ready < 2; ready++)
+		for (struct evq_op *o = ready ? st->ready_head : st->held_head;
+		     o; o = opx(o)->knext)
+			if (o == t)
+				return true;
+	return false;
+}
+
 static void unkeep(struct uring_state *st, struct evq_op *op)
 {
 	struct uring_opx *x = opx(op);
@@ -1055,8 +1068,7 @@ static int start_special(struct evq_loop *loop, struct uring_state *st,
 		chain_result(loop, st, op, op->res > 0 ? op->res : -ENOTSUP);
 		return 0;
 	}
-	if (t == op || t->loop != loop || t->state != EVQ__OP_NATIVE ||
-	    opx(t)->kept == KEPT_NONE)
+	if (t == op || !kept_find(st, t))
 		return 1;	/* the kernel's, or not in flight */
 	/* The target's -ECANCELED goes before the cancel's 0. */
 	cancel_kept(loop, st, t);
