@@ -31,8 +31,9 @@
 #   check-install.sh --installed PREFIX LIBDIR   the README example
 #       against an installed evq: without LD_LIBRARY_PATH when LIBDIR is
 #       one the loader searches and ldconfig has run;
-#   check-install.sh --system BUILD_DIR   the /usr/local install above
-#       (inside the namespace).
+#   check-install.sh --system BUILD_DIR TMP   the /usr/local install above
+#       (inside the namespace; the overlays' changes go under TMP, which
+#       the caller removes once the namespace is gone).
 
 set -euo pipefail
 
@@ -128,11 +129,8 @@ install_dir() {
 # layer owned by the real root cannot be copied up, so nothing may be
 # written below an overlay's root into a directory that already exists.
 system_check() {
-	local build=$1 tmp d i=0 found var rel
+	local build=$1 tmp=$2 d i=0 found var rel
 	local -a dirs=()
-	tmp=$(mktemp -d "${TMPDIR:-/tmp}/evq-system.XXXXXX")
-	# shellcheck disable=SC2064
-	trap "rm -rf '$tmp'" EXIT
 	for var in INCLUDEDIR LIBDIR LIBDIR/pkgconfig LIBDIR/cmake/evq \
 		   MANDIR/man3; do
 		rel=$(install_dir "$build" "${var%%/*}")
@@ -147,9 +145,11 @@ system_check() {
 	for d in "${dirs[@]}"; do
 		i=$((i + 1))
 		if ! overlay_on "$d" "$tmp/$i"; then
-			mountpoint -q "$tmp" || mount -t tmpfs tmpfs "$tmp" ||
+			mkdir -p "$tmp/tmpfs"
+			mountpoint -q "$tmp/tmpfs" ||
+				mount -t tmpfs tmpfs "$tmp/tmpfs" ||
 				{ skip "system-prefix install: cannot mount a tmpfs"; return 0; }
-			overlay_on "$d" "$tmp/$i" ||
+			overlay_on "$d" "$tmp/tmpfs/$i" ||
 				{ skip "system-prefix install: cannot mount an overlay on $d"; return 0; }
 		fi
 	done
@@ -185,8 +185,8 @@ case ${1:-} in
 	exit 0
 	;;
 --system)
-	[ $# -eq 2 ] || fail "usage: check-install.sh --system BUILD_DIR"
-	system_check "$(cd "$2" && pwd)"
+	[ $# -eq 3 ] || fail "usage: check-install.sh --system BUILD_DIR TMP"
+	system_check "$(cd "$2" && pwd)" "$3"
 	printf 'install-check: system prefix: %d checks passed\n' "$checks"
 	exit 0
 	;;
@@ -344,7 +344,8 @@ else
 fi
 if why=$("${ns[@]}" true 2>&1); then
 	log="$prefix/system.log"
-	"${ns[@]}" bash "$0" --system "$build" 2>&1 | tee "$log" ||
+	mkdir "$prefix/system"
+	"${ns[@]}" bash "$0" --system "$build" "$prefix/system" 2>&1 | tee "$log" ||
 		fail "system-prefix install check"
 	n=$(sed -n 's/^install-check: system prefix: \([0-9]*\) checks passed$/\1/p' "$log")
 	[ -n "$n" ] || fail "system-prefix install check: no result"
