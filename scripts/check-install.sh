@@ -167,7 +167,7 @@ system_check() {
 		fail "/usr/local: ldconfig does not list libevq.so.0"
 	ok "/usr/local: ldconfig lists libevq.so.0; the README example ran without LD_LIBRARY_PATH"
 	if command -v man >/dev/null 2>&1; then
-		found=$(env -u MANPATH man -w evq_io_stop 2>/dev/null || true)
+		found=$(env -u MANPATH MAN_DISABLE_SECCOMP=1 man -w evq_io_stop 2>/dev/null || true)
 		# (man-db follows the .so page to the one it sources.)
 		case $found in
 		/usr/local/share/man/man3/evq_io_st*.3) ;;
@@ -238,7 +238,7 @@ for f in $api; do
 	[ -f "$mandir/man3/$f.3" ] || fail "no man page installed for $f"
 done
 if command -v man >/dev/null 2>&1; then
-	page=$(MANWIDTH=80 man -M "$mandir" evq_io_stop 2>&1) ||
+	page=$(MANWIDTH=80 MAN_DISABLE_SECCOMP=1 man -M "$mandir" evq_io_stop 2>&1) ||
 		fail "man -M $mandir evq_io_stop: $page"
 	grep -q 'evq_io_stop(struct evq_io' <<<"$page" ||
 		fail "man -M $mandir evq_io_stop: not the page of evq_io_stop"
