@@ -22,8 +22,9 @@
 # /usr/local and /etc are overlays on a temporary directory, so that the
 # real ones are not touched: the README example, built with pkg-config's
 # default search path, must run WITHOUT LD_LIBRARY_PATH, and man must
-# find the pages. Needs root or unprivileged user namespaces; without
-# either it is reported as skipped (`make install` runs the same check).
+# find the pages. Needs root or unprivileged user namespaces, and a root
+# directory that is a mount point (not so in a bare chroot); otherwise it
+# is reported as skipped, with why (`make install` runs the same check).
 #
 # Prints one line per check and a count; exits 1 on the first failure.
 #
@@ -342,7 +343,18 @@ if [ "$(id -u)" -eq 0 ]; then
 else
 	ns=(unshare --map-root-user --mount --propagation private)
 fi
-if why=$("${ns[@]}" true 2>&1); then
+# In a chroot whose root is no mount point (a bare debootstrap tree), the
+# namespace's mounts cannot be made private (unshare fails), and made
+# without that they could propagate to the host: skip.
+why=
+if ! mountpoint -q /; then
+	why="/ is not a mount point: a chroot; bind-mount its root on itself to have this check"
+elif why=$("${ns[@]}" true 2>&1); then
+	why=
+else
+	why=${why:-unshare failed}
+fi
+if [ -z "$why" ]; then
 	log="$prefix/system.log"
 	mkdir "$prefix/system"
 	"${ns[@]}" bash "$0" --system "$build" "$prefix/system" 2>&1 | tee "$log" ||
@@ -351,7 +363,7 @@ if why=$("${ns[@]}" true 2>&1); then
 	[ -n "$n" ] || fail "system-prefix install check: no result"
 	checks=$((checks + n))
 else
-	skip "system-prefix install (/usr/local, ldconfig, no LD_LIBRARY_PATH): no private mount namespace here (${why:-unshare failed}); \`make install\` runs the same check"
+	skip "system-prefix install (/usr/local, ldconfig, no LD_LIBRARY_PATH): no private mount namespace here ($why); \`make install\` runs the same check"
 fi
 
 printf 'install-check: %d checks passed\n' "$checks"
