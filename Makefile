@@ -1,16 +1,25 @@
 # SPDX-License-Identifier: MIT
 # A thin wrapper around CMake and ctest. The real build is CMakeLists.txt.
 #
-#   make test     deps, then plain + ASan/UBSan + TSan test runs, then an
-#                 install check (pkg-config and find_package consumers),
-#                 then a summary; the stages are also targets of their own:
-#                 test-plain, test-asan, test-tsan (-L threads), test-install
+#   make test     deps-test, then plain + ASan/UBSan + TSan test runs (the
+#                 plain one includes man_pages), then an install check
+#                 (pkg-config and find_package consumers, man pages, and a
+#                 /usr/local install run without LD_LIBRARY_PATH in a
+#                 private mount namespace), then a summary; the stages are
+#                 also targets of their own: test-plain, test-asan,
+#                 test-tsan (-L threads), test-install
 #   make bench    deps, Release build, bench/run.sh (the default set,
 #                 under 3 minutes on a 2-core VM; docs/BENCHMARKS.md)
 #   make bench-full  the same with --full: every workload, full sizes
 #                 (about 16 minutes)
-#   make install  build/ and `cmake --install` into $(PREFIX)
+#   make install  build/, `cmake --install` into $(PREFIX) (/usr/local),
+#                 ldconfig when that is a system directory and we are root
+#                 (otherwise it says what to run), then the README example
+#                 built and run against it (scripts/install.sh). Not root:
+#                 `sudo make install`, or PREFIX=$HOME/.local
 #   make deps     scripts/deps.sh: install what is missing (apt-get, root)
+#                 for the tests and the benchmarks; deps-test: for the
+#                 tests only (what `make test` asks for)
 #   make clean    remove the build directories
 
 SHELL := /bin/bash
@@ -42,13 +51,16 @@ configure = $(CMAKE) -S . -B $(1) $(2) $(CMAKE_ARGS)
 # $(call ctest,dir,extra flags): run ctest, keep its output in dir/ctest.log.
 ctest = $(CTEST) --test-dir $(1) $(CTEST_FLAGS) $(2) 2>&1 | tee $(1)/ctest.log
 
-.PHONY: all deps test test-plain test-asan test-tsan test-install \
+.PHONY: all deps deps-test test test-plain test-asan test-tsan test-install \
         test-summary build bench bench-full bench-build install clean
 
 all: build
 
 deps:
-	@bash scripts/deps.sh
+	@bash scripts/deps.sh bench
+
+deps-test:
+	@bash scripts/deps.sh test
 
 build:
 	$(call configure,build,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVQ_WERROR=ON)
@@ -59,7 +71,7 @@ build:
 # every failure.
 TEST_STAGES := test-plain test-asan test-tsan test-install
 
-test: deps
+test: deps-test
 	@rm -f build*/ctest.log build/install-check.log
 	@status=0; \
 	for stage in $(TEST_STAGES); do \
@@ -103,10 +115,8 @@ bench-full: bench-build
 	bash bench/run.sh build-release --full
 
 install:
-	$(call configure,build,-DCMAKE_BUILD_TYPE=RelWithDebInfo -DEVQ_WERROR=ON \
-	  -DCMAKE_INSTALL_PREFIX=$(PREFIX))
-	$(CMAKE) --build build -j$(JOBS)
-	$(CMAKE) --install build --prefix $(PREFIX)
+	CMAKE='$(CMAKE)' JOBS='$(JOBS)' CMAKE_ARGS='$(CMAKE_ARGS)' \
+	  bash scripts/install.sh build '$(PREFIX)'
 
 clean:
 	rm -rf $(BUILD_DIRS)

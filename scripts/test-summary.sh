@@ -33,8 +33,11 @@ log=build/install-check.log
 line=$(grep -E '^install-check: [0-9]+ checks passed$' "$log" 2>/dev/null || true)
 if [ -n "$line" ]; then
 	n=$(sed -E 's/.*: ([0-9]+) checks.*/\1/' <<<"$line")
-	printf '%-12s %d checks passed\n' "install:" "$n"
+	nskip=$(grep -c '^install-check: skipped:' "$log" || true)
+	printf '%-12s %d checks passed (%d skipped)\n' "install:" "$n" "$nskip"
+	grep '^install-check: skipped:' "$log" | sed 's/^install-check: /             /' || true
 	passed=$((passed + n))
+	skipped=$((skipped + nskip))
 else
 	printf '%-12s no result in %s\n' "install:" "$log"
 	failed=$((failed + 1))
