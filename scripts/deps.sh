@@ -10,12 +10,14 @@
 # present. Needs nothing beyond a minimal Debian: bash, dpkg and apt-get;
 # no sudo, python3 or lsb_release.
 #
-#   test    build-essential cmake pkg-config make liburing-dev groff-base:
-#           what `make test` and `make install` need; fatal if missing.
+#   test    build-essential cmake pkg-config make liburing-dev groff-base
+#           socat netcat-openbsd: what `make test` and `make install`
+#           need; fatal if missing.
 #           liburing-dev is here, not with the benchmarks, because without
 #           it evq builds without its io_uring backend (the default one),
 #           and the suite's uring rows would only be skipped; groff-base
-#           renders the man pages for the man_pages test.
+#           renders the man pages for the man_pages test; socat and nc
+#           are the clients that examples/tests/ drive the servers with.
 #   bench   the test set, plus the benchmark peers and tools (libev, libuv,
 #           libevent, tevent, gnuplot, valgrind, strace, fio): each one
 #           missing only leaves out what needs it, so these never stop
@@ -32,7 +34,8 @@ test | bench) ;;
 *) printf 'usage: deps.sh [test|bench]\n' >&2; exit 2 ;;
 esac
 
-REQUIRED=(build-essential cmake pkg-config make liburing-dev groff-base)
+REQUIRED=(build-essential cmake pkg-config make liburing-dev groff-base
+	  socat netcat-openbsd)
 OPTIONAL=()
 if [ "$mode" = bench ]; then
 	OPTIONAL=(libev-dev libuv1-dev libevent-dev libtevent-dev
