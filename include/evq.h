@@ -572,7 +572,9 @@ EVQ_API void evq_prep_close(struct evq_op *op, int fd);
 EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
 /* Cancel one op. res: 0 when the target was cancelled (it completes with
  * -ECANCELED, or, multishot, with a last call without EVQ_OP_F_MORE);
- * -ENOENT when it is not in flight; -EALREADY when it is already running
+ * -ENOENT when it is not in flight (on uring also when it has just
+ * finished and its own callback is still to come); -EALREADY when it is
+ * already running
  * where it cannot be stopped (a blocking call in a pool thread): it then
  * completes with its own result. Order, on every backend: with res 0 the
  * target's last callback has run before the cancel's callback runs, so
