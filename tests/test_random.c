@@ -745,6 +745,9 @@ static void watcher_start(void)
 		return;
 	ev = S.files[file].kind == F_PIPE ? EVQ_READ : 1 + rn(3);
 	w->io.data = w;
+	TR("watch %d on file %d (%s) fd %d events %#x\n", k, file,
+	   S.files[file].kind == F_PIPE ? "pipe" : "memfd",
+	   S.files[file].fd[0], ev);
 	r = evq_io_start(S.loop, &w->io, S.files[file].fd[0], ev, w_cb);
 	if (r != 0) {
 		VIOL("evq_io_start(fd %d): %d", S.files[file].fd[0], r);
