@@ -20,6 +20,15 @@
 #   make deps     scripts/deps.sh: install what is missing (apt-get, root)
 #                 for the tests and the benchmarks; deps-test: for the
 #                 tests only (what `make test` asks for)
+#   make soak     evq-echo under load for SOAK_SECONDS (60) per backend,
+#                 every byte verified, server fds and RSS printed each
+#                 second (tests/soak/soak.sh; 5 s per backend in make test)
+#   make random-long  the model-based random tester (tests/test_random.c)
+#                 for RANDOM_SECONDS (120) per backend, ASan+UBSan build
+#   make fault    fault injection (tests/fault/) in the ASan+UBSan build,
+#                 each call site failing on its 1st..FAULT_NTH (3) call,
+#                 plus FAULT_RANDOM (50) seeded random runs per scenario
+#   (docs/RELIABILITY.md says what each checks)
 #   make clean    remove the build directories
 
 SHELL := /bin/bash
@@ -51,6 +60,7 @@ configure = $(CMAKE) -S . -B $(1) $(2) $(CMAKE_ARGS)
 # $(call ctest,dir,extra flags): run ctest, keep its output in dir/ctest.log.
 ctest = $(CTEST) --test-dir $(1) $(CTEST_FLAGS) $(2) 2>&1 | tee $(1)/ctest.log
 
+.PHONY: soak random-long fault build-asan-reliability
 .PHONY: all deps deps-test test test-plain test-asan test-tsan test-install \
         test-summary build bench bench-full bench-build install clean
 
@@ -117,6 +127,35 @@ bench-full: bench-build
 install:
 	CMAKE='$(CMAKE)' JOBS='$(JOBS)' CMAKE_ARGS='$(CMAKE_ARGS)' \
 	  bash scripts/install.sh build '$(PREFIX)'
+
+SOAK_SECONDS ?= 60
+RANDOM_SECONDS ?= 120
+FAULT_NTH ?= 3
+FAULT_RANDOM ?= 50
+RELIABILITY_BACKENDS := uring aio epoll poll
+
+soak: build
+	bash tests/soak/soak.sh build $(SOAK_SECONDS) $(RELIABILITY_BACKENDS)
+
+build-asan-reliability:
+	$(call configure,build-asan,-DCMAKE_BUILD_TYPE=Debug -DEVQ_WERROR=ON \
+	  -DEVQ_SANITIZE=address$(,)undefined -DEVQ_BUILD_BENCH=OFF)
+	$(CMAKE) --build build-asan -j$(JOBS) --target test_random test_fault
+
+random-long: build-asan-reliability
+	@status=0; for b in $(RELIABILITY_BACKENDS); do \
+	  echo "== random-long [$$b], $(RANDOM_SECONDS) s"; \
+	  EVQ_BACKEND=$$b EVQ_RANDOM_SECONDS=$(RANDOM_SECONDS) \
+	    build-asan/tests/test_random || status=1; \
+	done; exit $$status
+
+fault: build-asan-reliability
+	@status=0; for b in $(RELIABILITY_BACKENDS); do \
+	  echo "== fault [$$b]"; \
+	  EVQ_BACKEND=$$b EVQ_FAULT_NTH=$(FAULT_NTH) \
+	    EVQ_FAULT_RANDOM=$(FAULT_RANDOM) build-asan/tests/test_fault \
+	    || status=1; \
+	done; exit $$status
 
 clean:
 	rm -rf $(BUILD_DIRS)

@@ -141,11 +141,17 @@ void t_fail_msg(const char *file, int line, const char *fmt, ...)
  * first loop got. */
 const char *t_backend(void);
 bool t_backend_is(const char *name);
+/* Is the backend listed in $EVQ_REQUIRE_BACKENDS? Then its absence fails
+ * the run instead of skipping it. */
+bool t_backend_required(const char *name);
 
 /* evq_loop_new(&loop, opts) with opts->backend == EVQ_BACKEND_AUTO (or
  * opts NULL), then asserts that the loop runs the backend of $EVQ_BACKEND:
  * no silent fallback. Exits 77 if the backend is unavailable (-ENOTSUP,
- * -ENOSYS); any other error fails the case and returns NULL. */
+ * -ENOSYS) at the probe t_main() makes before the first case, unless it
+ * is listed in $EVQ_REQUIRE_BACKENDS (then it fails). Inside a case
+ * -ENOTSUP fails that case, never exits; any other error fails the case
+ * and returns NULL. */
 struct evq_loop *t_loop_new(void);
 struct evq_loop *t_loop_new_opts(const struct evq_loop_options *opts);
 
