@@ -229,7 +229,10 @@ int evq__epoll_set_modify(struct evq__epoll_set *set, int fd, unsigned old,
 		return 0;
 	}
 	r = ctl(set, EPOLL_CTL_MOD, fd, mask, gen);
-	if (r == -ENOENT || r == -EBADF)
+	/* EPERM: a file epoll refuses (a regular file, note c) now has the
+	 * number that a pollable file was registered under: the old one was
+	 * closed and the number reused, as with ENOENT. */
+	if (r == -ENOENT || r == -EBADF || r == -EPERM)
 		return EVQ__STALE;
 	return r;
 }
