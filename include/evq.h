@@ -562,7 +562,10 @@ EVQ_API void evq_prep_statx(struct evq_op *op, int dirfd, const char *path,
 /* fsync_flags: 0 or EVQ_FSYNC_DATASYNC (fdatasync) */
 EVQ_API void evq_prep_fsync(struct evq_op *op, int fd, unsigned fsync_flags);
 /* Close fd. Watchers and ops of this loop on fd are ended first: watchers
- * stop, pending ops complete with -ECANCELED. A close never needs a new
+ * stop, pending ops complete with -ECANCELED. An op that a pool thread
+ * already runs on fd (epoll, poll, aio: a file read or write, fsync)
+ * cannot be ended: the close waits for it to finish, so that it never
+ * acts on a file that takes the number next. A close never needs a new
  * fd, so it works at RLIMIT_NOFILE (the emulating backends then close on
  * the loop's thread when their thread pool cannot be made). */
 EVQ_API void evq_prep_close(struct evq_op *op, int fd);

@@ -55,6 +55,8 @@ enum {
 	EVQ__OP_POOL_RUNNING,	/* emulation: a pool thread runs it */
 	EVQ__OP_DONE,		/* result parked, delivered next iteration */
 	EVQ__OP_NATIVE,		/* handed to a completion-native backend */
+	EVQ__OP_CLOSE_WAIT,	/* emulation: a close op waits for the ops
+				 * on its fd that pool threads are running */
 };
 
 /* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */
@@ -214,6 +216,7 @@ struct evq_loop {
 	struct evq_op *batch_head;	/* being started this iteration */
 	struct evq_op *chain_tail;	/* last submitted op had LINK */
 	struct evq_op *cq_head, *cq_tail;	/* results to deliver */
+	struct evq_op *close_waiters;	/* EVQ__OP_CLOSE_WAIT, by qnext */
 	unsigned start_depth;	/* chain starts nested in completions */
 	unsigned threads;	/* thread pool size */
 	unsigned uring_entries;	/* io_uring submission queue size */

@@ -42,6 +42,9 @@
 #define MAX_START_DEPTH 8
 
 static void op_start(struct evq_loop *loop, struct evq_op *op);
+static bool has_fd(const struct evq_op *op);
+static void close_ready(struct evq_loop *loop, int fd);
+static void close_go(struct evq_loop *loop, struct evq_op *op);
 static void native_start(struct evq_loop *loop, struct evq_op *op);
 
 /* loop->chain_tail names the last op submitted this iteration when it had
@@ -1085,6 +1088,7 @@ static void op_route(struct evq_loop *loop, struct evq_op *op, int how,
 void evq__ops_pool_done(struct evq_loop *loop, struct evq_op *op)
 {
 	unsigned cflags = 0;
+	int fd;
 
 	if (op->flags & EVQ__OPF_POOL) {
 		unsigned id = op->cflags >> 16;
@@ -1095,7 +1099,10 @@ void evq__ops_pool_done(struct evq_loop *loop, struct evq_op *op)
 			evq__pool_put(op->u.pool.pool, id);
 	}
 	op->cflags = 0;
-	complete(loop, op, op->res, cflags);
+	fd = has_fd(op) ? op->fd : -1;
+	complete(loop, op, op->res, cflags);	/* may free op */
+	if (evq__unlikely(loop->close_waiters != NULL) && fd >= 0)
+		close_ready(loop, fd);
 }
 
 /* The fd an op waited on was found closed behind the loop's back (its
@@ -1145,6 +1152,7 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 		break;
 	case EVQ__OP_DONE:
 	case EVQ__OP_NATIVE:
+	case EVQ__OP_CLOSE_WAIT:
 		return -EALREADY;
 	default:
 		return -ENOENT;
@@ -1209,6 +1217,53 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 }
 
 /* ------------------------------------------------------------------------
+ * Close ops and the thread pool
+ * ------------------------------------------------------------------------ */
+
+/* Does a pool thread run an op of this loop on fd? After cancel_fd, an op
+ * still in EVQ__OP_POOL_QUEUED is one a worker took (or finished, its
+ * result not yet reaped). */
+static bool pool_runs_on_fd(const struct evq_loop *loop, int fd,
+			    const struct evq_op *self)
+{
+	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
+		if (o != self && o->state == EVQ__OP_POOL_QUEUED &&
+		    has_fd(o) && o->fd == fd)
+			return true;
+	return false;
+}
+
+/* Close now: in the pool, since close() can block (the last reference to
+ * a lingering socket, a network file system's flush). But a close must
+ * never need a new fd: when the pool cannot be had (at RLIMIT_NOFILE it
+ * cannot make its eventfd), or is being shut down, close here. Linux
+ * frees the fd even when close() fails. */
+static void close_go(struct evq_loop *loop, struct evq_op *op)
+{
+	if (loop->freeing || evq__tpool_submit(loop, op) < 0)
+		complete(loop, op, (int)EVQ__SYS(close(op->fd)), 0);
+}
+
+/* A pool op on fd finished: start the close ops that waited for it. */
+static void close_ready(struct evq_loop *loop, int fd)
+{
+	struct evq_op **pp = &loop->close_waiters;
+
+	while (*pp) {
+		struct evq_op *c = *pp;
+
+		if (c->fd != fd || pool_runs_on_fd(loop, fd, c)) {
+			pp = &c->qnext;
+			continue;
+		}
+		*pp = c->qnext;
+		c->qnext = NULL;
+		close_go(loop, c);
+		pp = &loop->close_waiters;	/* the list may have changed */
+	}
+}
+
+/* ------------------------------------------------------------------------
  * Starting
  * ------------------------------------------------------------------------ */
 
@@ -1236,16 +1291,19 @@ static void emul_start(struct evq_loop *loop, struct evq_op *op)
 		return;
 	case EVQ_OP_CLOSE:
 		/* End what this loop has on fd before the number is freed
-		 * and can be reused. */
+		 * and can be reused. An op a pool thread already runs
+		 * cannot be ended: it may not have made its syscall yet, and
+		 * would make it on whatever file takes the number after the
+		 * close. The close waits for it (close_ready). */
 		cancel_fd(loop, op->fd, op);
 		evq__fd_end(loop, op->fd);
-		/* In the pool, since close() can block (the last reference
-		 * to a lingering socket, a network file system's flush).
-		 * But a close must never need a new fd: when the pool cannot
-		 * be had (at RLIMIT_NOFILE it cannot make its eventfd), close
-		 * here. Linux frees the fd even when close() fails. */
-		if (evq__tpool_submit(loop, op) < 0)
-			complete(loop, op, (int)EVQ__SYS(close(op->fd)), 0);
+		if (pool_runs_on_fd(loop, op->fd, op)) {
+			op->state = EVQ__OP_CLOSE_WAIT;
+			op->qnext = loop->close_waiters;
+			loop->close_waiters = op;
+			return;
+		}
+		close_go(loop, op);
 		return;
 	case EVQ_OP_OPENAT:
 	case EVQ_OP_STATX:
@@ -1341,6 +1399,15 @@ void evq__ops_free_all(struct evq_loop *loop)
 	}
 	evq__tpool_shutdown(loop);
 	evq__ops_deliver(loop);
+	/* Close ops still waiting (a fork child's pool jobs never finish
+	 * here) close now: the fd must not outlive its close op. */
+	while (loop->close_waiters) {
+		struct evq_op *c = loop->close_waiters;
+
+		loop->close_waiters = c->qnext;
+		c->qnext = NULL;
+		close_go(loop, c);
+	}
 	/* Oldest first; an op held in a chain goes with its chain, in order,
 	 * when the op it waits for is cancelled. */
 	while (loop->ops_head) {

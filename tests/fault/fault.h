@@ -48,6 +48,10 @@ struct fi_state {
 };
 
 extern struct fi_state *fi;
+/* Not a failure but a delay: pwritev/writev calls made by a thread other
+ * than the process's first (the loop's thread pool) sleep this long first,
+ * to widen the window between a worker taking a job and its syscall. */
+extern unsigned fi_pool_write_delay_ms;
 void fi_init(void);
 const struct fi_point *fi_point(int p);
 

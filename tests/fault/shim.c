@@ -262,6 +262,17 @@ ssize_t evq_fi_read(int fd, void *b, size_t n)
 	return read(fd, b, n);
 }
 
+unsigned fi_pool_write_delay_ms;
+
+static void pool_write_delay(void)
+{
+	unsigned ms = __atomic_load_n(&fi_pool_write_delay_ms,
+				      __ATOMIC_RELAXED);
+
+	if (ms && gettid() != getpid())
+		usleep(ms * 1000u);
+}
+
 ssize_t evq_fi_write(int fd, const void *b, size_t n)
 {
 	FAIL_INT(FI_WRITE);
@@ -276,6 +287,7 @@ ssize_t evq_fi_readv(int fd, const struct iovec *v, int n)
 
 ssize_t evq_fi_writev(int fd, const struct iovec *v, int n)
 {
+	pool_write_delay();
 	FAIL_INT(FI_WRITEV);
 	return writev(fd, v, n);
 }
@@ -296,6 +308,7 @@ ssize_t evq_fi_preadv2(int fd, const struct iovec *v, int n, off_t o,
 ssize_t evq_fi_pwritev(int fd, const struct iovec *v, int n, off_t o)
 {
 	FAIL_INT(FI_PWRITEV);
+	pool_write_delay();
 	return pwritev(fd, v, n, o);
 }
 
