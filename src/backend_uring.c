@@ -180,6 +180,7 @@ struct uring_state {
 	int reg_index;		/* registered ring fd of the owner, or -1 */
 	pthread_t owner;	/* the thread that first entered */
 	pid_t owner_tid;
+	pid_t pid;		/* the process that made the ring */
 	bool multishot_accept;	/* note h */
 	bool multishot_recv;
 	bool etime_success;	/* IORING_TIMEOUT_ETIME_SUCCESS (5.16) */
@@ -302,6 +303,7 @@ static int uring_init(struct evq_loop *loop)
 		return r;
 	}
 	st->reg_index = -1;	/* note n: by the thread that enters first */
+	st->pid = getpid();
 	st->cq_eventfd = -1;
 	st->multishot_accept = kernel_at_least(5, 19);
 	st->multishot_recv = kernel_at_least(6, 0);
@@ -1172,6 +1174,14 @@ static void uring_op_drain(struct evq_loop *loop)
 	 * (chain_result cancels while the loop is being freed). */
 	while (st->ready_head)
 		cancel_kept(loop, st, st->ready_head);
+	if (getpid() != st->pid) {
+		/* A fork child freeing its copy: the ring is the parent's,
+		 * shared, and so are the requests in it. Entering it would
+		 * cancel the parent's ops (and, SINGLE_ISSUER, take the ring
+		 * from the parent's thread): the child's copies of those ops
+		 * end without a callback (docs/ARCHITECTURE.md, fork). */
+		st->inflight = 0;
+	}
 	if (st->inflight > 0) {
 		sqe = get_sqe(loop, st);
 		if (sqe) {

@@ -12,6 +12,7 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int fired;
@@ -57,10 +58,85 @@ static int watcher_starts_on_a_regular_file_that_reused_a_watched_number(void)
 	return T_PASS;
 }
 
+static int op_calls, op_res;
+
+static void op_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		  unsigned flags)
+{
+	(void)loop;
+	(void)op;
+	(void)flags;
+	op_calls++;
+	op_res = res;
+}
+
+/* test_random, uring (evq_loop_run -EEXIST in about 1 s): a fork child
+ * freed its copy of the loop, and the free entered the ring the child
+ * shares with its parent: it cancelled every op of the parent's (a cancel
+ * of all in the parent's ring) and enabled the parent's disabled
+ * SINGLE_ISSUER ring for itself, after which the parent's runs failed
+ * with -EEXIST. The child's free must leave the parent's loop as it was:
+ * its op still in flight, its watcher still watching. */
+static int fork_child_free_run(bool ran_before_fork)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_op rd = { 0 };
+	struct evq_io w = { 0 };
+	char buf[8];
+	int p[2], q[2], status;
+	pid_t pid;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(t_pipe(q));
+	T_STEP("a read op and a watcher, in flight, before any run");
+	evq_prep_read(&rd, p[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(evq_op_submit(loop, &rd, 0, op_cb));
+	ASSERT_OK(evq_io_start(loop, &w, q[0], EVQ_READ, count_cb));
+	op_calls = fired = 0;
+	if (ran_before_fork) {
+		T_STEP("the parent runs once: the op is in the kernel");
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		ASSERT_EQ(op_calls, 0);
+	}
+	T_STEP("fork; the child frees its copy and exits");
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		alarm(5);
+		_exit(evq_loop_free(loop) == 0 ? 0 : 3);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	T_STEP("the parent's op and watcher still work");
+	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	ASSERT_EQ(op_calls, 0);
+	ASSERT_EQ(t_write_byte(p[1]), 0);
+	ASSERT_EQ(t_write_byte(q[1]), 0);
+	for (int i = 0; i < 100 && (op_calls == 0 || fired == 0); i++)
+		ASSERT_GE(t_run_once(loop, 100), 0);
+	ASSERT_EQ(op_calls, 1);
+	ASSERT_ERR(op_res, 1);
+	ASSERT_GE(fired, 1);
+	evq_io_stop(&w);
+	t_close2(p);
+	t_close2(q);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int fork_child_freeing_its_copy_leaves_the_parent_loop_alone(void)
+{
+	if (fork_child_free_run(false) != T_PASS)
+		return T_FAIL;
+	return fork_child_free_run(true);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_case cases[] = {
 		T_CASE(watcher_starts_on_a_regular_file_that_reused_a_watched_number),
+		T_CASE(fork_child_freeing_its_copy_leaves_the_parent_loop_alone),
 	};
 
 	return t_main(argc, argv, cases, T_NELEM(cases));
