@@ -91,6 +91,7 @@ struct conn {
 	bool close_sent;	/* the close op was submitted */
 	bool keep_alive;	/* after this response, read the next one */
 	bool head_only;		/* HEAD: the header, no body */
+	bool http10;		/* an HTTP/1.0 request */
 	int status;		/* an error to answer the request with, or 0 */
 	const char *path;	/* the file, relative to DIR, in `in` */
 	struct statx stx;
@@ -185,7 +186,8 @@ static size_t put_head(struct conn *c, int status, const char *type,
 			 status, reason(status), http_date(c->srv), type,
 			 (unsigned long long)length,
 			 status == 405 ? "Allow: GET, HEAD\r\n" : "",
-			 c->keep_alive ? "" : "Connection: close\r\n");
+			 !c->keep_alive ? "Connection: close\r\n" :
+			 c->http10 ? "Connection: keep-alive\r\n" : "");
 
 	return (size_t)n;	/* a few hundred bytes: always fits */
 }
@@ -343,7 +345,7 @@ static bool token_char(char ch)
 static int parse_request(struct conn *c)
 {
 	char *in = c->in, *end, *line, *next, *sp1, *sp2;
-	bool http10, host = false;
+	bool host = false;
 	int len;
 
 	end = memmem(in, c->in_len, "\r\n\r\n", 4);
@@ -370,15 +372,15 @@ static int parse_request(struct conn *c)
 		return len;
 	*sp1 = *sp2 = '\0';
 	if (strcmp(sp2 + 1, "HTTP/1.1") == 0)
-		http10 = false;
+		c->http10 = false;
 	else if (strcmp(sp2 + 1, "HTTP/1.0") == 0)
-		http10 = true;
+		c->http10 = true;
 	else
 		return len;
 	for (char *p = in; *p; p++)
 		if (!token_char(*p))
 			return len;
-	c->keep_alive = !http10;
+	c->keep_alive = !c->http10;
 	c->head_only = strcmp(in, "HEAD") == 0;
 
 	/* Headers: only the ones that change what we do. */
@@ -413,7 +415,7 @@ static int parse_request(struct conn *c)
 			c->keep_alive = false;
 		}
 	}
-	if (!http10 && !host)
+	if (!c->http10 && !host)
 		return len;	/* HTTP/1.1 requires Host */
 	if (strcmp(in, "GET") != 0 && !c->head_only)
 		return (c->status = 405, len);

@@ -185,6 +185,10 @@ printf 'GET / HTTP/1.1\r\n\r\n' | timeout 10 nc -N 127.0.0.1 $PORT | head -n 1 |
 	grep -q "400" || fail "HTTP/1.1 without Host is not 400"
 printf 'GET / HTTP/1.0\r\n\r\n' | timeout 10 nc -N 127.0.0.1 $PORT | head -n 1 |
 	grep -q "200" || fail "HTTP/1.0 without Host is not 200"
+printf 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /docs/ HTTP/1.0\r\n\r\n' |
+	timeout 10 nc -N 127.0.0.1 $PORT > "$T/ka10"
+[ "$(grep -c '^HTTP/1.1 200' "$T/ka10")" = 2 ] && grep -q "^Connection: keep-alive" "$T/ka10" ||
+	fail "HTTP/1.0 keep-alive: $(cat "$T/ka10")"
 printf 'GET / HTTP/2.0\r\nHost: t\r\n\r\n' | timeout 10 nc -N 127.0.0.1 $PORT | head -n 1 |
 	grep -q "400" || fail "HTTP/2.0 is not 400"
 expect 200 /
