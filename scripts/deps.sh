@@ -20,7 +20,8 @@
 #           curl and redis-cli/redis-benchmark are the clients that
 #           examples/tests/ drive the servers with.
 #   bench   the test set, plus the benchmark peers and tools (libev, libuv,
-#           libevent, tevent, gnuplot, valgrind, strace, fio): each one
+#           libevent, tevent, gnuplot, valgrind, strace, fio; nginx, wrk
+#           and redis-server for bench/apps.sh): each one
 #           missing only leaves out what needs it, so these never stop
 #           anything; not root, deps.sh prints the command and goes on.
 #
@@ -40,7 +41,8 @@ REQUIRED=(build-essential cmake pkg-config make liburing-dev groff-base
 OPTIONAL=()
 if [ "$mode" = bench ]; then
 	OPTIONAL=(libev-dev libuv1-dev libevent-dev libtevent-dev
-		  libtalloc-dev gnuplot-nox valgrind strace fio)
+		  libtalloc-dev gnuplot-nox valgrind strace fio
+		  nginx-light wrk redis-server)
 fi
 CMAKE_MIN=3.25
 
