@@ -329,7 +329,7 @@ struct conn {
 	bool busy;		/* op in flight */
 	bool want_close;	/* close once the op in flight ended */
 	bool close_sent;
-	bool quit;		/* QUIT or a protocol error: close after reply */
+	bool quit;		/* QUIT, a protocol error: close after reply */
 	char *in;
 	size_t in_len, in_cap;
 	char *out;
@@ -452,8 +452,14 @@ static void add_error(struct conn *c, const char *fmt, ...)
 	add(c, buf, (size_t)n + 3);
 }
 
-static const char err_int[] = "ERR value is not an integer or out of range";
-static const char err_syntax[] = "ERR syntax error";
+/* Redis's words for the errors several commands share. */
+#define ERR_INT "ERR value is not an integer or out of range"
+#define ERR_SYNTAX "ERR syntax error"
+#define ERR_OOM "OOM command not allowed when out of memory"
+#define ERR_ARITY "ERR wrong number of arguments for '%s' command"
+#define ERR_EXPIRE "ERR invalid expire time in '%s' command"
+#define ERR_PROTO "ERR Protocol error: "
+
 
 /* ------------------------------------------------------------------------
  * Commands
@@ -549,18 +555,18 @@ static void cmd_set(struct conn *c, struct arg *av, size_t ac)
 			   !keepttl && i + 1 < ac) {
 			unit = is(&av[i], "EX") ? 1000 : 1;
 			if (!to_ll(&av[++i], &t)) {
-				add_error(c, err_int);
+				add_error(c, ERR_INT);
 				return;
 			}
 		} else {
-			add_error(c, err_syntax);
+			add_error(c, ERR_SYNTAX);
 			return;
 		}
 	}
 	if (unit) {
 		if (t <= 0 || t > LLONG_MAX / unit ||
 		    !(expire = deadline_ms(c, t * unit))) {
-			add_error(c, "ERR invalid expire time in 'set' command");
+			add_error(c, ERR_EXPIRE, "set");
 			return;
 		}
 	}
@@ -571,7 +577,7 @@ static void cmd_set(struct conn *c, struct arg *av, size_t ac)
 	}
 	e = store_set(st, now_ns(c), av[1].p, av[1].len, av[2].p, av[2].len);
 	if (!e || (!keepttl && set_expire(st, e, expire) < 0)) {
-		add_error(c, "OOM command not allowed when out of memory");
+		add_error(c, ERR_OOM);
 		return;
 	}
 	expiry_arm(c->srv);
@@ -616,7 +622,7 @@ static void incr_by(struct conn *c, struct arg *av, long long by)
 		struct arg old = { e->val, e->vlen };
 
 		if (!to_ll(&old, &v)) {
-			add_error(c, err_int);
+			add_error(c, ERR_INT);
 			return;
 		}
 	}
@@ -628,7 +634,7 @@ static void incr_by(struct conn *c, struct arg *av, long long by)
 	n = snprintf(buf, sizeof(buf), "%lld", v);
 	/* store_set keeps the deadline: INCR does not touch a key's TTL. */
 	if (!store_set(st, now_ns(c), av[1].p, av[1].len, buf, (size_t)n)) {
-		add_error(c, "OOM command not allowed when out of memory");
+		add_error(c, ERR_OOM);
 		return;
 	}
 	add_int(c, v);
@@ -658,7 +664,7 @@ static void cmd_mset(struct conn *c, struct arg *av, size_t ac)
 	struct store *st = &c->srv->st;
 
 	if (ac % 2 == 0) {
-		add_error(c, "ERR wrong number of arguments for 'mset' command");
+		add_error(c, ERR_ARITY, "mset");
 		return;
 	}
 	for (size_t i = 1; i < ac; i += 2) {
@@ -666,7 +672,7 @@ static void cmd_mset(struct conn *c, struct arg *av, size_t ac)
 					    av[i + 1].p, av[i + 1].len);
 
 		if (!e) {
-			add_error(c, "OOM command not allowed when out of memory");
+			add_error(c, ERR_OOM);
 			return;
 		}
 		set_expire(st, e, 0);	/* as SET: no deadline any more */
@@ -688,7 +694,7 @@ static void cmd_expire(struct conn *c, struct arg *av, size_t ac)
 		return;
 	}
 	if (!to_ll(&av[2], &t)) {
-		add_error(c, err_int);
+		add_error(c, ERR_INT);
 		return;
 	}
 	e = lookup(st, now_ns(c), av[1].p, av[1].len);
@@ -699,12 +705,13 @@ static void cmd_expire(struct conn *c, struct arg *av, size_t ac)
 	if (t <= 0) {			/* already past: delete now */
 		entry_free(st, e);
 	} else {
-		if (t > LLONG_MAX / 1000 || !(expire = deadline_ms(c, t * 1000))) {
-			add_error(c, "ERR invalid expire time in 'expire' command");
+		if (t > LLONG_MAX / 1000 ||
+		    !(expire = deadline_ms(c, t * 1000))) {
+			add_error(c, ERR_EXPIRE, "expire");
 			return;
 		}
 		if (set_expire(st, e, expire) < 0) {
-			add_error(c, "OOM command not allowed when out of memory");
+			add_error(c, ERR_OOM);
 			return;
 		}
 	}
@@ -748,8 +755,9 @@ static void cmd_dbsize(struct conn *c, struct arg *av, size_t ac)
 
 static void cmd_flushall(struct conn *c, struct arg *av, size_t ac)
 {
-	if (ac > 2 || (ac == 2 && !is(&av[1], "ASYNC") && !is(&av[1], "SYNC"))) {
-		add_error(c, err_syntax);
+	if (ac > 2 ||
+	    (ac == 2 && !is(&av[1], "ASYNC") && !is(&av[1], "SYNC"))) {
+		add_error(c, ERR_SYNTAX);
 		return;
 	}
 	store_clear(&c->srv->st);
@@ -763,7 +771,7 @@ static void cmd_select(struct conn *c, struct arg *av, size_t ac)
 
 	(void)ac;
 	if (!to_ll(&av[1], &db))
-		add_error(c, err_int);
+		add_error(c, ERR_INT);
 	else if (db != 0)
 		add_error(c, "ERR DB index is out of range");
 	else
@@ -785,8 +793,8 @@ static void cmd_command(struct conn *c, struct arg *av, size_t ac);
 static void cmd_config(struct conn *c, struct arg *av, size_t ac)
 {
 	if (!is(&av[1], "GET") || ac != 3) {
-		add_error(c, "ERR unknown subcommand or wrong number of arguments for '%.*s'",
-			  (int)av[1].len, av[1].p);
+		add_error(c, "ERR unknown subcommand or wrong number of "
+			  "arguments for '%.*s'", (int)av[1].len, av[1].p);
 	} else if (is(&av[2], "save") || is(&av[2], "appendonly")) {
 		add_array(c, 2);
 		add_bulk(c, av[2].p, av[2].len);
@@ -849,20 +857,21 @@ static void run_command(struct conn *c, struct arg *av, size_t ac)
 		size_t n = 0;
 
 		/* As Redis: the first arguments, 128 bytes of them. */
-		for (size_t i = 1; i < ac && n < 128; i++)
+		for (size_t i = 1; i < ac && n < 128; i++) {
+			size_t w = av[i].len < 128 - n ? av[i].len : 128 - n;
+
 			n += (size_t)snprintf(args + n, sizeof(args) - n,
-					      "'%.*s' ", (int)(av[i].len < 128 - n ?
-						     av[i].len : 128 - n),
-					      av[i].p);
-		add_error(c, "ERR unknown command '%.*s', with args beginning with: %s",
+					      "'%.*s' ", (int)w, av[i].p);
+		}
+		add_error(c, "ERR unknown command '%.*s', "
+			  "with args beginning with: %s",
 			  (int)(av[0].len < 128 ? av[0].len : 128), av[0].p,
 			  args);
 		return;
 	}
 	if ((cmd->arity > 0 && ac != (size_t)cmd->arity) ||
 	    (cmd->arity < 0 && ac < (size_t)-cmd->arity)) {
-		add_error(c, "ERR wrong number of arguments for '%s' command",
-			  cmd->name);
+		add_error(c, ERR_ARITY, cmd->name);
 		return;
 	}
 	cmd->run(c, av, ac);
@@ -885,6 +894,11 @@ static bool push_arg(struct server *s, size_t i, const char *p, size_t len)
 	}
 	s->argv[i] = (struct arg){ p, len };
 	return true;
+}
+
+static bool blank(char ch)
+{
+	return ch == ' ' || ch == '\t' || ch == '\r';
 }
 
 /* A "*N" or "$N" number: digits (and a '-' for "*-1"), then "\r". */
@@ -913,7 +927,8 @@ static int parse(struct conn *c, size_t *pos, size_t *argc)
 
 		if (!nl) {
 			if (end - p > INLINE_MAX) {
-				add_error(c, "ERR Protocol error: too big inline request");
+				add_error(c, ERR_PROTO
+					  "too big inline request");
 				return -1;
 			}
 			return 0;
@@ -921,15 +936,15 @@ static int parse(struct conn *c, size_t *pos, size_t *argc)
 		for (q = p; q < nl; ) {
 			const char *a;
 
-			while (q < nl && (*q == ' ' || *q == '\t' || *q == '\r'))
+			while (q < nl && blank(*q))
 				q++;
 			if (q == nl)
 				break;
 			a = q;
-			while (q < nl && *q != ' ' && *q != '\t' && *q != '\r')
+			while (q < nl && !blank(*q))
 				q++;
 			if (!push_arg(s, ac++, a, (size_t)(q - a))) {
-				add_error(c, "ERR Protocol error: out of memory");
+				add_error(c, ERR_PROTO "out of memory");
 				return -1;
 			}
 		}
@@ -940,13 +955,13 @@ static int parse(struct conn *c, size_t *pos, size_t *argc)
 	cr = memchr(p, '\r', (size_t)(end - p));
 	if (!cr || cr + 1 >= end) {
 		if (end - p > INLINE_MAX) {
-			add_error(c, "ERR Protocol error: too big mbulk count string");
+			add_error(c, ERR_PROTO "too big mbulk count string");
 			return -1;
 		}
 		return 0;
 	}
 	if (!line_number(p + 1, cr, &n) || n > MAX_ARGS) {
-		add_error(c, "ERR Protocol error: invalid multibulk length");
+		add_error(c, ERR_PROTO "invalid multibulk length");
 		return -1;
 	}
 	p = cr + 2;
@@ -954,28 +969,29 @@ static int parse(struct conn *c, size_t *pos, size_t *argc)
 		if (p >= end)
 			return 0;
 		if (*p != '$') {
-			add_error(c, "ERR Protocol error: expected '$', got '%c'",
+			add_error(c, ERR_PROTO "expected '$', got '%c'",
 				  *p);
 			return -1;
 		}
 		cr = memchr(p, '\r', (size_t)(end - p));
 		if (!cr || cr + 1 >= end) {
 			if (end - p > INLINE_MAX) {
-				add_error(c, "ERR Protocol error: too big bulk count string");
+				add_error(c, ERR_PROTO
+					  "too big bulk count string");
 				return -1;
 			}
 			return 0;
 		}
 		if (!line_number(p + 1, cr, &len) || len < 0 ||
 		    len > MAX_BULK) {
-			add_error(c, "ERR Protocol error: invalid bulk length");
+			add_error(c, ERR_PROTO "invalid bulk length");
 			return -1;
 		}
 		p = cr + 2;
 		if (end - p < len + 2)
 			return 0;
 		if (!push_arg(s, ac++, p, (size_t)len)) {
-			add_error(c, "ERR Protocol error: out of memory");
+			add_error(c, ERR_PROTO "out of memory");
 			return -1;
 		}
 		p += len + 2;	/* the CRLF after the data is not checked,
@@ -1003,7 +1019,8 @@ static void conn_recv(struct conn *c)
 		size_t cap = c->in_cap ? 2 * c->in_cap : IN_INIT;
 		char *in;
 
-		if (cap > MAX_QUERY + INLINE_MAX || !(in = realloc(c->in, cap))) {
+		if (cap > MAX_QUERY + INLINE_MAX ||
+		    !(in = realloc(c->in, cap))) {
 			conn_close(c);
 			return;
 		}
