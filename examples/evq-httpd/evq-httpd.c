@@ -605,6 +605,18 @@ static void on_send(struct evq_loop *loop, struct evq_op *op, int res,
 }
 
 static void on_recv(struct evq_loop *loop, struct evq_op *op, int res,
+		    unsigned flags);
+
+/* recv into c->in from offset `at` on. */
+static void recv_in(struct conn *c, size_t at)
+{
+	evq_prep_recv(&c->op, c->fd, c->in + at, sizeof(c->in) - at, 0);
+	c->busy = evq_op_submit(c->srv->loop, &c->op, 0, on_recv) == 0;
+	if (!c->busy)
+		conn_close(c);
+}
+
+static void on_recv(struct evq_loop *loop, struct evq_op *op, int res,
 		    unsigned flags)
 {
 	struct conn *c = op->data;
@@ -617,10 +629,7 @@ static void on_recv(struct evq_loop *loop, struct evq_op *op, int res,
 		return;
 	}
 	if (c->state == C_LINGER) {	/* drop it, read on */
-		evq_prep_recv(&c->op, c->fd, c->in, sizeof(c->in), 0);
-		c->busy = evq_op_submit(loop, &c->op, 0, on_recv) == 0;
-		if (!c->busy)
-			conn_close(c);
+		recv_in(c, 0);
 		return;
 	}
 	idle_restart(c, IDLE_NS);
@@ -648,11 +657,7 @@ static void next_request(struct conn *c)
 			shutdown(c->fd, SHUT_WR);
 			c->state = C_LINGER;
 			idle_restart(c, LINGER_NS);
-			evq_prep_recv(&c->op, c->fd, c->in, sizeof(c->in), 0);
-			c->busy = evq_op_submit(s->loop, &c->op, 0,
-						on_recv) == 0;
-			if (!c->busy)
-				conn_close(c);
+			recv_in(c, 0);
 			return;
 		}
 		c->in_len -= c->req_len;
@@ -671,11 +676,7 @@ static void next_request(struct conn *c)
 			return;
 		}
 		c->state = C_REQUEST;
-		evq_prep_recv(&c->op, c->fd, c->in + c->in_len,
-			      sizeof(c->in) - c->in_len, 0);
-		c->busy = evq_op_submit(s->loop, &c->op, 0, on_recv) == 0;
-		if (!c->busy)
-			conn_close(c);
+		recv_in(c, c->in_len);
 		return;
 	}
 	if (len < 0) {			/* the head does not fit: close */
