@@ -728,9 +728,11 @@ static void on_close(struct evq_loop *loop, struct evq_op *op, int res,
  *     completes with -ECANCELED) and then closes the fd, so no op of ours
  *     can ever run on the fd number once it is reused.
  *  3. Once the close op and every other op are done, free.
- * This is why one op at a time: with a read -> send chain (EVQ_OP_LINK)
- * the send would hold the socket's number while it waits for the read of
- * another fd, and a close in between could let it run on a reused number.
+ * With one op at a time there is never more than one thing to wait for.
+ * A read -> send chain (EVQ_OP_LINK) per block would save a trip through
+ * the loop; it would close safely too (a close op also ends a send that
+ * waits in a chain behind a read of another fd, on every backend), but
+ * would leave two ops to track per block.
  */
 static void conn_close(struct conn *c)
 {
