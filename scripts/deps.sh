@@ -11,15 +11,17 @@
 # no sudo, python3 or lsb_release.
 #
 #   test    build-essential cmake pkg-config make liburing-dev groff-base
-#           socat netcat-openbsd: what `make test` and `make install`
-#           need; fatal if missing.
+#           socat netcat-openbsd curl redis-tools: what `make test` and
+#           `make install` need; fatal if missing.
 #           liburing-dev is here, not with the benchmarks, because without
 #           it evq builds without its io_uring backend (the default one),
 #           and the suite's uring rows would only be skipped; groff-base
-#           renders the man pages for the man_pages test; socat and nc
-#           are the clients that examples/tests/ drive the servers with.
+#           renders the man pages for the man_pages test; socat, nc,
+#           curl and redis-cli/redis-benchmark are the clients that
+#           examples/tests/ drive the servers with.
 #   bench   the test set, plus the benchmark peers and tools (libev, libuv,
-#           libevent, tevent, gnuplot, valgrind, strace, fio): each one
+#           libevent, tevent, gnuplot, valgrind, strace, fio; nginx, wrk
+#           and redis-server for bench/apps.sh): each one
 #           missing only leaves out what needs it, so these never stop
 #           anything; not root, deps.sh prints the command and goes on.
 #
@@ -35,11 +37,12 @@ test | bench) ;;
 esac
 
 REQUIRED=(build-essential cmake pkg-config make liburing-dev groff-base
-	  socat netcat-openbsd)
+	  socat netcat-openbsd curl redis-tools)
 OPTIONAL=()
 if [ "$mode" = bench ]; then
 	OPTIONAL=(libev-dev libuv1-dev libevent-dev libtevent-dev
-		  libtalloc-dev gnuplot-nox valgrind strace fio)
+		  libtalloc-dev gnuplot-nox valgrind strace fio
+		  nginx-light wrk redis-server)
 fi
 CMAKE_MIN=3.25
 
