@@ -157,7 +157,8 @@ struct bench_contender {
 struct bench_params {
 	uint64_t events;	/* pingpong: callbacks per run */
 	unsigned rounds;	/* pipes: timed rounds per run */
-	uint64_t requests;	/* echo: requests per run (all connections) */
+	uint64_t sample_ms;	/* echo: ms of timed requests per run */
+	uint64_t warm_ms;	/* echo: ms of untimed requests before them */
 	uint64_t timers;	/* timers: timers started per run */
 	uint64_t read_ms;	/* fileread-*: ms of reading per run */
 	uint64_t files;		/* statstorm: files stat'ed per run */
@@ -197,6 +198,11 @@ struct bench_workload {
 	const char *na_why;	/* shown for a contender of another model */
 	const char *legend;	/* printed under the table, or NULL */
 	int higher_is_better;	/* events/s: 1; us/round: 0 */
+	int primary_cpu;	/* the primary metric is cpu (lower is
+				 * better), not value: the table shows it
+				 * first, "vs raw", the plot and the summary
+				 * use it (echo: req/s is bounded by the
+				 * client) */
 	unsigned param;		/* workload's own size (pipes: number) */
 	unsigned models;	/* BENCH_MODEL_* it can run */
 	int optional;		/* not in the default set: only with -w,
@@ -306,12 +312,17 @@ int bench_raise_nofile(rlim_t want);
 pid_t bench_gettid(void);
 
 /* Count the syscalls one thread makes (tid 0: the calling one), with a
- * perf counter on the raw_syscalls:sys_enter tracepoint. Returns an fd for
- * bench_sysc_read(), or -errno (then bench_sysc_why() says why). While
- * such a counter is open, every syscall on the machine takes the kernel's
- * slow path, which is why main.c counts in a separate short pass. */
+ * perf counter on the raw_syscalls:sys_enter tracepoint, or, where that
+ * cannot be had (main.c says why), with strace -c attached to the thread.
+ * Returns an fd for bench_sysc_read() and bench_sysc_close(), or -errno
+ * (then bench_sysc_why() says why). Read it exactly twice, at the start
+ * and at the end of the window: with strace the first read returns 0 and
+ * the second detaches it. While such a counter is open, every syscall
+ * takes the kernel's slow path (or ptrace's, far slower), which is why
+ * main.c counts in a separate short pass. */
 int bench_sysc_open(pid_t tid);
 uint64_t bench_sysc_read(int fd);
+void bench_sysc_close(int fd);
 const char *bench_sysc_why(void);
 
 /* The same for every thread of the process (a loop's thread pool too):
