@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -143,6 +144,8 @@ static const struct bench_workload *const workloads[] = {
 	&bench_workload_fileread_direct32,
 	&bench_workload_fileread_direct128,
 	&bench_workload_statstorm,
+	&bench_workload_idle5000,
+	&bench_workload_idlemax,
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 
@@ -762,6 +765,9 @@ static struct {
 	int cpu;		/* pin to it, -1: don't */
 	unsigned timeout;	/* s per run before the watchdog fires */
 	const char *out;
+	const char *child;	/* --child-run WORKLOAD:CONTENDER */
+	unsigned child_seq;
+	int child_test, child_sys;
 } opt = {
 	.params = { .events = DEFAULT_EVENTS, .rounds = 100,
 		    .sample_ms = DEFAULT_SAMPLE_MS,
@@ -934,7 +940,8 @@ static int parse_args(int argc, char **argv)
 {
 	enum { O_ROUNDS = 256, O_TEST, O_OUT, O_NOSAVE, O_NOWARM, O_CPU,
 	       O_TIMEOUT, O_REQUESTS, O_NOSYS, O_FULL, O_TIMERS, O_READMS,
-	       O_FILES, O_FILEMIB, O_DATA, O_WARMMS };
+	       O_FILES, O_FILEMIB, O_DATA, O_WARMMS, O_CHILD, O_CHILDSEQ,
+	       O_CHILDTEST, O_CHILDSYS };
 	static const struct option lopts[] = {
 		{ "workload", required_argument, NULL, 'w' },
 		{ "contender", required_argument, NULL, 'c' },
@@ -943,6 +950,10 @@ static int parse_args(int argc, char **argv)
 		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "sample-ms", required_argument, NULL, O_REQUESTS },
 		{ "warm-ms", required_argument, NULL, O_WARMMS },
+		{ "child-run", required_argument, NULL, O_CHILD },
+		{ "child-seq", required_argument, NULL, O_CHILDSEQ },
+		{ "child-test", no_argument, NULL, O_CHILDTEST },
+		{ "child-sys", no_argument, NULL, O_CHILDSYS },
 		{ "no-syscalls", no_argument, NULL, O_NOSYS },
 		{ "full", no_argument, NULL, O_FULL },
 		{ "timers", required_argument, NULL, O_TIMERS },
@@ -996,6 +1007,18 @@ static int parse_args(int argc, char **argv)
 			    opt.params.sample_ms > 600000)
 				goto bad;
 			have_requests = 1;
+			break;
+		case O_CHILD:
+			opt.child = optarg;
+			break;
+		case O_CHILDSEQ:
+			opt.child_seq = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case O_CHILDTEST:
+			opt.child_test = 1;
+			break;
+		case O_CHILDSYS:
+			opt.child_sys = 1;
 			break;
 		case O_WARMMS:
 			if (strcmp(optarg, "0") == 0)
@@ -1235,7 +1258,8 @@ static int model_ok(const struct bench_workload *wl,
 	return ((wl->models & BENCH_MODEL_IO) && c->io_new != NULL) ||
 	       ((wl->models & BENCH_MODEL_OPS) && c->op_new != NULL) ||
 	       ((wl->models & BENCH_MODEL_TIMER) && c->timer_new != NULL) ||
-	       ((wl->models & BENCH_MODEL_FILE) && c->fop_new != NULL);
+	       ((wl->models & BENCH_MODEL_FILE) && c->fop_new != NULL) ||
+	       ((wl->models & BENCH_MODEL_IDLE) && c->idle_serve != NULL);
 }
 
 static void run_one(const struct bench_workload *wl, struct result *r,
@@ -2066,6 +2090,7 @@ static void save_png(const struct bench_workload *wl, const struct result *res,
 			st->max, kind_rgb[kind_of(r->e->name)]);
 	}
 	fprintf(g, "EOD\n"
+		   "if (|$d| == 0) { plot 1/0 notitle; exit }\n"
 		   "plot $d using (0):1:(0):2:($1-0.36):($1+0.36):5 "
 		   "with boxxyerror lc rgb variable notitle, \\\n"
 		   "  $d using 2:1:3:4 with xerrorbars pt 0 lw 1.2 "
@@ -2251,8 +2276,10 @@ static void summary_save(void)
 				summary[i].ratio,
 				summary[i].ratio >= 1 ? 0x2a9d4au : 0xd1495bu);
 	fprintf(g, "EOD\n"
-		   "plot $d using (0):1:(0):2:($1-0.34):($1+0.34):3 "
-		   "with boxxyerror lc rgb variable notitle\n");
+		   "if (|$d| > 0) {\n"
+		   "  plot $d using (0):1:(0):2:($1-0.34):($1+0.34):3 "
+		   "with boxxyerror lc rgb variable notitle\n"
+		   "} else {\n  plot 1/0 notitle\n}\n");
 	if (pclose(g) != 0)
 		fprintf(stderr, "evq-bench: gnuplot failed for %s\n", path);
 }
@@ -2271,12 +2298,136 @@ static void save_results(const struct bench_workload *wl,
 		save_png(wl, res, nres);
 }
 
+int bench_in_child;
+
+int bench_run_in_child(const struct bench_workload *wl,
+		       const struct bench_contender *c,
+		       const struct bench_params *p, struct bench_sample *out,
+		       char *err, size_t errlen)
+{
+	char arg[160], run[16], line[1024];
+	char *argv[12];
+	int k = 0, pfd[2], st, ret = -1;
+	posix_spawn_file_actions_t fa;
+	size_t got = 0;
+	uint64_t t0 = bench_now_ns();
+	pid_t pid;
+
+	snprintf(arg, sizeof(arg), "%s:%s", wl->name, c->name);
+	snprintf(run, sizeof(run), "%u", p->run);
+	argv[k++] = "evq-bench";
+	argv[k++] = "--child-run";
+	argv[k++] = arg;
+	argv[k++] = "--child-seq";
+	argv[k++] = run;
+	if (p->test)
+		argv[k++] = "--child-test";
+	if (p->count_syscalls)
+		argv[k++] = "--child-sys";
+	argv[k] = NULL;
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+	if (posix_spawn(&pid, "/proc/self/exe", &fa, NULL, argv, environ) !=
+	    0) {
+		posix_spawn_file_actions_destroy(&fa);
+		close(pfd[0]);
+		close(pfd[1]);
+		snprintf(err, errlen, "cannot start a child evq-bench");
+		return -1;
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	close(pfd[1]);
+	/* One line back; bounded by the run's own --timeout. */
+	while (got < sizeof(line) - 1) {
+		struct pollfd pf = { .fd = pfd[0], .events = POLLIN };
+		int n = poll(&pf, 1, 1000);
+		ssize_t r;
+
+		if (bench_now_ns() - t0 > (uint64_t)opt.timeout * 1000000000ull) {
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (n <= 0)
+			continue;
+		r = read(pfd[0], line + got, sizeof(line) - 1 - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	line[got] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (sscanf(line, "R %d %lf %lf %lf %lf %lf %lf", &ret, &out->value,
+		   &out->cpu, &out->sys, &out->extra[0], &out->extra[1],
+		   &out->extra[2]) == 7 && ret == 0)
+		return 0;
+	if (strncmp(line, "E ", 2) == 0) {
+		int code = 0, off = 0;
+
+		sscanf(line + 2, "%d %n", &code, &off);
+		line[strcspn(line, "\n")] = '\0';
+		snprintf(err, errlen, "%s", line + 2 + off);
+		return code == BENCH_CANNOT ? BENCH_CANNOT : -1;
+	}
+	snprintf(err, errlen, "the child evq-bench ended without a result "
+		 "(status 0x%x)", st);
+	return -1;
+}
+
+/* --child-run: the child's side of bench_run_in_child. */
+static int child_run(const char *spec, unsigned run, int test, int sys)
+{
+	struct bench_sample s = { 0, 0, -1, { 0 } };
+	struct bench_params p = opt.params;
+	char err[400] = "";
+	const struct bench_workload *wl = NULL;
+	const struct bench_contender *c = NULL;
+	size_t wlen = strcspn(spec, ":");
+	int ret;
+
+	for (size_t i = 0; i < NWORKLOADS; i++)
+		if (strlen(workloads[i]->name) == wlen &&
+		    strncmp(workloads[i]->name, spec, wlen) == 0)
+			wl = workloads[i];
+	for (size_t i = 0; spec[wlen] == ':' && i < NCONTENDERS; i++)
+		if (contenders[i].c != NULL &&
+		    strcmp(contenders[i].name, spec + wlen + 1) == 0)
+			c = contenders[i].c;
+	if (wl == NULL || c == NULL) {
+		printf("E -1 bad --child-run %s\n", spec);
+		return 2;
+	}
+	bench_in_child = 1;
+	p.run = run;
+	p.test = test;
+	p.count_syscalls = sys;
+	if (sys)
+		sysc_init();
+	signal(SIGPIPE, SIG_IGN);
+	ret = wl->run(wl, c, &p, &s, err, sizeof(err));
+	if (ret == 0)
+		printf("R 0 %.6f %.6f %.6f %.6f %.6f %.6f\n", s.value, s.cpu,
+		       s.sys, s.extra[0], s.extra[1], s.extra[2]);
+	else
+		printf("E %d %s\n", ret, err);
+	fflush(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct result res[NCONTENDERS];
 	size_t nres;
 	int failed = 0, list = parse_args(argc, argv);
 
+	if (opt.child != NULL)
+		return child_run(opt.child, opt.child_seq, opt.child_test,
+				 opt.child_sys);
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	probe_all(res, &nres);
 	if (list) {
