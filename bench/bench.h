@@ -242,6 +242,8 @@ struct bench_workload {
 	const char *reference;	/* "vs raw" is taken against this contender;
 				 * NULL: raw-epoll */
 	const char *extra_unit[BENCH_NEXTRA];	/* extra columns, or NULL */
+	int plot_extra;		/* k + 1: the plot shows extra[k] beside
+				 * each bar too; 0: none */
 
 	/* Set up what every run shares (cached files), once per process,
 	 * before the first run; NULL if nothing. 0, -1 (a failure: err) or

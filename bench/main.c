@@ -2063,6 +2063,12 @@ static void save_png(const struct bench_workload *wl, const struct result *res,
 			fprintf(g, "set label \"%s", num);
 			if (wl->primary_cpu && r->sys >= 0)
 				fprintf(g, "   %.2f %s", r->sys, wl->sys_unit);
+			if (wl->plot_extra > 0) {
+				int x = wl->plot_extra - 1;
+
+				fmt_num(num, sizeof(num), r->extra[x].median);
+				fprintf(g, "   (%s %s)", wl->extra_unit[x], num);
+			}
 			fprintf(g, "\" at %g,%zu left offset 0.6,0 noenhanced "
 				   "font ',9'\n", st->max, n - 1 - i);
 			continue;

@@ -359,7 +359,7 @@ static int ec_phase(struct ec *e, uint64_t warm_end, uint64_t timed_end,
 		    uint64_t deadline, struct ec_window *w)
 {
 	struct epoll_event evs[256];
-	uint64_t done = 0, inflight = 0;
+	uint64_t done = 0, inflight = 0, opened_at = 0;
 	bool timing = false, closed = false;
 
 	for (unsigned i = 0; i < e->n; i++, inflight++)
@@ -389,10 +389,14 @@ static int ec_phase(struct ec *e, uint64_t warm_end, uint64_t timed_end,
 				       e->st->err[0] ? e->st->err : "?");
 		if (!timing && now >= warm_end) {
 			timing = true;
+			opened_at = done;
 			if (w != NULL)
 				ec_mark(e, w, 0, now, done);
 		}
-		if (timing && !closed && now >= timed_end) {
+		/* A window holds at least one response: on a busy machine
+		 * one wakeup can come after both marks. */
+		if (timing && !closed && now >= timed_end &&
+		    (done > opened_at || w == NULL)) {
 			closed = true;	/* no new requests from here */
 			if (w != NULL)
 				ec_mark(e, w, 1, now, done);

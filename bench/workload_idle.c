@@ -725,6 +725,7 @@ static void idle_describe(const struct bench_workload *wl,
 		.models = BENCH_MODEL_IO | BENCH_MODEL_IDLE,                 \
 		.optional = opt,                                             \
 		.extra_unit = { "loop B/conn", "B/conn after", "conns" },    \
+		.plot_extra = 1,                                             \
 		.run = idle_run,                                             \
 		.describe = idle_describe,                                   \
 	}
