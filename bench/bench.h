@@ -68,6 +68,29 @@ struct bench_echo_cfg {
 	size_t errlen;
 };
 
+/* What the idle-connections workload asks of a server (workload_idle.c):
+ * accept nconn connections on listen_fd, keep a read armed on each, echo
+ * every message back, and return 0 once all of them have ended (EOF or
+ * ECONNRESET); -1 with err set on failure. The server stores, with
+ * release order, ready = 1 once its loop and any shared pool exist (the
+ * memory baseline is taken then: a pool is not per connection), armed =
+ * connections accepted with a read armed, msgs = messages echoed, and
+ * held = bytes of read buffers it holds per connection (0 for a pooled
+ * server). It gives every connection memory of its own from malloc, as a
+ * server would, and touches a shared pool before ready. */
+struct bench_idle_cfg {
+	int listen_fd;		/* O_NONBLOCK, listening on 127.0.0.1 */
+	unsigned nconn;
+	unsigned pool_bufs;	/* a pooled server's shared pool: buffers */
+	unsigned buf_size;	/* and their size; a readiness server's
+				 * per-connection buffer size */
+	_Atomic unsigned ready, armed;
+	_Atomic unsigned long msgs;
+	_Atomic unsigned long held;
+	char *err;
+	size_t errlen;
+};
+
 struct bench_contender {
 	const char *name;	/* "raw-epoll", "evq-epoll", "libev", ... */
 	const char *backend;	/* the kernel facility it is run on */
@@ -121,6 +144,13 @@ struct bench_contender {
 	int (*echo_serve)(const struct bench_contender *c,
 			  const struct bench_echo_cfg *cfg);
 
+	/* The idle-connections workload's server, for a contender that
+	 * brings its own (evq-*-ops: a pooled multishot recv on each
+	 * connection); NULL: the generic readiness server of
+	 * workload_idle.c, with a read buffer per connection. */
+	int (*idle_serve)(const struct bench_contender *c,
+			  struct bench_idle_cfg *cfg);
+
 	/* Timers (NULL if the contender has none): a one-shot timer made
 	 * for a callback and its arg, outside any timed part. timer_start
 	 * arms it to fire after_ns from now (whatever "now" is to the
@@ -157,7 +187,8 @@ struct bench_contender {
 struct bench_params {
 	uint64_t events;	/* pingpong: callbacks per run */
 	unsigned rounds;	/* pipes: timed rounds per run */
-	uint64_t requests;	/* echo: requests per run (all connections) */
+	uint64_t sample_ms;	/* echo: ms of timed requests per run */
+	uint64_t warm_ms;	/* echo: ms of untimed requests before them */
 	uint64_t timers;	/* timers: timers started per run */
 	uint64_t read_ms;	/* fileread-*: ms of reading per run */
 	uint64_t files;		/* statstorm: files stat'ed per run */
@@ -187,6 +218,7 @@ struct bench_sample {
 #define BENCH_MODEL_OPS 0x2u
 #define BENCH_MODEL_TIMER 0x4u	/* timer_new */
 #define BENCH_MODEL_FILE 0x8u	/* fop_new */
+#define BENCH_MODEL_IDLE 0x10u	/* idle_serve */
 
 struct bench_workload {
 	const char *name;	/* for --workload and results/<name>.csv */
@@ -197,6 +229,11 @@ struct bench_workload {
 	const char *na_why;	/* shown for a contender of another model */
 	const char *legend;	/* printed under the table, or NULL */
 	int higher_is_better;	/* events/s: 1; us/round: 0 */
+	int primary_cpu;	/* the primary metric is cpu (lower is
+				 * better), not value: the table shows it
+				 * first, "vs raw", the plot and the summary
+				 * use it (echo: req/s is bounded by the
+				 * client) */
 	unsigned param;		/* workload's own size (pipes: number) */
 	unsigned models;	/* BENCH_MODEL_* it can run */
 	int optional;		/* not in the default set: only with -w,
@@ -205,6 +242,8 @@ struct bench_workload {
 	const char *reference;	/* "vs raw" is taken against this contender;
 				 * NULL: raw-epoll */
 	const char *extra_unit[BENCH_NEXTRA];	/* extra columns, or NULL */
+	int plot_extra;		/* k + 1: the plot shows extra[k] beside
+				 * each bar too; 0: none */
 
 	/* Set up what every run shares (cached files), once per process,
 	 * before the first run; NULL if nothing. 0, -1 (a failure: err) or
@@ -248,6 +287,8 @@ extern const struct bench_workload bench_workload_fileread_direct1;
 extern const struct bench_workload bench_workload_fileread_direct32;
 extern const struct bench_workload bench_workload_fileread_direct128;
 extern const struct bench_workload bench_workload_statstorm;
+extern const struct bench_workload bench_workload_idle5000;
+extern const struct bench_workload bench_workload_idlemax;
 
 /* Wall clock for intervals, ns. */
 static inline uint64_t bench_now_ns(void)
@@ -306,12 +347,17 @@ int bench_raise_nofile(rlim_t want);
 pid_t bench_gettid(void);
 
 /* Count the syscalls one thread makes (tid 0: the calling one), with a
- * perf counter on the raw_syscalls:sys_enter tracepoint. Returns an fd for
- * bench_sysc_read(), or -errno (then bench_sysc_why() says why). While
- * such a counter is open, every syscall on the machine takes the kernel's
- * slow path, which is why main.c counts in a separate short pass. */
+ * perf counter on the raw_syscalls:sys_enter tracepoint, or, where that
+ * cannot be had (main.c says why), with strace -c attached to the thread.
+ * Returns an fd for bench_sysc_read() and bench_sysc_close(), or -errno
+ * (then bench_sysc_why() says why). Read it exactly twice, at the start
+ * and at the end of the window: with strace the first read returns 0 and
+ * the second detaches it. While such a counter is open, every syscall
+ * takes the kernel's slow path (or ptrace's, far slower), which is why
+ * main.c counts in a separate short pass. */
 int bench_sysc_open(pid_t tid);
 uint64_t bench_sysc_read(int fd);
+void bench_sysc_close(int fd);
 const char *bench_sysc_why(void);
 
 /* The same for every thread of the process (a loop's thread pool too):
@@ -326,6 +372,17 @@ struct bench_sysc_all {
 int bench_sysc_all_open(struct bench_sysc_all *s);
 uint64_t bench_sysc_all_read(const struct bench_sysc_all *s);
 void bench_sysc_all_close(struct bench_sysc_all *s);
+
+/* Run one run of workload wl on contender c in a fresh evq-bench process
+ * (/proc/self/exe), so that its memory starts clean (the idle workload
+ * measures RSS: memory freed by earlier runs stays resident in malloc's
+ * arenas and would be reused unseen). Returns what wl->run would. In that
+ * process, bench_in_child is 1 and wl->run runs in place. */
+extern int bench_in_child;
+int bench_run_in_child(const struct bench_workload *wl,
+		       const struct bench_contender *c,
+		       const struct bench_params *p, struct bench_sample *out,
+		       char *err, size_t errlen);
 
 /* Make dir and its parents (mkdir -p); 0 or -errno. */
 int bench_mkdirs(const char *dir);

@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -474,6 +475,269 @@ static int eo_echo_serve(const struct bench_contender *c,
 	return s.failed ? -1 : 0;
 }
 
+/* ------------------------------------------------------------------------
+ * The idle-connections server (workload_idle.c)
+ *
+ * Per connection: the connection's own struct from malloc, holding its fd
+ * and one struct evq_op, a multishot recv from the shared pool
+ * (evq_prep_recv_pool): no buffer is tied to a connection until data
+ * comes. Replies go out through a few shared send ops (the trickle has one
+ * message in flight per client process), each releasing its pool buffer
+ * when it completes. What evq keeps per connection besides the op is
+ * whatever its backend needs for an armed recv (on epoll and poll, an
+ * internal watcher; on uring, nothing in user space but the op).
+ * ------------------------------------------------------------------------ */
+
+#define EI_SENDS 64
+
+struct ei_srv;
+
+struct ei_conn {
+	struct evq_op recv;	/* first */
+	struct ei_srv *s;
+	int fd;
+};
+
+struct ei_send {
+	struct evq_op op;	/* first */
+	struct ei_srv *s;
+	unsigned bid;
+	bool busy;
+};
+
+struct ei_srv {
+	struct bench_idle_cfg *cfg;
+	struct evq_loop *loop;
+	struct evq_pool *pool;
+	struct evq_op acc;
+	struct ei_conn **conns;	/* the bench's table, touched before ready */
+	struct ei_send sends[EI_SENDS];
+	unsigned accepted, ended;
+	bool acc_on, failed, stopping;
+};
+
+static void ei_fail(struct ei_srv *s, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!s->failed) {
+		va_start(ap, fmt);
+		vsnprintf(s->cfg->err, s->cfg->errlen, fmt, ap);
+		va_end(ap);
+	}
+	s->failed = true;
+	evq_loop_stop(s->loop);
+}
+
+static void ei_recv_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		       unsigned flags);
+
+static int ei_recv_arm(struct ei_conn *c)
+{
+	int r;
+
+	evq_prep_recv_pool(&c->recv, c->fd, c->s->pool, 0);
+	c->recv.data = c;
+	r = evq_op_submit(c->s->loop, &c->recv, EVQ_OP_MULTISHOT, ei_recv_cb);
+	if (r < 0)
+		ei_fail(c->s, "evq_op_submit(recv_pool): %s", strerror(-r));
+	return r;
+}
+
+static void ei_send_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		       unsigned flags)
+{
+	struct ei_send *sd = (struct ei_send *)op;
+	struct ei_srv *s = sd->s;
+
+	(void)loop;
+	(void)flags;
+	evq_pool_release(s->pool, sd->bid);
+	sd->busy = false;
+	if (res < 0 && !s->stopping)
+		ei_fail(s, "send: %s", strerror(-res));
+}
+
+static void ei_recv_cb(struct evq_loop *loop, struct evq_op *op, int res,
+		       unsigned flags)
+{
+	struct ei_conn *c = (struct ei_conn *)op;
+	struct ei_srv *s = c->s;
+	bool more = flags & EVQ_OP_F_MORE;
+
+	(void)loop;
+	if (res > 0) {
+		struct ei_send *sd = NULL;
+		unsigned bid = EVQ_OP_F_BUFID(flags);
+		int r;
+
+		for (unsigned i = 0; i < EI_SENDS && sd == NULL; i++)
+			if (!s->sends[i].busy)
+				sd = &s->sends[i];
+		if (sd == NULL) {
+			ei_fail(s, "more than %d replies in flight", EI_SENDS);
+			return;
+		}
+		/* counted before the reply goes: the client may see it
+		 * before its send's completion is reaped */
+		atomic_fetch_add_explicit(&s->cfg->msgs, 1,
+					  memory_order_release);
+		sd->busy = true;
+		sd->bid = bid;
+		sd->s = s;
+		evq_prep_send(&sd->op, c->fd, evq_pool_buf(s->pool, bid),
+			      (size_t)res, MSG_NOSIGNAL);
+		r = evq_op_submit(s->loop, &sd->op, 0, ei_send_cb);
+		if (r < 0) {
+			ei_fail(s, "evq_op_submit(send): %s", strerror(-r));
+			return;
+		}
+		if (!more && !s->stopping)
+			ei_recv_arm(c);
+		return;
+	}
+	if (res == -ECANCELED && s->stopping)
+		return;
+	if (res == -ENOBUFS) {
+		if (!more && !s->stopping)
+			ei_recv_arm(c);
+		return;
+	}
+	if (res == 0 || res == -ECONNRESET) {
+		if (more)
+			return;
+		close(c->fd);
+		c->fd = -1;
+		if (++s->ended == s->cfg->nconn)
+			evq_loop_stop(s->loop);
+		return;
+	}
+	ei_fail(s, "recv: %s", strerror(-res));
+}
+
+static void ei_accept_cb(struct evq_loop *loop, struct evq_op *op, int res,
+			 unsigned flags);
+
+static void ei_accept_arm(struct ei_srv *s)
+{
+	int r;
+
+	evq_prep_accept(&s->acc, s->cfg->listen_fd, NULL, NULL,
+			SOCK_NONBLOCK | SOCK_CLOEXEC);
+	s->acc.data = s;
+	r = evq_op_submit(s->loop, &s->acc, EVQ_OP_MULTISHOT, ei_accept_cb);
+	if (r < 0)
+		ei_fail(s, "evq_op_submit(accept): %s", strerror(-r));
+	else
+		s->acc_on = true;
+}
+
+static void ei_accept_cb(struct evq_loop *loop, struct evq_op *op, int res,
+			 unsigned flags)
+{
+	struct ei_srv *s = op->data;
+
+	(void)loop;
+	if (!(flags & EVQ_OP_F_MORE))
+		s->acc_on = false;
+	if (s->stopping) {
+		if (res >= 0)
+			close(res);
+		return;
+	}
+	if (res >= 0) {
+		struct ei_conn *c;
+
+		if (s->accepted == s->cfg->nconn) {
+			close(res);
+			ei_fail(s, "more connections than expected");
+			return;
+		}
+		c = calloc(1, sizeof(*c));	/* an op starts zeroed */
+		if (c == NULL) {
+			close(res);
+			ei_fail(s, "out of memory");
+			return;
+		}
+		c->s = s;
+		c->fd = res;
+		s->conns[s->accepted++] = c;
+		if (ei_recv_arm(c) < 0)
+			return;
+		atomic_fetch_add_explicit(&s->cfg->armed, 1,
+					  memory_order_release);
+	} else if (res != -ECONNABORTED && res != -EINTR && res != -EAGAIN) {
+		ei_fail(s, "accept: %s after %u connections", strerror(-res),
+			s->accepted);
+		return;
+	}
+	if (!s->acc_on && s->accepted < s->cfg->nconn)
+		ei_accept_arm(s);
+}
+
+static int eo_idle_serve(const struct bench_contender *c,
+			 struct bench_idle_cfg *cfg)
+{
+	struct ei_srv *s = calloc(1, sizeof(*s));
+	int r;
+
+	if (s == NULL) {
+		snprintf(cfg->err, cfg->errlen, "out of memory");
+		return -1;
+	}
+	s->cfg = cfg;
+	s->conns = calloc(cfg->nconn, sizeof(*s->conns));
+	if (s->conns == NULL) {
+		snprintf(cfg->err, cfg->errlen, "out of memory");
+		free(s);
+		return -1;
+	}
+	memset(s->conns, 0, cfg->nconn * sizeof(*s->conns));	/* touch */
+	r = eo_loop_open(c, 0, &s->loop);
+	if (r < 0) {
+		snprintf(cfg->err, cfg->errlen, "evq_loop_new: %s",
+			 strerror(-r));
+		goto out_conns;
+	}
+	r = evq_pool_new(s->loop, &s->pool, cfg->pool_bufs, cfg->buf_size);
+	if (r < 0) {
+		snprintf(cfg->err, cfg->errlen, "evq_pool_new: %s",
+			 strerror(-r));
+		evq_loop_free(s->loop);
+		goto out_conns;
+	}
+	/* The pool is shared, not per connection: touched now, it is in
+	 * the baseline. */
+	for (unsigned i = 0; i < cfg->pool_bufs; i++)
+		memset(evq_pool_buf(s->pool, i), 0, cfg->buf_size);
+	ei_accept_arm(s);
+	if (!s->failed) {
+		atomic_store_explicit(&cfg->ready, 1, memory_order_release);
+		r = evq_loop_run(s->loop, EVQ_RUN_DEFAULT);
+		if (r < 0)
+			ei_fail(s, "evq_loop_run: %s", strerror(-r));
+		else if (!s->failed && s->ended != cfg->nconn)
+			ei_fail(s, "the loop ended with %u of %u connections "
+				   "ended", s->ended, cfg->nconn);
+	}
+	s->stopping = true;
+	evq_loop_free(s->loop);	/* cancels what is still in flight */
+	evq_pool_free(s->pool);	/* after its loop: nothing uses it now */
+	for (unsigned i = 0; i < s->accepted; i++) {
+		if (s->conns[i]->fd >= 0)
+			close(s->conns[i]->fd);
+		free(s->conns[i]);
+	}
+	r = s->failed ? -1 : 0;
+	free(s->conns);
+	free(s);
+	return r;
+out_conns:
+	free(s->conns);
+	free(s);
+	return -1;
+}
+
 #define EVQ_OPS_CONTENDER(sym, be, label)                                    \
 	static const enum evq_backend sym##_backend = be;                   \
 	const struct bench_contender sym = {                                 \
@@ -490,6 +754,7 @@ static int eo_echo_serve(const struct bench_contender *c,
 		.op_write = eo_op_write,                                     \
 		.op_free = eo_op_free,                                       \
 		.echo_serve = eo_echo_serve,                                 \
+		.idle_serve = eo_idle_serve,                                 \
 		.fop_new = eo_op_new,                                        \
 		.fop_read = eo_fop_read,                                     \
 		.fop_stat = eo_fop_stat,                                     \

@@ -16,13 +16,17 @@
 #   EVQ_BENCH_CG_EVENTS=N   its N (default 20000): runs N and 2N events
 #   EVQ_BENCH_CG_JOBS=J     valgrind runs at once (default: CPUs online);
 #                           instruction counts do not depend on it
+#   EVQ_BENCH_MOUNT_TRACEFS=0  as root, do not mount tracefs (which the
+#                           syscall counter needs) when it is not mounted
 #
-# Results go to bench/results/: <workload>.csv/.png from evq-bench, and
-# callgrind.csv + callgrind.txt from here. Nothing there is committed.
+# Results go to bench/results/: <workload>.csv/.png and summary.csv/.png
+# from evq-bench, and callgrind.csv + callgrind.txt from here. Nothing
+# there is committed. The last lines say where they are, and how much
+# disk the test data takes.
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-	sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 build=$1
@@ -51,16 +55,64 @@ for ((i = 0; i < ${#args[@]}; i++)); do
 	esac
 done
 
+# Where the file workloads keep their data: --data DIR, else bench-data/
+# beside the binary.
+data=$(dirname "$bin")/bench-data
+for ((i = 0; i < ${#args[@]}; i++)); do
+	case ${args[i]} in
+	--data) data=${args[i + 1]:-$data} ;;
+	--data=*) data=${args[i]#--data=} ;;
+	--out) results=${args[i + 1]:-$results} ;;
+	--out=*) results=${args[i]#--out=} ;;
+	esac
+done
+
+# The closing note of every run: where everything went.
+closing() {
+	local used="none yet" disk="" abs
+	if [ -d "$data" ]; then
+		used=$(du -sh "$data" 2>/dev/null | cut -f1)
+		disk=$(df -h --output=source,target,avail "$data" 2>/dev/null |
+		       awk 'NR == 2 { printf "on %s (%s), %s still free",
+				      $1, $2, $3 }')
+	fi
+	abs=$(cd "$data" 2>/dev/null && pwd || echo "$data")
+	echo
+	echo "== where the results are =="
+	echo "results:        $results/ (<workload>.csv and .png, callgrind.txt)"
+	if [ -e "$results/summary.png" ]; then
+		echo "summary figure: $results/summary.png (evq vs the best peer, per workload)"
+	else
+		echo "summary figure: none (gnuplot not installed, or --no-save): see summary.csv"
+	fi
+	echo "test data:      $abs: $used ${disk:+$disk }(kept for the next run;" \
+		"rm -rf it, or make clean, to free it)"
+}
+
+# The syscall counter reads a tracepoint id from tracefs. Root can mount
+# it where it is not; anyone else gets the reason and strace instead.
+if [ "$(id -u)" = 0 ] && [ "${EVQ_BENCH_MOUNT_TRACEFS:-1}" != 0 ] &&
+	[ ! -e /sys/kernel/tracing/events/raw_syscalls ] &&
+	[ ! -e /sys/kernel/debug/tracing/events/raw_syscalls ] &&
+	[ -d /sys/kernel/tracing ]; then
+	if mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; then
+		echo "run.sh: mounted tracefs on /sys/kernel/tracing for the" \
+			"syscall counter (EVQ_BENCH_MOUNT_TRACEFS=0 not to)"
+	fi
+fi
+
 mkdir -p "$results"
 status=0
 "$bin" "$@" || status=$?
 
 if [ "${EVQ_BENCH_CALLGRIND:-1}" = 0 ]; then
+	closing
 	exit $status
 fi
 if ! command -v valgrind >/dev/null 2>&1; then
 	echo
 	echo "callgrind: skipped (valgrind not installed)"
+	closing
 	exit $status
 fi
 
@@ -185,4 +237,5 @@ done
 
 cp "$tmp/report" "$results/callgrind.txt"
 cp "$tmp/csv" "$results/callgrind.csv"
+closing
 exit $status

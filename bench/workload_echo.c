@@ -18,26 +18,30 @@
  * complete it is compared byte for byte with the request (each request's
  * bytes are a hash of the connection and its sequence number, so a
  * response sent on the wrong connection or out of order fails), and the
- * next request goes out, until the run's number of requests has been
- * issued and answered. Then every connection must have nothing more to
- * read. A run is: connect, one untimed request per connection (all N are
- * being served), then the timed requests; both phases are bounded in time
- * (ECHO_WARM_S, ECHO_TIMED_S), past which the run fails. At the end the
- * client resets its connections (SO_LINGER 0: no TIME_WAIT pile-up over
- * hundreds of runs) and the server, having seen all N end, returns.
+ * next request goes out. A run is: connect, one untimed request per
+ * connection (all N are being served), then requests for warm_ms untimed
+ * and sample_ms timed (by default 250 ms and 1 s: about 100 requests per
+ * connection at 1,000 connections, where a fixed count of 10,000 requests
+ * was only 10 and its figures spread by 43-109%), then the requests still
+ * in flight are answered and checked but not counted. Every phase is
+ * bounded in time (ECHO_WARM_S, ECHO_DRAIN_S past the window), past which
+ * the run fails. At the end the client resets its connections (SO_LINGER
+ * 0: no TIME_WAIT pile-up over hundreds of runs) and the server, having
+ * seen all N end, returns.
  *
  * With one request in flight per connection, the server never has more
  * than 64 bytes to send on a socket, so send() cannot be short: the
  * generic server treats a short send as a failure instead of carrying a
  * write watcher.
  *
- * Measured over the timed window: requests/s (wall clock); the CPU time of
- * every thread but the client's (the server thread, and io_uring workers
- * if any; /proc/self/task/N/schedstat, in ns) per request; and, in the
- * syscall pass, the server thread's syscalls per request. On a 2-core
- * machine the client and the server share the machine's capacity, so
- * requests/s is bounded by the slower of the two; the server's CPU per
- * request is what tells servers apart.
+ * Measured over the timed window: the CPU time of every thread but the
+ * client's (the server thread, and io_uring workers if any;
+ * /proc/self/task/N/schedstat, in ns) per request, the primary figure;
+ * in the syscall pass, the server thread's syscalls per request; and
+ * requests/s (wall clock). On a 2-core machine the client and the server
+ * share the machine's capacity, so requests/s is bounded by the slower of
+ * the two (the client, mostly) and does not separate the servers; the
+ * server's CPU and syscalls per request do.
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -60,7 +64,8 @@
 
 #define ECHO_MSG 64
 #define ECHO_WARM_S 10		/* bound on connect + the untimed round */
-#define ECHO_TIMED_S 60		/* bound on the timed requests */
+#define ECHO_DRAIN_S 10		/* bound on the last responses, past the
+				 * timed window */
 #define ECHO_JOIN_S 10		/* bound on the server's exit */
 #define CLIENT_CPU 0
 #define SERVER_CPU 1
@@ -317,37 +322,85 @@ static int ec_send(struct ec *e, unsigned i)
 	return 0;
 }
 
-/* Issue target requests over the connections, one in flight on each, and
- * check every response; by deadline (ns, monotonic). */
-static int ec_phase(struct ec *e, uint64_t target, uint64_t deadline)
+/* What the timed window of a run saw (ec_run). */
+struct ec_window {
+	uint64_t t0, t1;		/* ns, monotonic */
+	uint64_t done0, done1;		/* responses completed by then */
+	uint64_t sys0, sys1;		/* the server's syscall counter */
+	struct bench_task_cpu *cpu0, *cpu1;
+	int sysfd;			/* or -1 */
+	pid_t me;
+};
+
+static void ec_mark(struct ec *e, struct ec_window *w, int end, uint64_t now,
+		    uint64_t done)
+{
+	(void)e;
+	if (!end) {
+		if (w->sysfd >= 0)
+			w->sys0 = bench_sysc_read(w->sysfd);
+		bench_cpu_others(w->me, w->cpu0);
+		w->t0 = now;
+		w->done0 = done;
+	} else {
+		w->t1 = bench_now_ns();
+		bench_cpu_others(w->me, w->cpu1);
+		if (w->sysfd >= 0)
+			w->sys1 = bench_sysc_read(w->sysfd);
+		w->done1 = done;
+	}
+}
+
+/* Keep one request in flight on every connection and check each response,
+ * from now until timed_end; the window [warm_end, timed_end) is measured
+ * (w; NULL: untimed), then the requests still in flight are drained, not
+ * counted. All of it by deadline (ns, monotonic), past which it fails. */
+static int ec_phase(struct ec *e, uint64_t warm_end, uint64_t timed_end,
+		    uint64_t deadline, struct ec_window *w)
 {
 	struct epoll_event evs[256];
-	uint64_t issued = 0, done = 0;
+	uint64_t done = 0, inflight = 0, opened_at = 0;
+	bool timing = false, closed = false;
 
-	for (unsigned i = 0; i < e->n && issued < target; i++, issued++)
+	for (unsigned i = 0; i < e->n; i++, inflight++)
 		if (ec_send(e, i) < 0)
 			return -1;
-	while (done < target) {
+	while (inflight > 0) {
 		int k = epoll_wait(e->epfd, evs, 256, 20);
+		uint64_t now = bench_now_ns();
 
 		if (k < 0) {
 			if (errno == EINTR)
 				continue;
 			return ec_fail(e, "epoll_wait: %s", strerror(errno));
 		}
-		if (bench_now_ns() > deadline) {
+		if (now > deadline) {
 			unsigned partial = 0;
 
 			for (unsigned i = 0; i < e->n; i++)
 				partial += e->conns[i].got != 0;
-			return ec_fail(e, "timed out: %llu of %llu responses "
-					  "(%u with some of its bytes)",
-				       (unsigned long long)done,
-				       (unsigned long long)target, partial);
+			return ec_fail(e, "timed out: %llu responses, %llu "
+					  "still due (%u with some of its "
+					  "bytes)", (unsigned long long)done,
+				       (unsigned long long)inflight, partial);
 		}
 		if (k == 0 && atomic_load(&e->st->exited))
 			return ec_fail(e, "the server quit: %s",
 				       e->st->err[0] ? e->st->err : "?");
+		if (!timing && now >= warm_end) {
+			timing = true;
+			opened_at = done;
+			if (w != NULL)
+				ec_mark(e, w, 0, now, done);
+		}
+		/* A window holds at least one response: on a busy machine
+		 * one wakeup can come after both marks. */
+		if (timing && !closed && now >= timed_end &&
+		    (done > opened_at || w == NULL)) {
+			closed = true;	/* no new requests from here */
+			if (w != NULL)
+				ec_mark(e, w, 1, now, done);
+		}
 		for (int j = 0; j < k; j++) {
 			unsigned i = evs[j].data.u32;
 			struct ec_conn *cn = &e->conns[i];
@@ -373,10 +426,11 @@ static int ec_phase(struct ec *e, uint64_t target, uint64_t deadline)
 			cn->got = 0;
 			cn->seq++;
 			done++;
-			if (issued < target) {
+			inflight--;
+			if (!closed) {
 				if (ec_send(e, i) < 0)
 					return -1;
-				issued++;
+				inflight++;
 			}
 		}
 	}
@@ -485,7 +539,7 @@ static int echo_run(const struct bench_workload *wl,
 		    char *err, size_t errlen)
 {
 	unsigned n = wl->param;
-	uint64_t requests = p->requests < n ? n : p->requests;
+	struct ec_window w = { .sysfd = -1 };
 	struct srv_thread *st = calloc(1, sizeof(*st));
 	struct ec e = { .n = n, .epfd = -1, .st = st, .err = err,
 			.errlen = errlen };
@@ -495,10 +549,9 @@ static int echo_run(const struct bench_workload *wl,
 	pthread_attr_t attr;
 	pthread_t thr;
 	cpu_set_t old_mask, set;
-	int lfd = -1, sysfd = -1, started = 0, pinned = 0, ret = -1;
+	int lfd = -1, started = 0, pinned = 0, ret = -1;
 	int two_cpus = can_pin();
-	uint64_t t0, t1, sys0 = 0, sys1 = 0, deadline;
-	pid_t me = bench_gettid();
+	uint64_t deadline, start, requests;
 
 	e.conns = calloc(n, sizeof(*e.conns));
 	if (st == NULL || e.conns == NULL || cpu0 == NULL || cpu1 == NULL) {
@@ -554,21 +607,28 @@ static int echo_run(const struct bench_workload *wl,
 		}
 	}
 	/* Untimed: one request per connection, so all n are served. */
-	if (ec_phase(&e, n, deadline) < 0)
+	if (ec_phase(&e, 0, 0, deadline, NULL) < 0)
 		goto out;
 
-	/* Timed. */
-	if (p->count_syscalls &&
-	    (sysfd = bench_sysc_open(atomic_load(&st->tid))) >= 0)
-		sys0 = bench_sysc_read(sysfd);
-	bench_cpu_others(me, cpu0);
-	t0 = bench_now_ns();
-	if (ec_phase(&e, requests, t0 + ECHO_TIMED_S * 1000000000ull) < 0)
+	/* warm_ms of untimed requests, then sample_ms timed; the window
+	 * opens and closes at the first wakeup past each mark. */
+	w.me = bench_gettid();
+	w.cpu0 = cpu0;
+	w.cpu1 = cpu1;
+	if (p->count_syscalls)
+		w.sysfd = bench_sysc_open(atomic_load(&st->tid));
+	start = bench_now_ns();
+	if (ec_phase(&e, start + p->warm_ms * 1000000ull,
+		     start + (p->warm_ms + p->sample_ms) * 1000000ull,
+		     start + (p->warm_ms + p->sample_ms) * 1000000ull +
+			     ECHO_DRAIN_S * 1000000000ull, &w) < 0)
 		goto out;
-	t1 = bench_now_ns();
-	bench_cpu_others(me, cpu1);
-	if (sysfd >= 0)
-		sys1 = bench_sysc_read(sysfd);
+	requests = w.done1 - w.done0;
+	if (requests == 0) {
+		snprintf(err, errlen, "no response in the %llu ms window",
+			 (unsigned long long)p->sample_ms);
+		goto out;
+	}
 
 	/* Nothing more may come. */
 	for (unsigned i = 0; i < n; i++) {
@@ -583,15 +643,16 @@ static int echo_run(const struct bench_workload *wl,
 			goto out;
 		}
 	}
-	out->value = (double)requests * 1e9 / (double)(t1 - t0);
+	out->value = (double)requests * 1e9 / (double)(w.t1 - w.t0);
 	out->cpu = (double)bench_cpu_others_delta(cpu0, cpu1) / 1e3 /
 		   (double)requests;
-	if (sysfd >= 0)
-		out->sys = (double)(sys1 - sys0) / (double)requests;
+	out->extra[0] = (double)requests / n;
+	if (w.sysfd >= 0)
+		out->sys = (double)(w.sys1 - w.sys0) / (double)requests;
 	ret = 0;
 out:
-	if (sysfd >= 0)
-		close(sysfd);
+	if (w.sysfd >= 0)
+		bench_sysc_close(w.sysfd);
 	if (started) {
 		struct timespec ts;
 
@@ -638,12 +699,11 @@ out:
 static void echo_describe(const struct bench_workload *wl,
 			  const struct bench_params *p, char *buf, size_t len)
 {
-	uint64_t requests = p->requests < wl->param ? wl->param : p->requests;
-
-	int n = snprintf(buf, len, "%u connection%s, %llu requests of 64 "
-			 "bytes per run; ", wl->param,
-			 wl->param == 1 ? "" : "s",
-			 (unsigned long long)requests);
+	int n = snprintf(buf, len, "%u connection%s, 64-byte requests; a "
+			 "run: %llu ms untimed, then %llu ms timed; ",
+			 wl->param, wl->param == 1 ? "" : "s",
+			 (unsigned long long)p->warm_ms,
+			 (unsigned long long)p->sample_ms);
 
 	if (n < 0 || (size_t)n >= len)
 		return;
@@ -664,11 +724,14 @@ static void echo_describe(const struct bench_workload *wl,
 			 "64-byte request in flight on each",                \
 		.unit = "req/s",                                             \
 		.cpu_unit = "srv us/req",                                    \
+		.primary_cpu = 1,                                            \
+		.extra_unit = { "req/conn" },                                \
 		.sys_unit = "srv sys/req",                                   \
 		.legend = "srv us/req: CPU time of the server's threads "    \
 			  "over the timed window per request, the client "  \
 			  "not counted; srv sys/req: the server thread's "   \
-			  "syscalls per request",                            \
+			  "syscalls per request; req/conn: requests per "    \
+			  "connection in the timed window",                  \
 		.na_why = "no fd watchers and no echo server",             \
 		.higher_is_better = 1,                                       \
 		.param = n,                                                  \

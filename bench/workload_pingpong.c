@@ -265,7 +265,7 @@ static int pp_run(const struct bench_workload *wl,
 	ret = 0;
 out:
 	if (sysfd >= 0)
-		close(sysfd);
+		bench_sysc_close(sysfd);
 	if (ioa != NULL)
 		c->io_free(ioa);
 	if (iob != NULL)

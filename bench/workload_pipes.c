@@ -175,7 +175,7 @@ static int pw_run(const struct bench_workload *wl,
 	ret = 0;
 out:
 	if (sysfd >= 0)
-		close(sysfd);
+		bench_sysc_close(sysfd);
 	for (int i = 0; ios != NULL && i < pw.npipes; i++)
 		if (ios[i] != NULL)
 			c->io_free(ios[i]);

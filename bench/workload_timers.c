@@ -175,7 +175,7 @@ static int tm_run(const struct bench_workload *wl,
 	ret = 0;
 out:
 	if (sysfd >= 0)
-		close(sysfd);
+		bench_sysc_close(sysfd);
 	for (uint64_t i = 0; slots != NULL && i < n; i++)
 		if (slots[i].t != NULL)
 			c->timer_free(slots[i].t);
