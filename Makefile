@@ -115,11 +115,15 @@ test-summary:
 
 bench-build: deps
 	$(call configure,build-release,-DCMAKE_BUILD_TYPE=Release \
-	  -DEVQ_BUILD_TESTS=OFF -DEVQ_BUILD_EXAMPLES=OFF)
+	  -DEVQ_BUILD_TESTS=OFF -DEVQ_BUILD_EXAMPLES=ON)
 	$(CMAKE) --build build-release -j$(JOBS)
 
+# The library's workloads (bench/run.sh), then the example servers
+# against nginx and redis-server (bench/apps.sh, table in
+# bench/results/apps.txt).
 bench: bench-build
 	bash bench/run.sh build-release
+	bash bench/apps.sh build-release | tee bench/results/apps.txt
 
 bench-full: bench-build
 	bash bench/run.sh build-release --full
