@@ -8,55 +8,14 @@
 # Exit 0 on success, 1 on failure, 77 when a tool or the backend is missing.
 set -u
 BIN=$1
-for tool in socat nc cmp timeout; do
-	command -v $tool >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
-T=$(mktemp -d)
-SRV=
-cleanup() {
-	[ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$T/server.err" ] && cat "$T/server.err"; exit 1; }
-
-# Start the server on a free port; $1: extra command prefix (prlimit ...).
-start() {
-	: > "$T/server.out"
-	$1 "$BIN" 0 > "$T/server.out" 2> "$T/server.err" &
-	SRV=$!
-	for _ in $(seq 100); do
-		PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$T/server.out")
-		[ -n "$PORT" ] && return 0
-		kill -0 $SRV 2>/dev/null || break
-		sleep 0.05
-	done
-	if grep -q "Operation not supported\|Function not implemented\|Operation not permitted" "$T/server.err"; then
-		echo "skip: backend ${EVQ_BACKEND:-auto} unavailable: $(cat "$T/server.err")"
-		exit 77
-	fi
-	fail "server did not start"
-}
-
-# Stop with SIGTERM; it must exit 0 (ASan builds: and leak nothing).
-stop() {
-	kill -TERM $SRV
-	for _ in $(seq 100); do
-		kill -0 $SRV 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -0 $SRV 2>/dev/null && fail "server still running 5 s after SIGTERM"
-	wait $SRV
-	local rc=$?
-	SRV=
-	[ $rc -eq 0 ] || fail "server exit status $rc after SIGTERM"
-}
+. "$(dirname "$0")/lib.sh"
+need_tools socat nc cmp timeout prlimit
 
 echo "# usage on a bad argument"
 "$BIN" notaport > /dev/null 2> "$T/usage"
 [ $? -eq 2 ] && grep -q "^usage: evq-echo" "$T/usage" || fail "no usage line"
 
-start ""
+start_server "$BIN" 0
 echo "# a line through socat"
 out=$(printf 'hello evq\n' | timeout 10 socat -t 5 - TCP:127.0.0.1:$PORT)
 [ "$out" = "hello evq" ] || fail "socat got '$out'"
@@ -81,10 +40,10 @@ echo "# a slow reader: 8 MiB, the client reads nothing for 2 s"
 head -c 8388608 /dev/urandom > "$T/huge"
 timeout 30 nc -N 127.0.0.1 $PORT < "$T/huge" | { sleep 2; cat > "$T/huge.out"; }
 cmp "$T/huge" "$T/huge.out" || fail "slow reader lost or changed bytes"
-stop
+stop_server
 
 echo "# out of fds: 40 clients against an fd limit of 24"
-start "prlimit --nofile=24:24"
+start_server prlimit --nofile=24:24 "$BIN" 0
 for i in $(seq 40); do
 	(sleep 3 | timeout 15 nc -N 127.0.0.1 $PORT > /dev/null 2>&1) &
 done
@@ -99,5 +58,5 @@ wait_clients
 echo "# ... and it accepts again once fds are free"
 out=$(printf 'again\n' | timeout 10 socat -t 5 - TCP:127.0.0.1:$PORT)
 [ "$out" = "again" ] || fail "after EMFILE, socat got '$out'"
-stop
+stop_server
 echo "ok - evq-echo on ${EVQ_BACKEND:-auto}"

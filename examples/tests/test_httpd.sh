@@ -10,19 +10,10 @@
 # Exit 0 on success, 1 on failure, 77 when a tool or the backend is missing.
 set -u
 BIN=$1
-for tool in curl nc cmp timeout; do
-	command -v $tool >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
-T=$(mktemp -d)
-SRV=
+. "$(dirname "$0")/lib.sh"
+need_tools curl nc cmp timeout
 IDLE=
-cleanup() {
-	[ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null
-	[ -n "$IDLE" ] && kill "$IDLE" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$T/server.err" ] && cat "$T/server.err"; exit 1; }
+cleanup_extra() { [ -n "$IDLE" ] && kill "$IDLE" 2>/dev/null; }
 
 # The tree served: DIR is $T/www; $T/secret lies outside it.
 W=$T/www
@@ -38,35 +29,6 @@ ln -s "$T/secret" "$W/leak"		# a symlink out of DIR
 ln -s "$T" "$W/up"			# a directory symlink out of DIR
 ln -s docs/style.css "$W/alias.css"	# a symlink inside DIR: fine
 
-start() {
-	: > "$T/server.out"
-	"$BIN" "$W" 0 > "$T/server.out" 2> "$T/server.err" &
-	SRV=$!
-	for _ in $(seq 100); do
-		PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$T/server.out")
-		[ -n "$PORT" ] && return 0
-		kill -0 $SRV 2>/dev/null || break
-		sleep 0.05
-	done
-	if grep -q "Operation not supported\|Function not implemented\|Operation not permitted" "$T/server.err"; then
-		echo "skip: backend ${EVQ_BACKEND:-auto} unavailable: $(cat "$T/server.err")"
-		exit 77
-	fi
-	fail "server did not start"
-}
-
-stop() {
-	kill -TERM $SRV
-	for _ in $(seq 100); do
-		kill -0 $SRV 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -0 $SRV 2>/dev/null && fail "server still running 5 s after SIGTERM"
-	wait $SRV
-	local rc=$?
-	SRV=
-	[ $rc -eq 0 ] || fail "server exit status $rc after SIGTERM"
-}
 
 # status PATH [curl options...]: print the status code of one request.
 status() {
@@ -92,7 +54,7 @@ echo "# usage on bad arguments"
 "$BIN" "$T/nope" 0 > /dev/null 2> "$T/usage"
 [ $? -eq 1 ] && grep -q "$T/nope: No such file" "$T/usage" || fail "missing DIR: $(cat "$T/usage")"
 
-start
+start_server "$BIN" "$W" 0
 
 echo "# idle timeout: a connection that says nothing is closed (in the background)"
 (
@@ -201,6 +163,6 @@ idle=$(cat "$T/idle" 2>/dev/null)
 
 echo "# SIGTERM with a client connected: exits, closing it"
 exec 3<> /dev/tcp/127.0.0.1/$PORT
-stop
+stop_server
 exec 3<&-
 echo "ok - evq-httpd on ${EVQ_BACKEND:-auto}"

@@ -10,47 +10,8 @@
 # Exit 0 on success, 1 on failure, 77 when a tool or the backend is missing.
 set -u
 BIN=$1
-for tool in redis-cli redis-benchmark nc cmp timeout; do
-	command -v $tool >/dev/null || { echo "skip: $tool not installed"; exit 77; }
-done
-T=$(mktemp -d)
-SRV=
-cleanup() {
-	[ -n "$SRV" ] && kill -9 "$SRV" 2>/dev/null
-	rm -rf "$T"
-}
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; [ -f "$T/server.err" ] && cat "$T/server.err"; exit 1; }
-
-start() {
-	: > "$T/server.out"
-	"$BIN" 0 > "$T/server.out" 2> "$T/server.err" &
-	SRV=$!
-	for _ in $(seq 100); do
-		PORT=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$T/server.out")
-		[ -n "$PORT" ] && return 0
-		kill -0 $SRV 2>/dev/null || break
-		sleep 0.05
-	done
-	if grep -q "Operation not supported\|Function not implemented\|Operation not permitted" "$T/server.err"; then
-		echo "skip: backend ${EVQ_BACKEND:-auto} unavailable: $(cat "$T/server.err")"
-		exit 77
-	fi
-	fail "server did not start"
-}
-
-stop() {
-	kill -TERM $SRV
-	for _ in $(seq 100); do
-		kill -0 $SRV 2>/dev/null || break
-		sleep 0.05
-	done
-	kill -0 $SRV 2>/dev/null && fail "server still running 5 s after SIGTERM"
-	wait $SRV
-	local rc=$?
-	SRV=
-	[ $rc -eq 0 ] || fail "server exit status $rc after SIGTERM"
-}
+. "$(dirname "$0")/lib.sh"
+need_tools redis-cli redis-benchmark nc cmp timeout
 
 cli() { timeout 10 redis-cli --no-raw -p $PORT "$@"; }
 # is EXPECTED COMMAND...: redis-cli's answer (all lines, joined by '|').
@@ -72,7 +33,7 @@ echo "# usage on a bad argument"
 "$BIN" notaport > /dev/null 2> "$T/usage"
 [ $? -eq 2 ] && grep -q "^usage: evq-kv \[PORT\]" "$T/usage" || fail "no usage line"
 
-start
+start_server "$BIN" 0
 echo "# PING, ECHO"
 is PONG PING
 is '"hi"' PING hi
@@ -196,6 +157,6 @@ is PONG PING
 echo "# SIGTERM with a client connected and keys expiring: exits, freeing all"
 is OK SET later x EX 1000
 exec 3<> /dev/tcp/127.0.0.1/$PORT
-stop
+stop_server
 exec 3<&-
 echo "ok - evq-kv on ${EVQ_BACKEND:-auto}"
