@@ -175,7 +175,8 @@ static int multishot_accept_at_rlimit_nofile(void)
 			emfile++;
 			EXPECT_LE(a.n, NFREE_SLOTS);
 		} else {
-			EXPECT_GE(a.t.res, 0);	/* a last call with an fd */
+			/* a last call with an fd */
+			EXPECT_GE(a.t.res, 0);
 		}
 		/* back off: hand the fds back, then accept again */
 		for (int i = 0; i < a.n; i++)

@@ -221,13 +221,13 @@ static int refuse_syscalls(const int *nrs, int n)
 	struct sock_fprog prog;
 	int k = 0;
 
-	f[k++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS,
-					      offsetof(struct seccomp_data, nr));
+	f[k++] = (struct sock_filter)BPF_STMT(
+		BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr));
 	for (int i = 0; i < n && i < 8; i++) {
 		f[k++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K,
 						      (unsigned)nrs[i], 0, 1);
-		f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
-						      SECCOMP_RET_ERRNO | ENOSYS);
+		f[k++] = (struct sock_filter)BPF_STMT(
+			BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS);
 	}
 	f[k++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K,
 					      SECCOMP_RET_ALLOW);
@@ -266,9 +266,9 @@ static int unavailable_child(void)
 		if (r >= 0)
 			return 11 + (int)i;	/* made, or fell back */
 		if (r <= -4096 || r == -EINVAL)
-			return 13 + (int)i;	/* not an errno of the kernel */
+			return 13 + (int)i;	/* not the kernel's errno */
 		if (loop != (struct evq_loop *)&opts && loop != NULL)
-			return 15 + (int)i;	/* a half-made loop escaped */
+			return 15 + (int)i;	/* a half-made loop */
 	}
 	T_STEP("auto skips both; the loop works");
 	memset(&opts, 0, sizeof(opts));

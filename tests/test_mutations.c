@@ -279,7 +279,7 @@ static int free_hands_back_finished_pool_jobs(void)
 	ASSERT_OK(pthread_create(&th, NULL, open_later, &w));
 	pthread_join(th, NULL);
 	ASSERT_GE(w.fd, 0);
-	t_sleep_ms(100);	/* the opens end at once when the writer comes */
+	t_sleep_ms(100);	/* the opens end when the writer comes */
 	for (int i = 0; i < NOPEN; i++)
 		ASSERT_EQ(o[i].ncalls, 0);
 
@@ -437,7 +437,7 @@ static int fsync_ops_reach_the_file_and_fail_like_fsync(void)
 	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	ASSERT_GE(fd, 0);
 	ASSERT_OK(t_pipe(p));
-	bad = fcntl(fd, F_DUPFD_CLOEXEC, 1000);	/* a number nobody takes */
+	bad = fcntl(fd, F_DUPFD_CLOEXEC, 1000);	/* a free number */
 	ASSERT_GE(bad, 1000);
 	close(bad);
 

@@ -56,11 +56,13 @@ timer_and_pipe)
 cross_thread)
 	printf '%s\n' "result 1: 2262 primes" "result 2: 4203 primes" \
 		"result 3: 6057 primes" "done" > "$T/want"
-	cmp -s "$T/want" "$T/out" || fail "output differs from: $(cat "$T/want")"
+	cmp -s "$T/want" "$T/out" ||
+		fail "output differs from: $(cat "$T/want")"
 	;;
 file_size)
 	echo "$T/in: 108894 bytes, checksum ecbb0518" > "$T/want"
-	cmp -s "$T/want" "$T/out" || fail "output differs from: $(cat "$T/want")"
+	cmp -s "$T/want" "$T/out" ||
+		fail "output differs from: $(cat "$T/want")"
 	;;
 *)
 	fail "no expected output for this example"
