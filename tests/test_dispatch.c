@@ -727,6 +727,93 @@ static int rebuild_takes_number_of_closed_watched_fd(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * A callback that replaces the fd's file and starts a watcher on it
+ * ------------------------------------------------------------------------ */
+
+struct rw {
+	struct evq_io io;
+	int count;
+};
+
+static struct rw reuse_w[2], reuse_new;
+static int reuse_q[2] = { -1, -1 };
+
+static void reuse_new_cb(struct evq_loop *loop, struct evq_io *w,
+			 unsigned ev)
+{
+	char c;
+
+	(void)loop;
+	(void)ev;
+	reuse_new.count++;
+	/* Only data written to the new pipe may wake this watcher. */
+	EXPECT_EQ(read(w->fd, &c, 1), 1);
+}
+
+/* The first of two watchers of a readable pipe closes the fd (dup2 puts
+ * an empty pipe on its number) and starts a new watcher on the number,
+ * all inside its callback. The report being dispatched belongs to the old
+ * file: neither the second old watcher (now stopped) nor the new one may
+ * run for it. The loop checks the fd's generation after every callback
+ * of a multi-watcher dispatch (src/core/loop.c, dispatch_fd); without
+ * that check the new watcher runs for the old file's event. */
+static void reuse_cb(struct evq_loop *loop, struct evq_io *w, unsigned ev)
+{
+	struct rw *self = (struct rw *)w;
+	int fd = w->fd;
+
+	(void)ev;
+	self->count++;
+	if (reuse_new.count || evq_io_is_active(&reuse_new.io))
+		return;	/* done already: this is the other old watcher */
+	EXPECT_EQ(dup2(reuse_q[0], fd), fd);
+	EXPECT_OK(evq_io_start(loop, &reuse_new.io, fd, EVQ_READ,
+			       reuse_new_cb));
+}
+
+static int callback_reuses_number_and_starts_watcher(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(t_pipe(reuse_q));
+	memset(reuse_w, 0, sizeof(reuse_w));
+	memset(&reuse_new, 0, sizeof(reuse_new));
+	T_STEP("two watchers of a readable pipe");
+	ASSERT_OK(evq_io_start(loop, &reuse_w[0].io, p[0], EVQ_READ,
+			       reuse_cb));
+	ASSERT_OK(evq_io_start(loop, &reuse_w[1].io, p[0], EVQ_READ,
+			       reuse_cb));
+	ASSERT_OK(t_write_byte(p[1]));
+
+	T_STEP("the first callback replaces the file, starts a watcher");
+	ASSERT_EQ(t_run_once(loop, 2000), 1);
+	ASSERT_EQ(reuse_w[0].count + reuse_w[1].count, 1);
+	ASSERT_TRUE(evq_io_is_active(&reuse_new.io));
+	ASSERT_EQ(reuse_new.count, 0);
+	T_STEP("the other old watcher is stopped");
+	ASSERT_EQ(evq_io_is_active(&reuse_w[0].io) +
+		  evq_io_is_active(&reuse_w[1].io), 0);
+	for (int i = 0; i < 3; i++)
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(reuse_new.count, 0);
+	ASSERT_EQ(reuse_w[0].count + reuse_w[1].count, 1);
+
+	T_STEP("data in the new pipe wakes the new watcher");
+	ASSERT_OK(t_write_byte(reuse_q[1]));
+	ASSERT_EQ(t_run_once(loop, 2000), 1);
+	ASSERT_EQ(reuse_new.count, 1);
+	ASSERT_OK(evq_io_stop(&reuse_new.io));
+	close(p[0]);		/* the number: now the new pipe's dup */
+	close(p[1]);
+	t_close2(reuse_q);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(fairness_100_ready),
 	T_CASE(fairness_100_ready_max_events_16),
@@ -745,6 +832,7 @@ static const struct t_case cases[] = {
 	T_CASE(close_with_dup_alive),
 	T_CASE(close_with_dup_alive_stops_within_bound),
 	T_CASE(rebuild_takes_number_of_closed_watched_fd),
+	T_CASE(callback_reuses_number_and_starts_watcher),
 };
 
 int main(int argc, char **argv)

@@ -132,11 +132,66 @@ static int fork_child_freeing_its_copy_leaves_the_parent_loop_alone(void)
 	return fork_child_free_run(true);
 }
 
+/* Found by test_limits (fork_with_ops_in_flight), issue 13 item 5, uring:
+ * an op submitted but never started (no loop iteration since) must
+ * complete with -ECANCELED when the loop is freed (evq.h, evq_loop_free:
+ * "ops not started ... with -ECANCELED"), in the process that made the
+ * loop and in a fork child freeing its copy (docs/ARCHITECTURE.md: only
+ * "ops the kernel holds end without a callback" there). On uring the
+ * parent's free runs the nop (res 0) and the child's free never calls
+ * it back (0 calls); epoll, poll and aio give -ECANCELED in both. */
+static int never_started_op_at_free_is_cancelled(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_op nop = { 0 };
+	int status;
+	pid_t pid;
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("a nop submitted, the loop freed before any run");
+	evq_prep_nop(&nop);
+	op_calls = 0;
+	op_res = 12345;
+	ASSERT_OK(evq_op_submit(loop, &nop, 0, op_cb));
+	ASSERT_OK(evq_loop_free(loop));
+	EXPECT_EQ(op_calls, 1);
+	EXPECT_ERR(op_res, -ECANCELED);
+
+	T_STEP("the same in a fork child freeing its copy");
+	loop = t_loop_new();
+	ASSERT_NOTNULL(loop);
+	memset(&nop, 0, sizeof(nop));
+	evq_prep_nop(&nop);
+	op_calls = 0;
+	op_res = 12345;
+	ASSERT_OK(evq_op_submit(loop, &nop, 0, op_cb));
+	fflush(stdout);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		alarm(5);
+		if (evq_loop_free(loop) != 0)
+			_exit(3);
+		if (op_calls != 1)
+			_exit(4);
+		_exit(op_res == -ECANCELED ? 0 : 5);
+	}
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	/* 4: no callback, 5: another result */
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	op_calls = 0;
+	ASSERT_OK(evq_loop_free(loop));
+	EXPECT_EQ(op_calls, 1);
+	return T_PASS;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct t_case cases[] = {
 		T_CASE(watcher_starts_on_a_regular_file_that_reused_a_watched_number),
 		T_CASE(fork_child_freeing_its_copy_leaves_the_parent_loop_alone),
+		T_CASE(never_started_op_at_free_is_cancelled),
 	};
 
 	return t_main(argc, argv, cases, T_NELEM(cases));
