@@ -120,7 +120,8 @@ static void wake_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		;
 	__atomic_store_n(&loop->wake_pending, 0, __ATOMIC_SEQ_CST);
 
-	evq__tpool_reap(loop);
+	/* The thread pool's results are taken by the op delivery that
+	 * follows the dispatch (core/ops.c): this only woke the loop. */
 
 	/* The cursor survives a callback that stops (and frees) the next
 	 * watcher: evq_async_stop() moves it on. */

@@ -12,7 +12,9 @@
  * allocation per job, and no bound is needed on it because every entry is
  * memory the caller already owns. Results come back on a done list and
  * wake the loop through its eventfd, with the same two-level flag as
- * evq_async_send(): many results cost one wakeup.
+ * evq_async_send(): many results cost one wakeup. The op delivery of the
+ * loop (core/ops.c) reaps the list after each wait, and the results take
+ * the road every engine takes: evq__report().
  *
  * op->state is the loop thread's alone: a worker only reads the op's
  * parameters and writes op->res, both under the queue lock's ordering.
@@ -44,6 +46,7 @@ struct evq__tpool {
 	struct evq_op *qhead, *qtail;	/* waiting for a worker */
 	struct evq_op *dhead, *dtail;	/* finished, for the loop */
 	bool stop;
+	unsigned finished;	/* atomic: dhead is not empty */
 	pid_t pid;		/* the process whose threads these are */
 	unsigned nthreads;
 	pthread_t threads[];
@@ -144,6 +147,8 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&tp->lock);
 		wake = tp->dhead == NULL;
+		if (wake)
+			__atomic_store_n(&tp->finished, 1, __ATOMIC_SEQ_CST);
 		if (tp->dtail)
 			tp->dtail->qnext = op;
 		else
@@ -247,25 +252,52 @@ bool evq__tpool_remove(struct evq_loop *loop, struct evq_op *op)
 	return found;
 }
 
-/* Deliver the results the workers finished. */
+/* A finished job's result onto the road. A recv/read into a pool buffer
+ * took its buffer when it was queued (id in cflags): it goes with the
+ * data, or back to the pool. */
+static void report(struct evq_loop *loop, struct evq_op *op)
+{
+	unsigned flags = 0;
+
+	if (op->flags & EVQ__OPF_POOL) {
+		unsigned id = op->cflags >> 16;
+
+		if (op->res > 0)
+			flags = EVQ_OP_F_BUFFER | id << 16;
+		else
+			evq__pool_put(op->u.pool.pool, id);
+	}
+	op->cflags = 0;
+	op->state = EVQ__OP_DONE;
+	evq__report(loop, op, op->res, flags);
+}
+
+static void report_list(struct evq_loop *loop, struct evq_op *op)
+{
+	while (op) {
+		struct evq_op *next = op->qnext;
+
+		op->qnext = NULL;
+		report(loop, op);
+		op = next;
+	}
+}
+
+/* Report the results the workers finished. The flag makes this one load
+ * when there are none. */
 void evq__tpool_reap(struct evq_loop *loop)
 {
 	struct evq__tpool *tp = loop->tpool;
 	struct evq_op *op;
 
-	if (!tp)
+	if (!tp || !__atomic_load_n(&tp->finished, __ATOMIC_SEQ_CST))
 		return;
 	pthread_mutex_lock(&tp->lock);
 	op = tp->dhead;
 	tp->dhead = tp->dtail = NULL;
+	__atomic_store_n(&tp->finished, 0, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&tp->lock);
-	while (op) {
-		struct evq_op *next = op->qnext;
-
-		op->qnext = NULL;
-		evq__ops_pool_done(loop, op);
-		op = next;
-	}
+	report_list(loop, op);
 }
 
 /* For evq_loop_free: cancel what has not started, let running jobs
@@ -292,25 +324,14 @@ void evq__tpool_shutdown(struct evq_loop *loop)
 		for (unsigned i = 0; i < tp->nthreads; i++)
 			pthread_join(tp->threads[i], NULL);
 	}
-	while (op) {
-		struct evq_op *next = op->qnext;
-
-		op->qnext = NULL;
-		op->res = -ECANCELED;
-		evq__ops_pool_done(loop, op);
-		op = next;
-	}
+	for (struct evq_op *o = op; o; o = o->qnext)
+		o->res = -ECANCELED;
+	report_list(loop, op);
 	if (child) {
 		/* Results finished before the fork; no lock to take. */
 		op = tp->dhead;
 		tp->dhead = tp->dtail = NULL;
-		while (op) {
-			struct evq_op *next = op->qnext;
-
-			op->qnext = NULL;
-			evq__ops_pool_done(loop, op);
-			op = next;
-		}
+		report_list(loop, op);
 		/* The lock and condition may record the parent's threads
 		 * (a destroy could wait for them): just free the memory. */
 		free(tp);
