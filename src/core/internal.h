@@ -244,9 +244,10 @@ struct evq_loop {
 	int ndone, done_cap;
 	struct evq_op *over_head, *over_tail;
 	bool freeing;
-	bool handed;		/* ops given to the backend since its last
-				 * wait: it has work even if the caller
-				 * waits on evq_loop_fd() */
+	uint64_t handed_at;	/* 1 + loop->waits when ops were last given
+				 * to the backend: until its next wait sends
+				 * them, there is work even if evq_loop_fd()
+				 * stays quiet */
 
 	uint64_t now;		/* cached CLOCK_MONOTONIC ns */
 	bool now_valid;		/* false: re-read on next evq_now() */
@@ -265,7 +266,7 @@ struct evq_loop {
  * calls back up; docs/ARCHITECTURE.md draws it):
  *   timer.c, pool.c, io.c        (backends are reached through the table)
  *   async.c -> io.c;  signal.c -> io.c;  epoll_set.c -> io.c
- *   threadpool.c -> async.c, pool.c
+ *   threadpool.c -> async.c (its results wake the loop), pool.c
  *   emul.c -> io.c, timer.c, threadpool.c, pool.c
  *   ops.c -> emul.c, threadpool.c, io.c
  *   loop.c -> all of the above, backend.c */
@@ -275,7 +276,6 @@ EVQ__HIDDEN int evq__io_start_internal(struct evq_loop *loop,
 				       struct evq_io *w, int fd,
 				       unsigned events, evq_io_cb cb);
 EVQ__HIDDEN int evq__io_flush(struct evq_loop *loop);
-EVQ__HIDDEN void evq__io_dispatch(struct evq_loop *loop, int n);
 EVQ__HIDDEN void evq__io_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN int evq__id_take(struct evq_loop *loop);
 EVQ__HIDDEN void evq__id_release(struct evq_loop *loop);
@@ -295,8 +295,6 @@ EVQ__HIDDEN void evq__signal_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__fd_end(struct evq_loop *loop, int fd);
 
 /* core/async.c */
-EVQ__HIDDEN int evq__wake_init(struct evq_loop *loop);
-EVQ__HIDDEN void evq__wake(struct evq_loop *loop);
 EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);
 EVQ__HIDDEN void evq__async_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_run(struct evq_loop *loop);
@@ -346,7 +344,7 @@ EVQ__HIDDEN void evq__pool_put(struct evq_pool *pool, unsigned id);
 static inline bool evq__ops_pending(const struct evq_loop *loop)
 {
 	return loop->sq_head != NULL || loop->ndone != 0 ||
-	       loop->over_head != NULL || loop->handed;
+	       loop->over_head != NULL || loop->handed_at > loop->waits;
 }
 
 /* ------------------------------------------------------------------------

@@ -443,30 +443,19 @@ int evq_io_is_active(const struct evq_io *w)
  * Dispatch
  * ------------------------------------------------------------------------ */
 
-/* Run the watchers of one fd for one report: each watcher that is on the
- * fd's list when the report's dispatch begins, and still there (active)
- * when its turn comes. A callback may change the list in any way, so with
- * several watchers the list is rescanned from its head after every
- * callback, and a per-report stamp keeps a watcher from running twice (a
- * watcher that restarts itself, say). The common case of one watcher per
- * fd needs none of that. */
-static void dispatch_fd(struct evq_loop *loop, const struct evq__fired *f)
+/* Run the watchers of one fd for one report when it has several (the
+ * one-watcher case is inlined: io.h). Each watcher that is on the fd's
+ * list when the report's dispatch begins, and still there (active) when
+ * its turn comes, runs. A callback may change the list in any way, so
+ * the list is rescanned from its head after every callback, and a
+ * per-report stamp keeps a watcher from running twice (a watcher that
+ * restarts itself, say). */
+void evq__io_dispatch_many(struct evq_loop *loop, const struct evq__fired *f)
 {
-	struct evq_io *w = loop->fds[f->fd].head;
-	uint64_t stamp;
+	uint64_t stamp = ++loop->dispatch_seq;
+	struct evq_io *w;
 	unsigned ev;
 
-	if (evq__likely(w->next == NULL)) {
-		ev = f->revents & w->events & EVQ__IO_MASK;
-		if (!ev)
-			return;
-		if (w->events & EVQ_ONESHOT)
-			evq_io_stop(w);
-		w->cb(loop, w, ev);
-		return;
-	}
-
-	stamp = ++loop->dispatch_seq;
 again:
 	for (w = loop->fds[f->fd].head; w; w = w->next) {
 		ev = f->revents & w->events & EVQ__IO_MASK;
@@ -484,7 +473,7 @@ again:
 
 /* A report that is not for the slot's current registration, or that says
  * the fd is not open. Kept out of line: it is rare. */
-static void dispatch_odd(struct evq_loop *loop, const struct evq__fired *f)
+void evq__io_dispatch_odd(struct evq_loop *loop, const struct evq__fired *f)
 {
 	struct evq__fd *slot = &loop->fds[f->fd];
 
@@ -501,20 +490,4 @@ static void dispatch_odd(struct evq_loop *loop, const struct evq__fired *f)
 	/* EVQ__NVAL: the fd is not open; the watch ends here. */
 	(void)loop->backend->modify(loop, f->fd, slot->kmask, 0, slot->gen);
 	fd_kill(loop, f->fd);
-}
-
-/* Every reported fd is below loop->nfds: the table only grows, and only
- * registered fds are reported. */
-void evq__io_dispatch(struct evq_loop *loop, int n)
-{
-	for (int i = 0; i < n; i++) {
-		const struct evq__fired *f = &loop->fired[i];
-		const struct evq__fd *slot = &loop->fds[f->fd];
-
-		if (evq__unlikely(slot->gen != f->gen ||
-				  (f->revents & EVQ__NVAL)))
-			dispatch_odd(loop, f);
-		else if (evq__likely(slot->head != NULL))
-			dispatch_fd(loop, f);
-	}
 }

@@ -17,6 +17,7 @@
  *   6. run the timers that are due.
  */
 #include "internal.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -208,7 +209,6 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		else
 			timeout = -1;
 
-		loop->handed = false;
 		n = loop->backend->wait(loop, timeout);
 		loop->waits++;
 		loop->now_valid = false;
@@ -227,7 +227,10 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			err = n;
 			break;
 		}
-		if (loop->ndone || loop->over_head || loop->tpool)
+		/* Results that found no room on the road (over_head) wait
+		 * for the top of the next iteration, which does not block
+		 * while there are any. */
+		if (loop->ndone)
 			evq__ops_deliver(loop);
 		if (loop->heap_len)
 			evq__timer_run(loop);

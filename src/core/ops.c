@@ -547,7 +547,7 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 	if (evq__unlikely(rearm)) {
 		int r = loop->backend->op_start(loop, op);
 
-		loop->handed = true;
+		loop->handed_at = loop->waits + 1;
 		if (r < 0)
 			evq__report(loop, op, r, 0);
 	}
@@ -558,8 +558,6 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
  * the end of a watch). */
 void evq__ops_deliver(struct evq_loop *loop)
 {
-	if (loop->tpool)
-		evq__tpool_reap(loop);
 	for (;;) {
 		for (int i = 0; i < loop->ndone; i++)
 			deliver_one(loop, loop->done[i]);	/* may move */
@@ -788,7 +786,7 @@ static void backend_start(struct evq_loop *loop, struct evq_op *op)
 	if (cancel_of_one(op))
 		cancels_add(loop, op);
 	r = loop->backend->op_start(loop, op);
-	loop->handed = true;
+	loop->handed_at = loop->waits + 1;
 	if (r == EVQ__SINGLE) {
 		op->flags |= EVQ__OPF_REARM;
 	} else if (r < 0) {
@@ -835,7 +833,7 @@ static void op_start(struct evq_loop *loop, struct evq_op *op)
 		op->state = EVQ__OP_NATIVE;
 		r = loop->backend->op_start(loop, op);
 		if (r == 0) {
-			loop->handed = true;
+			loop->handed_at = loop->waits + 1;
 			return;
 		}
 		op->state = EVQ__OP_QUEUED;

@@ -10,11 +10,10 @@
  *
  * The job queue is the ops themselves, linked through op->qnext: no
  * allocation per job, and no bound is needed on it because every entry is
- * memory the caller already owns. Results come back on a done list and
- * wake the loop through its eventfd, with the same two-level flag as
- * evq_async_send(): many results cost one wakeup. The op delivery of the
- * loop (core/ops.c) reaps the list after each wait, and the results take
- * the road every engine takes: evq__report().
+ * memory the caller already owns. Results come back on a done list, and
+ * the pool tells the loop with an async of its own (evq_async_send():
+ * many results cost one wakeup). Its callback reports them onto the road
+ * every engine takes (evq__report), to be delivered after the wait.
  *
  * op->state is the loop thread's alone: a worker only reads the op's
  * parameters and writes op->res, both under the queue lock's ordering.
@@ -46,7 +45,7 @@ struct evq__tpool {
 	struct evq_op *qhead, *qtail;	/* waiting for a worker */
 	struct evq_op *dhead, *dtail;	/* finished, for the loop */
 	bool stop;
-	unsigned finished;	/* atomic: dhead is not empty */
+	struct evq_async done_async;	/* a worker finished a job */
 	pid_t pid;		/* the process whose threads these are */
 	unsigned nthreads;
 	pthread_t threads[];
@@ -147,8 +146,6 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&tp->lock);
 		wake = tp->dhead == NULL;
-		if (wake)
-			__atomic_store_n(&tp->finished, 1, __ATOMIC_SEQ_CST);
 		if (tp->dtail)
 			tp->dtail->qnext = op;
 		else
@@ -156,11 +153,17 @@ static void *worker(void *arg)
 		tp->dtail = op;
 		pthread_mutex_unlock(&tp->lock);
 		if (wake)
-			evq__wake(loop);
+			evq_async_send(&tp->done_async);
 		pthread_mutex_lock(&tp->lock);
 	}
 	pthread_mutex_unlock(&tp->lock);
 	return NULL;
+}
+
+static void done_cb(struct evq_loop *loop, struct evq_async *a)
+{
+	(void)a;
+	evq__tpool_reap(loop);
 }
 
 static int tpool_create(struct evq_loop *loop)
@@ -170,12 +173,17 @@ static int tpool_create(struct evq_loop *loop)
 	unsigned n = loop->threads;
 	int r;
 
-	r = evq__wake_init(loop);
-	if (r < 0)
-		return r;
 	tp = calloc(1, sizeof(*tp) + n * sizeof(tp->threads[0]));
 	if (!tp)
 		return -ENOMEM;
+	r = evq_async_start(loop, &tp->done_async, done_cb);
+	if (r < 0) {
+		free(tp);
+		return r;
+	}
+	/* The pool's async is the loop's own: it does not keep the loop
+	 * alive (the ops in flight do). */
+	loop->active--;
 	pthread_mutex_init(&tp->lock, NULL);
 	pthread_cond_init(&tp->cond, NULL);
 	tp->pid = getpid();
@@ -191,6 +199,8 @@ static int tpool_create(struct evq_loop *loop)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (tp->nthreads == 0) {
+		loop->active++;
+		evq_async_stop(&tp->done_async);
 		pthread_mutex_destroy(&tp->lock);
 		pthread_cond_destroy(&tp->cond);
 		free(tp);
@@ -283,19 +293,17 @@ static void report_list(struct evq_loop *loop, struct evq_op *op)
 	}
 }
 
-/* Report the results the workers finished. The flag makes this one load
- * when there are none. */
+/* Report the results the workers finished. */
 void evq__tpool_reap(struct evq_loop *loop)
 {
 	struct evq__tpool *tp = loop->tpool;
 	struct evq_op *op;
 
-	if (!tp || !__atomic_load_n(&tp->finished, __ATOMIC_SEQ_CST))
+	if (!tp)
 		return;
 	pthread_mutex_lock(&tp->lock);
 	op = tp->dhead;
 	tp->dhead = tp->dtail = NULL;
-	__atomic_store_n(&tp->finished, 0, __ATOMIC_SEQ_CST);
 	pthread_mutex_unlock(&tp->lock);
 	report_list(loop, op);
 }
@@ -334,11 +342,15 @@ void evq__tpool_shutdown(struct evq_loop *loop)
 		report_list(loop, op);
 		/* The lock and condition may record the parent's threads
 		 * (a destroy could wait for them): just free the memory. */
+		loop->active++;	/* see tpool_create */
+		evq_async_stop(&tp->done_async);
 		free(tp);
 		loop->tpool = NULL;
 		return;
 	}
 	evq__tpool_reap(loop);
+	loop->active++;	/* see tpool_create */
+	evq_async_stop(&tp->done_async);
 	pthread_mutex_destroy(&tp->lock);
 	pthread_cond_destroy(&tp->cond);
 	free(tp);
