@@ -340,9 +340,20 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	int res, how;
 
 	if (evq__unlikely(revents & EVQ__NVAL)) {
+		if (op->flags & EVQ__OPF_UNVERIFIED) {
+			/* The registration it took over was for another
+			 * file: the number was closed and reused before
+			 * the op started. Start over on the file it names
+			 * now; if none, that says -EBADF. */
+			op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+			evq__emul_start(loop, op);
+			return;
+		}
 		finish(loop, op, -EBADF, 0);
 		return;
 	}
+	/* A report came through the registration: it is alive. */
+	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
 		/* On a blocking fd only the first try is known not to
 		 * block. A result that stays armed needs room on the road
@@ -389,18 +400,45 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	route(loop, op, how, res);
 }
 
-/* Wait for readiness of op->fd. */
+/* Wait for readiness of op->fd: on the registration the op before it
+ * left (no syscall; checked before the loop blocks), or a new one. */
 static int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {
 	int r;
 
 	op->state = EVQ__OP_WAIT_IO;
 	op->wait.io = (struct evq_io){ 0 };
-	r = evq__io_start_internal(loop, &op->wait.io, op->fd, events,
-				   op_io_cb);
-	if (r == 0)
-		op->wait.io.state |= EVQ__TELL_END;
+	r = evq__io_rewait(loop, &op->wait.io, op->fd, events, op_io_cb);
+	if (r == 1) {
+		op->flags |= EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		r = 0;
+	}
 	return r;
+}
+
+/* Would readiness say that trying op now fails? A read of an fd whose
+ * last op just waited for it (its registration is still there: the
+ * stop is not flushed) has most likely found it empty: the loop waits
+ * for the report instead of asking with a syscall that says EAGAIN. A
+ * report comes at once if data is there (level-triggered). */
+static bool wait_first(const struct evq_loop *loop, const struct evq_op *op)
+{
+	const struct evq__fd *slot;
+
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_READV:
+	case EVQ_OP_RECV:
+	case EVQ_OP_RECVMSG:
+		break;
+	default:
+		return false;
+	}
+	if (op->fd >= loop->nfds)
+		return false;
+	slot = &loop->fds[op->fd];
+	return slot->opwait && !slot->head && slot->kmask == EVQ_READ;
 }
 
 /* The emulated timeout op's timer does not count as a watcher of its own
@@ -508,7 +546,10 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 			finish(loop, op, -EBADF, 0);
 			return;
 		}
-		how = try_op(op, &res, false);
+		if (wait_first(loop, op))
+			how = TRY_WAIT_READ;
+		else
+			how = try_op(op, &res, false);
 		route(loop, op, how, res);
 		return;
 	}
@@ -537,8 +578,28 @@ int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
-void evq__emul_forget(struct evq_loop *loop, int fd)
+/* Before the loop blocks: check the registrations that ops took over
+ * without a syscall (wait_io) and have had no report through since. A
+ * number closed and reused in between (by another file, maybe of
+ * another kind) would otherwise never report: the op starts afresh on
+ * the file the number names now. Returns whether any did, so that the
+ * loop does not block. One syscall per op checked; a loop that never
+ * blocks (busy) checks nothing, and an op a report reached is known to
+ * be fine. */
+bool evq__emul_verify(struct evq_loop *loop)
 {
-	(void)loop;
-	(void)fd;
+	bool restarted = false;
+
+	loop->unverified = 0;
+	for (struct evq_op *op = loop->ops_head; op; op = loop->ops_cursor) {
+		loop->ops_cursor = op->next;
+		if (!(op->flags & EVQ__OPF_UNVERIFIED))
+			continue;
+		if (op->state == EVQ__OP_WAIT_IO &&
+		    evq__io_check(loop, op->fd))
+			restarted = true;	/* op_io_cb started it over */
+		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+	}
+	loop->ops_cursor = NULL;
+	return restarted;
 }

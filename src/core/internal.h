@@ -72,6 +72,10 @@ enum {
 					 * linked ones */
 #define EVQ__OPF_REARM 0x2000u	/* multishot run single-shot by the
 				 * backend: the core starts it again */
+#define EVQ__OPF_UNVERIFIED 0x4000u	/* emulation: waits on a registration
+					 * kept from the op before, and no
+					 * report came through it yet
+					 * (emul.c) */
 
 /* One result on the road: what an engine (a backend's wait, the
  * emulation, the thread pool) reports with evq__report(), and the core
@@ -111,6 +115,12 @@ struct evq__fd {
 	unsigned kmask;		/* what the kernel has: EVQ_READ|WRITE|EDGE */
 	uint32_t gen;		/* bumped when the fd's file is found replaced */
 	bool dirty;		/* on the loop's change list */
+	bool opwait;		/* the kernel's registration (kmask) was made
+				 * for an emulated op's wait (emul.c): the fd
+				 * has readiness, and a next op may wait on
+				 * it again without a syscall (io.c,
+				 * evq__io_rewait). Gone with the
+				 * registration. */
 	uint8_t reports;	/* epoll set: reports since the last check
 				 * that the fd still names the file */
 	uint64_t killed_at;	/* loop->waits when gen was last bumped */
@@ -243,6 +253,8 @@ struct evq_loop {
 	struct evq__done *done;
 	int ndone, done_cap;
 	struct evq_op *over_head, *over_tail;
+	unsigned unverified;	/* emul.c: ops that may wait on a kept
+				 * registration; checked before blocking */
 	bool freeing;
 	uint64_t handed_at;	/* 1 + loop->waits when ops were last given
 				 * to the backend: until its next wait sends
@@ -277,6 +289,9 @@ EVQ__HIDDEN int evq__io_start_internal(struct evq_loop *loop,
 				       unsigned events, evq_io_cb cb);
 EVQ__HIDDEN int evq__io_flush(struct evq_loop *loop);
 EVQ__HIDDEN void evq__io_detach_all(struct evq_loop *loop);
+EVQ__HIDDEN int evq__io_rewait(struct evq_loop *loop, struct evq_io *w,
+				int fd, unsigned events, evq_io_cb cb);
+EVQ__HIDDEN int evq__io_check(struct evq_loop *loop, int fd);
 EVQ__HIDDEN int evq__id_take(struct evq_loop *loop);
 EVQ__HIDDEN void evq__id_release(struct evq_loop *loop);
 
@@ -311,7 +326,7 @@ EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
  * (a pool thread runs it, or its last result is already reported). */
 EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
-EVQ__HIDDEN void evq__emul_forget(struct evq_loop *loop, int fd);
+EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 
 /* core/threadpool.c: blocking ops in worker threads. Results are reported
  * by evq__tpool_reap (and by shutdown, for every op it still had). */

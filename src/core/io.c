@@ -238,22 +238,32 @@ static void io_unlink(struct evq_loop *loop, struct evq_io *w)
 static void fd_kill(struct evq_loop *loop, int fd)
 {
 	struct evq__fd *slot = &loop->fds[fd];
+	struct evq_io *w = slot->head, *next;
 
-	while (slot->head) {
-		struct evq_io *w = slot->head;
+	/* The slot is renewed first: a watcher told of the end may start
+	 * again on the fd at once (an op starting afresh on the file that
+	 * has the number now), on the new generation. */
+	slot->head = NULL;
+	slot->kmask = 0;
+	slot->opwait = false;
+	slot->gen++;
+	slot->killed_at = loop->waits;
+	for (; w; w = next) {
 		bool tell = w->state & EVQ__TELL_END;
 
-		io_unlink(loop, w);
+		next = w->next;
+		id_mark(w, loop);
+		if (!(w->state & EVQ__INTERNAL))
+			loop->active--;
+		w->state = 0;
 		/* An internal watcher that asked to know (an emulated op's
 		 * wait) hears of the end through its own callback: a
 		 * report of EVQ__NVAL after it stopped. It must only take
-		 * note, since this may run inside a user's API call. */
+		 * note, or start again: this may run inside a user's API
+		 * call. */
 		if (tell)
 			w->cb(loop, w, EVQ__NVAL);
 	}
-	slot->kmask = 0;
-	slot->gen++;
-	slot->killed_at = loop->waits;
 }
 
 void evq__fd_end(struct evq_loop *loop, int fd)
@@ -286,6 +296,8 @@ static int fd_apply(struct evq_loop *loop, int fd)
 	if (r < 0)
 		return r;
 	slot->kmask = want;
+	if (!want)
+		slot->opwait = false;
 	return 0;
 }
 
@@ -406,6 +418,57 @@ int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
 			   unsigned events, evq_io_cb cb)
 {
 	return io_start(loop, w, fd, events, cb, EVQ__INTERNAL);
+}
+
+/* An emulated op's wait (EVQ__TELL_END, internal). When the op before it
+ * on fd waited for the same events and its stop is not flushed yet, the
+ * kernel still has that registration: take it over without a syscall
+ * (returns 1), as evq_io_resume() does. It is trusted to name the same
+ * file, as a watcher's is: the loop checks it before it blocks
+ * (evq__io_check), in case the fd was closed and its number reused in
+ * between. Otherwise a start as usual (0 or -errno). */
+int evq__io_rewait(struct evq_loop *loop, struct evq_io *w, int fd,
+		   unsigned events, evq_io_cb cb)
+{
+	struct evq__fd *slot = fd < loop->nfds ? &loop->fds[fd] : NULL;
+	int r;
+
+	if (slot && slot->opwait && !slot->head && slot->kmask == events) {
+		w->loop = loop;
+		w->cb = cb;
+		w->fd = fd;
+		w->events = events;
+		w->state = EVQ__ACTIVE | EVQ__INTERNAL | EVQ__TELL_END;
+		w->prev = w->next = NULL;
+		slot->head = w;
+		return 1;
+	}
+	r = io_start(loop, w, fd, events, cb, EVQ__INTERNAL | EVQ__TELL_END);
+	if (r == 0)
+		loop->fds[fd].opwait = true;
+	return r;
+}
+
+/* Does the kernel's registration of fd still belong to the file the
+ * number names? 0 if so; otherwise the watch of fd ends (its watchers
+ * are stopped, told by EVQ__TELL_END) and 1 is returned. One syscall on
+ * epoll (EPOLL_CTL_MOD), one fstat() on poll. */
+int evq__io_check(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+	int r;
+
+	if (!slot->kmask)
+		return 0;
+	r = loop->backend->modify(loop, fd, slot->kmask, slot->kmask,
+				  slot->gen);
+	if (r == 0)
+		return 0;
+	if (r < 0)	/* not a file the kernel can watch: not ours */
+		(void)loop->backend->modify(loop, fd, slot->kmask, 0,
+					    slot->gen);
+	fd_kill(loop, fd);
+	return 1;
 }
 
 int evq_io_set(struct evq_io *w, unsigned events)

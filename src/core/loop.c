@@ -204,6 +204,9 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 
 		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT))
 			timeout = 0;
+		else if (evq__unlikely(loop->unverified) &&
+			 evq__emul_verify(loop))
+			timeout = 0;
 		else if (loop->heap_len)
 			timeout = evq__timer_timeout(loop);
 		else

@@ -815,11 +815,10 @@ static void op_start(struct evq_loop *loop, struct evq_op *op)
 	case EVQ_OP_CLOSE:
 		/* End what this loop has on fd before the number is freed
 		 * and can be reused: the ops the core holds or emulates,
-		 * the watchers, what the emulation knows of the fd. The
+		 * the watchers, the registration and what goes with it. The
 		 * backend cancels its own ops on fd with the close. */
 		cancel_fd(loop, op->fd, op);
 		evq__fd_end(loop, op->fd);
-		evq__emul_forget(loop, op->fd);
 		break;
 	default:
 		break;
