@@ -18,6 +18,7 @@
  * an op needs lives in the op: no allocation per operation.
  */
 #include "internal.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,8 +38,8 @@
 
 /* The op's last result: it leaves the emulation (a cancel finds it done
  * and says -EALREADY) and takes the road. */
-static void finish(struct evq_loop *loop, struct evq_op *op, int res,
-		   unsigned flags)
+static inline void finish(struct evq_loop *loop, struct evq_op *op, int res,
+			  unsigned flags)
 {
 	op->state = EVQ__OP_DONE;
 	evq__report(loop, op, res, flags);
@@ -68,7 +69,7 @@ static int eagain_route(int fd, unsigned wait)
 	return (int)wait;
 }
 
-static int try_rw(struct evq_op *op, int *res)
+static inline __attribute__((always_inline)) int try_rw(struct evq_op *op, int *res)
 {
 	bool rd = op->code == EVQ_OP_READ || op->code == EVQ_OP_READV;
 	const struct iovec *iov;
@@ -118,8 +119,7 @@ static int try_rw(struct evq_op *op, int *res)
 			return TRY_POOL;
 		}
 	}
-	r = rd ? preadv2(op->fd, iov, cnt, off, RWF_NOWAIT)
-	       : pwritev2(op->fd, iov, cnt, off, RWF_NOWAIT);
+	r = evq__sys_prwv2(rd, op->fd, iov, cnt, off, RWF_NOWAIT);
 	if (r >= 0) {
 		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 		if (op->flags & EVQ__OPF_POOL) {
@@ -133,16 +133,16 @@ static int try_rw(struct evq_op *op, int *res)
 		}
 		return TRY_DONE;
 	}
-	*res = -errno;
+	*res = (int)r;
 	if (op->flags & EVQ__OPF_POOL) {
 		/* Keep no buffer while waiting: it may be needed elsewhere.
 		 * The pool thread path picks it again. */
 		evq__pool_put(op->u.pool.pool, op->cflags >> 16);
 		op->cflags = 0;
 	}
-	if (errno == EAGAIN)
+	if (r == -EAGAIN)
 		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
-	if (errno == EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+	if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
 		return TRY_POOL;
 	return TRY_DONE;
 }
@@ -160,20 +160,21 @@ static int try_sock_all(struct evq_op *op, int *res)
 	while (done < op->u.sr.len) {
 		char *p = (char *)op->u.sr.buf + done;
 
-		r = rd ? recv(op->fd, p, op->u.sr.len - done,
-			      op->u.sr.flags | MSG_DONTWAIT)
-		       : send(op->fd, p, op->u.sr.len - done,
-			      op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		r = rd ? evq__sys_recv(op->fd, p, op->u.sr.len - done,
+				       op->u.sr.flags | MSG_DONTWAIT)
+		       : evq__sys_send(op->fd, p, op->u.sr.len - done,
+				       op->u.sr.flags | MSG_DONTWAIT |
+					       MSG_NOSIGNAL);
 		if (r > 0) {
 			done += (size_t)r;
 			continue;
 		}
-		if (r < 0 && errno == EAGAIN) {
+		if (r == -EAGAIN) {
 			op->cflags = (unsigned)done;
 			return rd ? TRY_WAIT_READ : TRY_WAIT_WRITE;
 		}
 		if (r < 0 && done == 0) {
-			*res = -errno;
+			*res = (int)r;
 			return TRY_DONE;
 		}
 		break;	/* EOF, or an error after some bytes: short */
@@ -183,7 +184,7 @@ static int try_sock_all(struct evq_op *op, int *res)
 	return TRY_DONE;
 }
 
-static int try_sock(struct evq_op *op, int *res)
+static inline __attribute__((always_inline)) int try_sock(struct evq_op *op, int *res)
 {
 	ssize_t r;
 	bool rd;
@@ -202,39 +203,42 @@ static int try_sock(struct evq_op *op, int *res)
 				*res = -ENOBUFS;
 				return TRY_DONE;
 			}
-			r = recv(op->fd, evq_pool_buf(pool, (unsigned)id),
-				 pool->size, op->u.pool.flags | MSG_DONTWAIT);
+			r = evq__sys_recv(op->fd,
+					  evq_pool_buf(pool, (unsigned)id),
+					  pool->size,
+					  op->u.pool.flags | MSG_DONTWAIT);
 			if (r > 0)
 				op->cflags = EVQ_OP_F_BUFFER | (unsigned)id << 16;
 			else
 				evq__pool_put(pool, (unsigned)id);
 		} else {
-			r = recv(op->fd, op->u.sr.buf, op->u.sr.len,
-				 op->u.sr.flags | MSG_DONTWAIT);
+			r = evq__sys_recv(op->fd, op->u.sr.buf, op->u.sr.len,
+					  op->u.sr.flags | MSG_DONTWAIT);
 		}
 		break;
 	case EVQ_OP_SEND:
 		rd = false;
-		r = send(op->fd, op->u.sr.buf, op->u.sr.len,
-			 op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		r = evq__sys_send(op->fd, op->u.sr.buf, op->u.sr.len,
+				  op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
 		break;
 	case EVQ_OP_RECVMSG:
 		rd = true;
-		r = recvmsg(op->fd, op->u.msg.msg,
-			    op->u.msg.flags | MSG_DONTWAIT);
+		r = EVQ__SYS(recvmsg(op->fd, op->u.msg.msg,
+				     op->u.msg.flags | MSG_DONTWAIT));
 		break;
 	default: /* EVQ_OP_SENDMSG */
 		rd = false;
-		r = sendmsg(op->fd, op->u.msg.msg,
-			    op->u.msg.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		r = EVQ__SYS(sendmsg(op->fd, op->u.msg.msg,
+				     op->u.msg.flags | MSG_DONTWAIT |
+					     MSG_NOSIGNAL));
 		break;
 	}
 	if (r >= 0) {
 		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 		return TRY_DONE;
 	}
-	*res = -errno;
-	if (errno == EAGAIN)
+	*res = (int)r;
+	if (r == -EAGAIN)
 		return rd ? TRY_WAIT_READ : TRY_WAIT_WRITE;
 	return TRY_DONE;
 }
@@ -302,7 +306,7 @@ static int try_connect(struct evq_op *op, int *res, bool ready)
 	return TRY_DONE;
 }
 
-static int try_op(struct evq_op *op, int *res, bool ready)
+static inline __attribute__((always_inline)) int try_op(struct evq_op *op, int *res, bool ready)
 {
 	switch (op->code) {
 	case EVQ_OP_READ:
@@ -382,7 +386,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 				return;
 			continue;
 		}
-		evq_io_stop(w);
+		evq__io_leave(w);	/* for the next op on the fd */
 		finish(loop, op, res, op->cflags);
 		return;
 	}
@@ -402,7 +406,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 
 /* Wait for readiness of op->fd: on the registration the op before it
  * left (no syscall; checked before the loop blocks), or a new one. */
-static int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
+static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {
 	int r;
 
@@ -422,7 +426,7 @@ static int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
  * stop is not flushed) has most likely found it empty: the loop waits
  * for the report instead of asking with a syscall that says EAGAIN. A
  * report comes at once if data is there (level-triggered). */
-static bool wait_first(const struct evq_loop *loop, const struct evq_op *op)
+static inline __attribute__((always_inline)) bool wait_first(const struct evq_loop *loop, const struct evq_op *op)
 {
 	const struct evq__fd *slot;
 

@@ -292,6 +292,7 @@ EVQ__HIDDEN void evq__io_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN int evq__io_rewait(struct evq_loop *loop, struct evq_io *w,
 				int fd, unsigned events, evq_io_cb cb);
 EVQ__HIDDEN int evq__io_check(struct evq_loop *loop, int fd);
+EVQ__HIDDEN void evq__io_leave(struct evq_io *w);
 EVQ__HIDDEN int evq__id_take(struct evq_loop *loop);
 EVQ__HIDDEN void evq__id_release(struct evq_loop *loop);
 

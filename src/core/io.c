@@ -449,6 +449,32 @@ int evq__io_rewait(struct evq_loop *loop, struct evq_io *w, int fd,
 	return r;
 }
 
+/* An emulated op's wait ends with its op: the watcher goes, but the
+ * kernel's registration stays for the next op on the fd to take over
+ * (evq__io_rewait). No change is queued: if no op comes, the first report
+ * of the fd finds no watcher and drops it (evq__io_orphan), so a
+ * registration nobody wants costs one wakeup at most. */
+void evq__io_leave(struct evq_io *w)
+{
+	if (w->state & EVQ__ACTIVE)
+		io_unlink(w->loop, w);
+}
+
+/* A report for a registration that only an ended op's wait left: drop
+ * it, and move the slot to a new generation, so that a registration the
+ * drop cannot reach (the file lives on in a dup: epoll_set.c, note b)
+ * is recognised as stale from now on. */
+void evq__io_orphan(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+
+	(void)loop->backend->modify(loop, fd, slot->kmask, 0, slot->gen);
+	slot->kmask = 0;
+	slot->opwait = false;
+	slot->gen++;
+	slot->killed_at = loop->waits;
+}
+
 /* Does the kernel's registration of fd still belong to the file the
  * number names? 0 if so; otherwise the watch of fd ends (its watchers
  * are stopped, told by EVQ__TELL_END) and 1 is returned. One syscall on

@@ -14,6 +14,7 @@ EVQ__HIDDEN void evq__io_dispatch_many(struct evq_loop *loop,
 				       const struct evq__fired *f);
 EVQ__HIDDEN void evq__io_dispatch_odd(struct evq_loop *loop,
 				      const struct evq__fired *f);
+EVQ__HIDDEN void evq__io_orphan(struct evq_loop *loop, int fd);
 
 /* Dispatch the n reports of the last wait, in order. Every reported fd is
  * below loop->nfds: the table only grows, and only registered fds are
@@ -31,8 +32,13 @@ static inline void evq__io_dispatch(struct evq_loop *loop, int n)
 			evq__io_dispatch_odd(loop, f);
 			continue;
 		}
-		if (evq__unlikely(w == NULL))
+		if (evq__unlikely(w == NULL)) {
+			/* Stopped earlier in this batch (the flush tells
+			 * the kernel), or left by an ended op's wait. */
+			if (slot->opwait && !slot->dirty)
+				evq__io_orphan(loop, f->fd);
 			continue;
+		}
 		if (evq__unlikely(w->next != NULL)) {
 			evq__io_dispatch_many(loop, f);
 			continue;

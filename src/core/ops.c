@@ -585,12 +585,11 @@ void evq__ops_deliver(struct evq_loop *loop)
  * Submission
  * ------------------------------------------------------------------------ */
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+/* The checks of a submission with flags or a pool: 0 or -EINVAL. */
+static int submit_check(const struct evq_loop *loop, const struct evq_op *op,
+			unsigned flags)
 {
-	if (!loop || !op || !cb || op->code == EVQ_OP_NONE ||
-	    op->code >= EVQ_OP__COUNT ||
-	    (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT)))
+	if (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT))
 		return -EINVAL;
 	if ((flags & EVQ_OP_MULTISHOT) &&
 	    ((flags & EVQ_OP_LINK) ||
@@ -600,40 +599,69 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	if ((op->flags & EVQ__OPF_POOL) &&
 	    (!op->u.pool.pool || op->u.pool.pool->loop != loop))
 		return -EINVAL;
-	if (op->state != EVQ__OP_IDLE)
+	return 0;
+}
+
+/* Where op goes in an open chain, the rare case: behind the chain's tail,
+ * or, if the chain broke before it, -ECANCELED (delivered next iteration:
+ * never inside evq_op_submit). An op with LINK keeps a broken chain
+ * broken for the next one. */
+static void submit_chained(struct evq_loop *loop, struct evq_op *op,
+			   unsigned flags)
+{
+	if (loop->chain_tail == &chain_broken) {
+		end(loop, op, -ECANCELED);
+		if (!(flags & EVQ_OP_LINK))
+			loop->chain_tail = NULL;
+		return;
+	}
+	loop->chain_tail->link = op;
+	op->state = EVQ__OP_HELD;
+	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
+}
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
+	unsigned special;
+	int r;
+
+	if (evq__unlikely(!loop || !op || !cb ||
+			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
+		return -EINVAL;
+	special = flags | (op->flags & EVQ__OPF_POOL);
+	if (evq__unlikely(special) && (r = submit_check(loop, op, flags)) < 0)
+		return r;
+	if (evq__unlikely(op->state != EVQ__OP_IDLE))
 		return -EBUSY;
-	if (loop->freeing)
+	if (evq__unlikely(loop->freeing))
 		return -ESHUTDOWN;
 
 	op->loop = loop;
 	op->cb = cb;
-	op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
-	/* A linked recv or send waits for all its bytes (evq.h). */
-	if ((flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
-	    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
-	    op->u.sr.len <= 0x7fffffff)
-		op->flags |= EVQ__OPF_WAITALL;
 	op->link = NULL;
 	op->cflags = 0;
-	if (op->flags & EVQ__OPF_POOL)
-		op->u.pool.pool->users++;
+	if (evq__unlikely(special)) {
+		op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
+		/* A linked recv or send waits for all its bytes (evq.h). */
+		if ((flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
+		    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
+		    op->u.sr.len <= 0x7fffffff)
+			op->flags |= EVQ__OPF_WAITALL;
+		if (op->flags & EVQ__OPF_POOL)
+			op->u.pool.pool->users++;
+	} else {
+		op->flags = 0;
+	}
 
 	inflight_add(loop, op);
-	if (loop->chain_tail == &chain_broken) {
-		/* Delivered next iteration: never inside this call. An op
-		 * with LINK keeps the chain broken for the next one. */
-		end(loop, op, -ECANCELED);
-		if (!(flags & EVQ_OP_LINK))
-			loop->chain_tail = NULL;
+	if (evq__unlikely(loop->chain_tail != NULL)) {
+		submit_chained(loop, op, flags);
 		return 0;
 	}
-	if (loop->chain_tail) {
-		loop->chain_tail->link = op;
-		op->state = EVQ__OP_HELD;
-	} else {
-		sq_append(loop, op);
-	}
-	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
+	sq_append(loop, op);
+	if (evq__unlikely(flags & EVQ_OP_LINK))
+		loop->chain_tail = op;
 	return 0;
 }
 
