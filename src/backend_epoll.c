@@ -85,10 +85,13 @@ static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
 	struct evq__epoll_set *set = loop->backend_data;
 	int n, max = evq__epoll_set_prepare(loop, set, &timeout_ns, true);
 
-	if (evq__likely(timeout_ns <= 0)) {
-		/* Forever, or a look (the loop has work queued). */
-		n = epoll_wait(set->epfd, set->events, max,
-			       timeout_ns < 0 ? -1 : 0);
+	if (evq__likely(timeout_ns < 0)) {
+		n = epoll_wait(set->epfd, set->events, max, -1);
+		if (n < 0)
+			return -errno;
+	} else if (timeout_ns == 0) {
+		/* A look: the loop has work queued. */
+		n = epoll_wait(set->epfd, set->events, max, 0);
 		if (n < 0)
 			return -errno;
 	} else {

@@ -76,6 +76,10 @@ enum {
 					 * kept from the op before, and no
 					 * report came through it yet
 					 * (emul.c) */
+#define EVQ__OPF_PARKED 0x8000u	/* a last result that found no room on
+				 * the road waits in the op (res, cflags),
+				 * on the start queue: reported again when
+				 * the queue is run */
 
 /* One result on the road: what an engine (a backend's wait, the
  * emulation, the thread pool) reports with evq__report(), and the core
@@ -248,11 +252,10 @@ struct evq_loop {
 	struct evq_pool *pools;	/* buffer pools made on this loop */
 	struct evq_op *cancels;	/* native: by-op cancels in flight */
 	/* The road: results reported, to be delivered in order. When
-	 * done[] cannot grow, last results wait on the overflow list
-	 * (through op->qnext, res and cflags in the op). */
+	 * done[] cannot grow, a last result waits in its op on the start
+	 * queue (EVQ__OPF_PARKED). */
 	struct evq__done *done;
 	int ndone, done_cap;
-	struct evq_op *over_head, *over_tail;
 	unsigned unverified;	/* emul.c: ops that may wait on a kept
 				 * registration; checked before blocking */
 	bool freeing;
@@ -360,7 +363,7 @@ EVQ__HIDDEN void evq__pool_put(struct evq_pool *pool, unsigned id);
 static inline bool evq__ops_pending(const struct evq_loop *loop)
 {
 	return loop->sq_head != NULL || loop->ndone != 0 ||
-	       loop->over_head != NULL || loop->handed_at > loop->waits;
+	       loop->handed_at > loop->waits;
 }
 
 /* ------------------------------------------------------------------------
@@ -370,7 +373,7 @@ static inline bool evq__ops_pending(const struct evq_loop *loop)
  * a steady state allocates nothing. False when there is no memory: a
  * result with EVQ_OP_F_MORE must then wait (the engine keeps it: an
  * unreaped CQE, readiness that comes back); a last result can always be
- * reported (evq__report puts it on the overflow list).
+ * reported (evq__report parks it).
  * ------------------------------------------------------------------------ */
 static inline bool evq__done_room(struct evq_loop *loop, int n)
 {
@@ -401,14 +404,17 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
 		loop->done[loop->ndone++] = (struct evq__done){ op, res, flags };
 		return;
 	}
+	/* No memory: park it in the op, on the start queue (the loop does
+	 * not block while anything is queued there). */
 	op->res = res;
 	op->cflags = flags;
+	op->flags |= EVQ__OPF_PARKED;
 	op->qnext = NULL;
-	if (loop->over_tail)
-		loop->over_tail->qnext = op;
+	if (loop->sq_tail)
+		loop->sq_tail->qnext = op;
 	else
-		loop->over_head = op;
-	loop->over_tail = op;
+		loop->sq_head = op;
+	loop->sq_tail = op;
 }
 
 /* Does a multishot op go on after this result? accept: any new fd;

@@ -167,8 +167,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->stop = false;
 
 	for (;;) {
-		uint64_t callbacks = loop->callbacks;
-		bool busy = false;
+		bool busy = false, ran = false;
 		int64_t timeout;
 		int n;
 
@@ -178,11 +177,12 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		if (evq__unlikely(((uintptr_t)loop->defer_head |
 				   (uintptr_t)loop->sq_head |
 				   (uintptr_t)loop->ndone |
-				   (uintptr_t)loop->over_head |
 				   (uintptr_t)loop->nchanges) != 0)) {
+			uint64_t callbacks = loop->callbacks;
+
 			if (loop->defer_head)
 				evq__defer_run(loop);
-			if (loop->ndone || loop->over_head)
+			if (loop->ndone)
 				evq__ops_deliver(loop);
 			if (loop->sq_head)
 				evq__ops_start_queued(loop);
@@ -194,23 +194,21 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			/* Never block with work queued for the next
 			 * iteration, nor, in ONCE mode, after callbacks
 			 * already ran in this one. */
+			ran = loop->callbacks != callbacks;
 			busy = loop->defer_head || loop->sq_head ||
-			       loop->ndone || loop->over_head ||
-			       (mode == EVQ_RUN_ONCE &&
-				loop->callbacks != callbacks);
+			       loop->ndone || (mode == EVQ_RUN_ONCE && ran);
 		}
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
 		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT))
 			timeout = 0;
-		else if (evq__unlikely(loop->unverified) &&
-			 evq__emul_verify(loop))
-			timeout = 0;
-		else if (loop->heap_len)
-			timeout = evq__timer_timeout(loop);
-		else
+		else if (evq__likely((loop->heap_len | loop->unverified) == 0))
 			timeout = -1;
+		else if (loop->unverified && evq__emul_verify(loop))
+			timeout = 0;	/* an op started over */
+		else
+			timeout = loop->heap_len ? evq__timer_timeout(loop) : -1;
 
 		n = loop->backend->wait(loop, timeout);
 		loop->waits++;
@@ -221,18 +219,15 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			/* A signal handler ran: nothing for the loop. ONCE
 			 * still owes its caller an event; wait again (the
 			 * next timeout is computed afresh). */
-			if (mode == EVQ_RUN_ONCE && !loop->ndone &&
-			    !loop->over_head &&
-			    !loop->stop && loop->callbacks == callbacks &&
-			    !evq__timer_due(loop))
+			if (mode == EVQ_RUN_ONCE && !loop->ndone && !ran &&
+			    !loop->stop && !evq__timer_due(loop))
 				continue;
 		} else if (n < 0) {
 			err = n;
 			break;
 		}
-		/* Results that found no room on the road (over_head) wait
-		 * for the top of the next iteration, which does not block
-		 * while there are any. */
+		/* Results that found no room on the road wait, parked, on
+		 * the start queue: the next iteration does not block. */
 		if (loop->ndone)
 			evq__ops_deliver(loop);
 		if (loop->heap_len)

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-static void op_start(struct evq_loop *loop, struct evq_op *op);
+static inline void op_start(struct evq_loop *loop, struct evq_op *op);
 
 /* loop->chain_tail names the last op submitted this iteration when it had
  * EVQ_OP_LINK, and only while that op is in flight: an op that ends (a
@@ -556,28 +556,35 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 /* Deliver every result reported so far, in order, and those the
  * callbacks cause meanwhile (an immediate result of a chain's next op,
  * the end of a watch). */
+/* The common result: an op's last, nothing to decide (no chain, pool,
+ * cancel, re-arm, restart code). */
+static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
+{
+	const struct evq_op *op = d->op;
+
+	return !(d->flags & (EVQ_OP_F_MORE | EVQ_OP_F_BUFFER)) &&
+	       !(op->flags & (EVQ__OPF_POOL | EVQ__OPF_REARM)) &&
+	       !op->link && op->code != EVQ_OP_CANCEL &&
+	       loop->chain_tail != op && !loop->cancels &&
+	       (d->res > -512 || d->res < -516);
+}
+
 void evq__ops_deliver(struct evq_loop *loop)
 {
-	for (;;) {
-		for (int i = 0; i < loop->ndone; i++)
-			deliver_one(loop, loop->done[i]);	/* may move */
-		loop->ndone = 0;
-		if (evq__likely(!loop->over_head))
-			return;
-		/* Results that found no room, after those that did. */
-		struct evq_op *op = loop->over_head;
+	{
+		for (int i = 0; i < loop->ndone; i++) {
+			struct evq__done d = loop->done[i];	/* may move */
 
-		loop->over_head = loop->over_tail = NULL;
-		while (op) {
-			struct evq_op *next = op->qnext;
-
-			op->qnext = NULL;
-			deliver_one(loop, (struct evq__done){ op, op->res,
-							      op->cflags });
-			op = next;
+			if (evq__likely(plain(loop, &d))) {
+				d.op->state = EVQ__OP_IDLE;
+				inflight_remove(loop, d.op);
+				loop->callbacks++;
+				d.op->cb(loop, d.op, d.res, 0);
+				continue;
+			}
+			deliver_one(loop, d);
 		}
-		if (!loop->ndone && !loop->over_head)
-			return;
+		loop->ndone = 0;
 	}
 }
 
@@ -692,7 +699,12 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	while ((op = loop->batch_head)) {
 		loop->batch_head = op->qnext;
 		op->qnext = NULL;
-		op_start(loop, op);
+		if (evq__unlikely(op->flags & EVQ__OPF_PARKED)) {
+			op->flags &= (uint16_t)~EVQ__OPF_PARKED;
+			evq__report(loop, op, op->res, op->cflags);
+		} else {
+			op_start(loop, op);
+		}
 	}
 }
 
@@ -806,7 +818,8 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
  * ------------------------------------------------------------------------ */
 
 /* Hand op to the backend; its results come back on the road. */
-static void backend_start(struct evq_loop *loop, struct evq_op *op)
+static inline __attribute__((always_inline)) void
+backend_start(struct evq_loop *loop, struct evq_op *op)
 {
 	int r;
 
@@ -827,7 +840,8 @@ static void backend_start(struct evq_loop *loop, struct evq_op *op)
 	}
 }
 
-static void op_start(struct evq_loop *loop, struct evq_op *op)
+static inline __attribute__((always_inline)) void
+op_start(struct evq_loop *loop, struct evq_op *op)
 {
 	int r;
 
@@ -877,6 +891,31 @@ static void op_start(struct evq_loop *loop, struct evq_op *op)
  * Loop teardown
  * ------------------------------------------------------------------------ */
 
+/* For evq_loop_free: deliver what is on the road, and what the start
+ * queue holds: a result parked there without memory (delivered straight,
+ * since the road may still have no room), or an op never started
+ * (-ECANCELED). */
+static void free_drain(struct evq_loop *loop)
+{
+	struct evq_op *op;
+
+	evq__ops_deliver(loop);
+	while ((op = loop->sq_head)) {
+		loop->sq_head = op->qnext;
+		if (!loop->sq_head)
+			loop->sq_tail = NULL;
+		op->qnext = NULL;
+		if (op->flags & EVQ__OPF_PARKED) {
+			op->flags &= (uint16_t)~EVQ__OPF_PARKED;
+			complete(loop, op, op->res, op->cflags);
+		} else {
+			op->state = EVQ__OP_DONE;
+			complete(loop, op, -ECANCELED, 0);
+		}
+		evq__ops_deliver(loop);
+	}
+}
+
 /* For evq_loop_free: every op in flight completes exactly once before the
  * loop goes. Ops not started, waiting, or queued for the pool complete
  * with -ECANCELED; ops a pool thread or the kernel is running are waited
@@ -888,17 +927,11 @@ void evq__ops_free_all(struct evq_loop *loop)
 
 	loop->freeing = true;
 	/* Ops queued but not started never start. */
-	while ((op = loop->sq_head)) {
-		loop->sq_head = op->qnext;
-		if (!loop->sq_head)
-			loop->sq_tail = NULL;
-		op->qnext = NULL;
-		end(loop, op, -ECANCELED);
-	}
+	free_drain(loop);
 	if (loop->backend->op_drain)
 		loop->backend->op_drain(loop);
 	evq__tpool_shutdown(loop);
-	evq__ops_deliver(loop);
+	free_drain(loop);
 	/* Every target has reported by now; a cancel still held (its
 	 * target's CQE never came) is not kept back. */
 	for (struct evq_op *c = loop->cancels, *n; c; c = n) {
@@ -923,6 +956,6 @@ void evq__ops_free_all(struct evq_loop *loop)
 			 * drained): it must not stay on the list. */
 			end(loop, op, -ECANCELED);
 		}
-		evq__ops_deliver(loop);
+		free_drain(loop);
 	}
 }
