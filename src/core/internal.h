@@ -258,6 +258,8 @@ struct evq_loop {
 	int ndone, done_cap;
 	unsigned unverified;	/* emul.c: ops that may wait on a kept
 				 * registration; checked before blocking */
+	bool looked;		/* loop.c: the last wait was a look (for
+				 * them) that found nothing */
 	bool freeing;
 	uint64_t handed_at;	/* 1 + loop->waits when ops were last given
 				 * to the backend: until its next wait sends

@@ -5,8 +5,9 @@
  *
  * One iteration (evq_loop_run):
  *   1. run the deferred calls queued before the iteration began;
- *   2. deliver results reported since the last iteration (a watch ended
- *      inside an API call), start the ops submitted so far;
+ *   2. start the ops submitted so far, and deliver the results reported
+ *      since the last delivery (a watch ended inside an API call; an op
+ *      that finished as it started);
  *   3. flush queued interest changes to the backend, one pass;
  *   4. wait in the backend until the next timer deadline (0 if deferred
  *      calls, ops or results are pending or the mode is NOWAIT; forever
@@ -155,6 +156,28 @@ unsigned evq_loop_active(const struct evq_loop *loop)
  * Run
  * ------------------------------------------------------------------------ */
 
+/* The timeout of a wait that may block, when timers or unchecked
+ * registrations exist. Emulated ops may wait on registrations they took
+ * over without a check (emul.c): one whose number was closed and reused
+ * would never report, so they are checked before the loop blocks. But
+ * first the loop looks (timeout 0): when that finds reports, as it does in
+ * a busy loop, nothing needs checking yet; a look that finds nothing is
+ * followed by the check, then the wait. */
+static __attribute__((noinline)) int64_t
+block_timeout(struct evq_loop *loop, bool *look)
+{
+	if (loop->unverified) {
+		if (!loop->looked) {
+			*look = true;
+			return 0;
+		}
+		loop->looked = false;
+		if (evq__emul_verify(loop))
+			return 0;	/* an op started over */
+	}
+	return loop->heap_len ? evq__timer_timeout(loop) : -1;
+}
+
 int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 {
 	int err = 0;
@@ -167,7 +190,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->stop = false;
 
 	for (;;) {
-		bool busy = false, ran = false;
+		bool busy = false, ran = false, look = false;
 		int64_t timeout;
 		int n;
 
@@ -182,10 +205,16 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 
 			if (loop->defer_head)
 				evq__defer_run(loop);
-			if (loop->ndone)
-				evq__ops_deliver(loop);
+			/* Start what was submitted, then deliver what is
+			 * reported: results that came after the last
+			 * delivery (a watch ended inside an API call), and
+			 * those of ops that finished as they started (a
+			 * send with room): their callbacks run now, not
+			 * after a wait that would only look. */
 			if (loop->sq_head)
 				evq__ops_start_queued(loop);
+			if (loop->ndone)
+				evq__ops_deliver(loop);
 			if (loop->nchanges) {
 				err = evq__io_flush(loop);
 				if (err < 0)
@@ -205,12 +234,12 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			timeout = 0;
 		else if (evq__likely((loop->heap_len | loop->unverified) == 0))
 			timeout = -1;
-		else if (loop->unverified && evq__emul_verify(loop))
-			timeout = 0;	/* an op started over */
 		else
-			timeout = loop->heap_len ? evq__timer_timeout(loop) : -1;
+			timeout = block_timeout(loop, &look);
 
 		n = loop->backend->wait(loop, timeout);
+		if (evq__unlikely(look))
+			loop->looked = n == 0;
 		loop->waits++;
 		loop->now_valid = false;
 		if (evq__likely(n > 0)) {
