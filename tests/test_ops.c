@@ -1955,6 +1955,35 @@ static int op_on_reused_number_of_another_kind(void)
 	return T_PASS;
 }
 
+/* evq.h: submission only queues, on every backend. A close op ends the
+ * fd's watchers when the loop starts it, not inside evq_op_submit() (on
+ * uring it did, issue 10 item 5). */
+static int close_op_ends_watchers_when_started(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_io w = { 0 };
+	struct t_op c = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, never_io));
+	t_op_init(&c);
+	evq_prep_close(&c.op, p[0]);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	T_STEP("after the submit the watcher is still active");
+	ASSERT_EQ(evq_io_is_active(&w), 1);
+	ASSERT_EQ(c.ncalls, 0);
+	T_STEP("the loop starts the close: the watch ends, then the fd");
+	ASSERT_OK(t_op_wait(loop, &c, 2000));
+	ASSERT_EQ(c.res, 0);
+	ASSERT_EQ(evq_io_is_active(&w), 0);
+	ASSERT_TRUE(!t_fd_open(p[0]));
+	close(p[1]);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(nop_runs_from_loop_only),
 	T_CASE(callbacks_never_inside_submit),
@@ -1987,6 +2016,7 @@ static const struct t_case cases[] = {
 	T_CASE(results_delivered_in_report_order),
 	T_CASE(cancel_races_kept_registration),
 	T_CASE(op_on_reused_number_of_another_kind),
+	T_CASE(close_op_ends_watchers_when_started),
 };
 
 int main(int argc, char **argv)
