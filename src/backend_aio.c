@@ -273,6 +273,8 @@ struct aio_state {
 				 * flush */
 	int opq_head, nopq, opq_cap;
 	unsigned nnative;	/* submitted, completion not handled yet */
+	uint64_t reported;	/* op results reported, ever */
+	bool stale;		/* backend->stale: rebuild the fallback set */
 
 	struct evq__aio_stats stats;
 };
@@ -581,11 +583,11 @@ static int degrade(struct evq_loop *loop, struct aio_state *st)
 /* The core saw reports of registrations it had ended (a file closed but
  * kept open elsewhere, as with the epoll backend's note b): a new epoll
  * set with exactly the fallback records. */
-static void ep_rebuild(struct evq_loop *loop, struct aio_state *st)
+static void ep_rebuild(struct aio_state *st)
 {
 	int epfd, old = st->epfd;
 
-	loop->stale_reports = 0;
+	st->stale = false;
 	if (old < 0 || (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return;
 	if (st->ep_armed) {
@@ -949,25 +951,12 @@ static int flush(struct evq_loop *loop, struct aio_state *st, int *np,
 static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 			  int fd);
 
-/* Room in loop->done for every native op not reported yet, plus one: an
- * op is taken only with its slot, so reaping never needs memory. */
+/* Room on the road for every native op not reported yet, plus one: an
+ * op is taken only with its room, so reaping never needs memory. */
 static bool done_reserve(struct evq_loop *loop, const struct aio_state *st)
 {
-	int want = loop->ndone + (st->nopq - st->opq_head) +
-		   (int)st->nnative + 1, cap;
-	struct evq__done *d;
-
-	if (want <= loop->done_cap)
-		return true;
-	cap = loop->done_cap ? loop->done_cap : 64;
-	while (cap < want)
-		cap *= 2;
-	d = realloc(loop->done, (size_t)cap * sizeof(*d));
-	if (!d)
-		return false;
-	loop->done = d;
-	loop->done_cap = cap;
-	return true;
+	return evq__done_room(loop, (st->nopq - st->opq_head) +
+					    (int)st->nnative + 1);
 }
 
 /* Room for one more prepared op, and for it in the submit vector. */
@@ -1109,7 +1098,6 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 		return EVQ__EMULATE;
 	}
 	fill_op(&st->opq[st->nopq++], op, cmd);
-	loop->kernel_queued = true;
 	return 0;
 }
 
@@ -1118,17 +1106,17 @@ static struct evq_op *op_of(uint64_t data)
 	return (struct evq_op *)(uintptr_t)(data & ~TAG_OP);
 }
 
-/* An op's result into loop->done (room: done_reserve). */
-static void op_report(struct evq_loop *loop, uint64_t data, int64_t res)
+/* An op's result onto the road (room: done_reserve). A long becomes an
+ * int as the core knows it: restart codes are the core's (ops.c). */
+static void op_report(struct evq_loop *loop, struct aio_state *st,
+		      uint64_t data, int64_t res)
 {
 	if (res > INT_MAX)
 		res = INT_MAX;	/* as the emulation clamps a count */
-	else if (res <= -512 && res >= -516)
-		res = -EINTR;	/* kernel-internal restart codes */
 	else if (res < -4095)
 		res = -EIO;	/* not an errno */
-	loop->done[loop->ndone++] = (struct evq__done){ op_of(data), (int)res,
-							0 };
+	st->reported++;
+	evq__report(loop, op_of(data), (int)res, 0);
 }
 
 /* A completion of a submitted op. */
@@ -1136,18 +1124,17 @@ static void op_complete(struct evq_loop *loop, struct aio_state *st,
 			const struct io_event *ev)
 {
 	st->nnative--;
-	op_report(loop, ev->data, ev->res);
+	op_report(loop, st, ev->data, ev->res);
 }
 
 /* The first k prepared ops went to the kernel (or were refused): drop
  * them from the queue. */
-static void opq_taken(struct evq_loop *loop, struct aio_state *st, int k)
+static void opq_taken(struct aio_state *st, int k)
 {
 	if (k > 0)
 		st->opq_head += k;
 	if (st->opq_head == st->nopq)
 		st->opq_head = st->nopq = 0;
-	loop->kernel_queued = st->nopq > 0;
 }
 
 /* Prepared ops on fd that are still queued end with -ECANCELED, as ops
@@ -1160,7 +1147,7 @@ static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 
 	for (int i = st->opq_head; i < st->nopq; i++) {
 		if (st->opq[i].aio_fildes == (uint32_t)fd) {
-			op_report(loop, st->opq[i].aio_data, -ECANCELED);
+			op_report(loop, st, st->opq[i].aio_data, -ECANCELED);
 			st->stats.op_close_canceled++;
 			continue;
 		}
@@ -1169,7 +1156,7 @@ static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 		k++;
 	}
 	st->nopq = k;
-	opq_taken(loop, st, 0);
+	opq_taken(st, 0);
 }
 
 /* backend->op_drain, for evq_loop_free: ops prepared but not submitted
@@ -1182,8 +1169,8 @@ static void aio_op_drain(struct evq_loop *loop)
 	struct aio_state *st = loop->backend_data;
 
 	for (int i = st->opq_head; i < st->nopq; i++)
-		op_report(loop, st->opq[i].aio_data, -ECANCELED);
-	opq_taken(loop, st, st->nopq - st->opq_head);
+		op_report(loop, st, st->opq[i].aio_data, -ECANCELED);
+	opq_taken(st, st->nopq - st->opq_head);
 	for (int i = st->stash_head; i < st->nstash; i++)
 		if (st->stash[i].data & TAG_OP)
 			op_complete(loop, st, &st->stash[i]);
@@ -1332,7 +1319,7 @@ again:
 				r = 0;
 				goto out;
 			}
-			opq_taken(loop, st, done - npoll);
+			opq_taken(st, done - npoll);
 			if (grow(st) == 0)
 				goto again;
 			r = degrade(loop, st);
@@ -1342,7 +1329,7 @@ again:
 		}
 		if (r < 0 && (b[done]->aio_data & TAG_OP)) {
 			/* Note j: the error the syscall itself gives. */
-			op_report(loop, b[done]->aio_data, r);
+			op_report(loop, st, b[done]->aio_data, r);
 			st->stats.op_refused++;
 			done++;
 			continue;
@@ -1379,7 +1366,7 @@ again:
 	}
 	r = 0;
 out:
-	opq_taken(loop, st, done - npoll);
+	opq_taken(st, done - npoll);
 	return r;
 }
 
@@ -1505,13 +1492,12 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct aio_state *st = loop->backend_data;
 	uint64_t deadline = 0;
-	int n = 0, ndone = loop->ndone, r;
+	uint64_t reported = st->reported;
+	int n = 0, r;
 
 	st->stats.waits++;
-	if (evq__unlikely(loop->stale_reports))
-		ep_rebuild(loop, st);
-	if (evq__unlikely(loop->ndone))
-		timeout_ns = 0;	/* results waiting already (note j) */
+	if (evq__unlikely(st->stale))
+		ep_rebuild(st);
 
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
@@ -1524,7 +1510,7 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 		if (evq__unlikely(st->nstash))
 			n = reap_stash(loop, st, n);
 		n = st->ring ? reap_ring(loop, st, n) : reap_syscall(loop, st, n);
-		if (n > 0 || loop->ndone > ndone || timeout_ns == 0)
+		if (n > 0 || st->reported != reported || timeout_ns == 0)
 			return n;
 
 		/* Nothing yet: block in the kernel. */
@@ -1549,11 +1535,18 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 			n = handle(loop, st, &st->events[i], n);
 		if (st->ring && n < loop->fired_cap)
 			n = reap_ring(loop, st, n);
-		if (n > 0 || loop->ndone > ndone)
+		if (n > 0 || st->reported != reported)
 			return n;	/* reports, or op results (note j) */
 		/* Only stale or filtered completions: submit what they
 		 * queued, and wait for the rest of the timeout. */
 	}
+}
+
+/* The core saw reports of registrations it had ended: rebuild the epoll
+ * fallback before the next wait (ep_rebuild). */
+static void aio_stale(struct evq_loop *loop)
+{
+	((struct aio_state *)loop->backend_data)->stale = true;
 }
 
 const struct evq__backend evq__backend_aio = {
@@ -1565,6 +1558,7 @@ const struct evq__backend evq__backend_aio = {
 	.destroy = aio_destroy,
 	.modify = aio_modify,
 	.wait = aio_wait,
+	.stale = aio_stale,
 	.op_start = aio_op_start,
 	.op_drain = aio_op_drain,
 };

@@ -14,7 +14,7 @@
  *     watch nor frees the file (BACKGROUND.md lesson 3), and a one-shot
  *     poll re-armed per event is what made libev's and tevent's io_uring
  *     backends slower than epoll (lesson 1). Instead the fd watchers live
- *     in an epoll set (src/core/epoll_set.h, shared with the epoll
+ *     in an epoll set (src/core/epoll_set.c, shared with the epoll
  *     backend: same close-safety, level-triggering and fairness), and the
  *     ring waits for it with one IORING_OP_EPOLL_WAIT (Linux 6.15) per
  *     iteration, submitted in the same io_uring_enter() as everything
@@ -29,42 +29,28 @@
  *     again; with IORING_FEAT_NODROP (required) the kernel keeps CQEs the
  *     CQ has no room for, and io_uring_enter() returns -EBUSY until they
  *     are reaped, which the backend then does before going on. Results
- *     reaped that way (from inside a callback) wait in loop->done, and
- *     the next wait does not block while any do.
+ *     reaped that way (while the core starts ops) take the road like any
+ *     other (evq__report), and the core delivers them after its wait.
  *  e) Setup flags are tried best first: SINGLE_ISSUER|DEFER_TASKRUN (6.1),
  *     then COOP_TASKRUN (5.19), then none. EVQ_DEBUG=1 prints what was
  *     chosen.
  *  f) Opcodes are probed (io_uring_get_probe); a kernel without one that
  *     the completion API needs is not used, so `auto` moves on to a
  *     backend that emulates it, rather than half the API failing.
- *  g) Chains are kept in user space, not given to the kernel as
- *     IOSQE_IO_LINK. An op behind a LINK op is held by the backend (its
- *     held list) and submitted when the op before it succeeded, by the
- *     next wait; if that failed, it and the rest of its chain end with
- *     -ECANCELED. Why not the kernel's links: io_uring's cancel cannot
- *     find a linked request that has not been issued yet, and the kernel
- *     resolves a linked request's fd only when it issues it; a close op
- *     then left a held write to run later on whatever file took the
- *     number (issue 9, bug 2), and a cancel of a held op said -ENOENT. A
- *     cancel of the chain's issued head with the other members
- *     resubmitted was considered: it fails when the head cannot be
- *     stopped (a blocking call that io-wq runs), and the held op then
- *     runs anyway. Kept here, a held op is found by a cancel or a close
- *     op as on the emulating backends, and SQEs never link, so a full SQ
- *     submitted mid-chain cannot split a chain either (bug 3). The cost:
- *     each link waits for one iteration of the loop (its result is seen
- *     by the wait, its successor goes in with the next enter), where the
- *     kernel would have gone on by itself. What "succeeded" means is
- *     core/ops.c's rule (op_success), copied in link_ok(): a linked
- *     send or recv still gets MSG_WAITALL, so it completes whole or
- *     fails. A LINK op whose result comes before the next op is
- *     submitted in the same iteration leaves its outcome in st->chain:
- *     the next op starts, or ends with -ECANCELED.
+ *  g) Chains are the core's (core/ops.c), as on every backend: this
+ *     backend starts single ops and never links SQEs (IOSQE_IO_LINK).
+ *     The kernel's links were tried first and dropped (issue 9, bugs 2
+ *     and 3): io_uring's cancel cannot find a linked request that has not
+ *     been issued yet, and the kernel resolves a linked request's fd only
+ *     when it issues it, so a close op left a held write to run later on
+ *     whatever file took the number. The cost: each link of a chain waits
+ *     for the CQE of the one before, an iteration of the loop, where the
+ *     kernel would have gone on by itself. A linked send or recv is
+ *     asked to wait for all its bytes (EVQ__OPF_WAITALL: MSG_WAITALL).
  *  h) Multishot accept (5.19) and recv (6.0) are native where the kernel
- *     has them; otherwise the backend re-arms a single-shot SQE after each
- *     result and reports EVQ_OP_F_MORE itself. The re-arm waits on the
- *     ready list for the next wait: never lost for want of an SQE, and
- *     found there by a cancel or a close op.
+ *     has them; otherwise op_start says EVQ__SINGLE and runs it as a
+ *     single-shot SQE, and the core starts it again after each result
+ *     that keeps it going (core/ops.c).
  *  i) Buffer pools are provided-buffer rings (IORING_REGISTER_PBUF_RING,
  *     5.19): one buffer group per pool; a released buffer is put back in
  *     the ring by the caller's evq_pool_release(), no syscall.
@@ -77,7 +63,7 @@
  *     for both in one call. EVQ_URING_NO_DIRECT=1 turns this off, for
  *     measuring and testing the ring path alone.
  *  l) Embedding: evq_loop_fd() is the epoll set's embedding fd (stable
- *     across rebuilds: backend_epoll.c note f), readable when a watched fd
+ *     across rebuilds: core/epoll_set.c note f), readable when a watched fd
  *     is; op completions reach it through an eventfd registered with the
  *     ring (IORING_REGISTER_EVENTFD) and watched in the set. The eventfd
  *     is set up on the first evq_loop_fd() call, so loops that are not
@@ -85,8 +71,8 @@
  *  m) A blocking op that io-wq is running when a cancel comes (-EALREADY
  *     to the canceller) is interrupted by the kernel, and some opcodes
  *     then complete with a kernel-internal restart code (seen on 6.18:
- *     openat of a FIFO with no writer, res -512, ERESTARTSYS). Those codes
- *     (-512..-516) are reported as -EINTR.
+ *     openat of a FIFO with no writer, res -512, ERESTARTSYS). The core
+ *     turns those codes (-512..-516) into -EINTR for every backend.
  *  j) After fork(), the child must not use the parent's loop; with
  *     SINGLE_ISSUER it cannot submit anyway. evq_loop_free() in the child
  *     unmaps and closes its copy of the ring, which leaves the parent's
@@ -130,26 +116,11 @@
 #define TAG_IGNORE 0u		/* completion of no interest */
 #define TAG_EPOLL 1u		/* the readiness wait (note b) */
 
-/* What the next op submitted in this iteration does (note g). */
-enum {
-	CHAIN_NONE,	/* the last op had no LINK: start on its own */
-	CHAIN_HOLD,	/* wait for st->chain_tail, still in flight */
-	CHAIN_GO,	/* the LINK op before it succeeded: start now */
-	CHAIN_BREAK,	/* the LINK op before it failed: -ECANCELED */
-};
-
-/* Where the backend keeps an op that is not in the kernel (note g). */
-enum { KEPT_NONE, KEPT_HELD, KEPT_READY };
-
 /* The backend's state in each op, in the area evq.h gives native
- * backends (op->wait.native.backend). A kept op's chain
- * neighbours are op->prev (the op it waits for) and op->next (the op
- * that waits for it): the core's in-flight list, unused here too. */
+ * backends (op->wait.native.backend). */
 struct uring_opx {
 	struct __kernel_timespec ts;	/* a timeout op's time: the kernel
 					 * reads it at the next enter */
-	struct evq_op *knext, *kprev;	/* st->held or st->ready list */
-	uint8_t kept;			/* KEPT_* */
 };
 
 _Static_assert(sizeof(struct uring_opx) <=
@@ -190,14 +161,6 @@ struct uring_state {
 	uint16_t next_bgid;
 	unsigned inflight;	/* op SQEs whose last CQE has not come */
 	unsigned sq_head_seen;	/* the kernel's SQ head, as last read */
-	/* Note g: ops kept in user space, never in the kernel's hands. */
-	struct evq_op *held_head, *held_tail;	/* wait for the op before */
-	struct evq_op *ready_head, *ready_tail;	/* to submit: released chain
-						 * members, re-arms (note h) */
-	struct evq_op *chain_tail;	/* CHAIN_HOLD: the open chain's last op */
-	uint8_t chain;		/* CHAIN_*: what the next op submitted does */
-	bool kicking;		/* kick_ready() runs: nested reaps leave the
-				 * ready list to it */
 	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
 	struct evq_io cq_io;
 };
@@ -429,100 +392,23 @@ static int enter(struct uring_state *st, unsigned to_submit,
 	return r < 0 ? -errno : (int)r;
 }
 
-static void chain_result(struct evq_loop *loop, struct uring_state *st,
-			 struct evq_op *op, int res);
-static void keep(struct evq_loop *loop, struct uring_state *st,
-		 struct evq_op *op, uint8_t where);
-static void kick_ready(struct evq_loop *loop, struct uring_state *st);
-
-/* One op CQE: translate it for the core into *d. */
+/* One op CQE: translate it for the core. */
 static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
-			   struct evq_op *op, const struct io_uring_cqe *cqe,
-			   struct evq__done *d)
+			   struct evq_op *op, const struct io_uring_cqe *cqe)
 {
 	unsigned cf = cqe->flags, flags = 0;
-	int res = cqe->res;
 
-	if (evq__unlikely(res <= -512 && res >= -516))
-		res = -EINTR;	/* note m: kernel-internal restart codes */
 	if (cf & IORING_CQE_F_BUFFER)
 		flags = EVQ_OP_F_BUFFER | (cf >> 16) << 16;
-	if (cf & IORING_CQE_F_MORE) {
+	if (cf & IORING_CQE_F_MORE)
 		flags |= EVQ_OP_F_MORE;
-	} else if (evq__unlikely(op->flags & EVQ_OP_MULTISHOT) && res >= 0 &&
-		   !loop->freeing && (res > 0 || op->code == EVQ_OP_ACCEPT) &&
-		   !((op->code == EVQ_OP_ACCEPT && st->multishot_accept) ||
-		     (op->code == EVQ_OP_RECV && st->multishot_recv))) {
-		/* Note h: single-shot standing in for multishot. Re-armed
-		 * by the next wait (kick_ready): taking an SQE here may
-		 * submit, and submitting may reap. */
-		flags |= EVQ_OP_F_MORE;
-		st->inflight--;
-		keep(loop, st, op, KEPT_READY);
-	} else {
-		st->inflight--;
-		/* IORING_ASYNC_CANCEL_ALL counts what it cancelled in the
-		 * kernel, 0 included; op->res what start_op() cancelled in
-		 * user space. evq's cancel_fd says -ENOENT for none. */
-		if (evq__unlikely(op->code == EVQ_OP_CANCEL) &&
-		    !op->u.cancel.target) {
-			if (res >= 0)
-				res += op->res;
-			else if (op->res > 0)
-				res = op->res;
-			if (res == 0)
-				res = -ENOENT;
-		}
-	}
-	*d = (struct evq__done){ op, res, flags };
-}
-
-/* Make room in loop->done for n more; returns how many fit. */
-static unsigned done_room(struct evq_loop *loop, unsigned n)
-{
-	unsigned want = (unsigned)loop->ndone + n, cap;
-	struct evq__done *d;
-
-	if (evq__likely(want <= (unsigned)loop->done_cap))
-		return n;
-	cap = loop->done_cap ? (unsigned)loop->done_cap : 256;
-	while (cap < want)
-		cap *= 2;
-	d = realloc(loop->done, (size_t)cap * sizeof(*d));
-	if (d) {
-		loop->done = d;
-		loop->done_cap = (int)cap;
-		return n;
-	}
-	/* No memory: reap what fits; the rest stays in the CQ (and the
-	 * kernel's overflow list) for the next wait. */
-	return (unsigned)(loop->done_cap - loop->ndone);
-}
-
-/* Report op's last result from user space (note g): it goes to the core
- * with the CQEs, in order. The wait after this does not block
- * (uring_wait checks loop->ndone). */
-static void finish(struct evq_loop *loop, struct evq_op *op, int res)
-{
-	if (evq__likely(done_room(loop, 1) == 1)) {
-		loop->done[loop->ndone++] = (struct evq__done){ op, res, 0 };
-		return;
-	}
-	/* No memory to grow loop->done: the core's queue of parked results
-	 * takes it, delivered at the start of the next iteration. */
-	op->res = res;
-	op->cflags = 0;
-	op->state = EVQ__OP_DONE;
-	op->qnext = NULL;
-	if (loop->cq_tail)
-		loop->cq_tail->qnext = op;
 	else
-		loop->cq_head = op;
-	loop->cq_tail = op;
+		st->inflight--;
+	evq__report(loop, op, cqe->res, flags);
 }
 
-/* Move the CQEs into the core's arrays: op completions into loop->done;
- * readiness is noted in st (epoll_ready, epoll_fired) for uring_wait(),
+/* Move the CQEs to the core: op completions onto the road; readiness is
+ * noted in st (epoll_ready, epoll_fired) for uring_wait(),
  * whichever path reaped it: a full SQ makes submit() reap mid-iteration,
  * and events taken off the epoll set then must not be dropped (edge
  * triggered ones would never come again). */
@@ -534,23 +420,17 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 
 	if (n == 0)
 		return;
-	n = done_room(loop, n);
+	/* No memory for the road: what does not fit stays in the CQ (and
+	 * the kernel's overflow list) for the next wait. */
+	while (n > 0 && !evq__done_room(loop, (int)n))
+		n /= 2;
 	for (i = 0; i < n; i++) {
 		const struct io_uring_cqe *cqe =
 			&cq->cqes[(head + i) & cq->ring_mask];
 		uint64_t tag = cqe->user_data;
 
 		if (evq__likely(tag > TAG_EPOLL)) {
-			struct evq_op *op = (struct evq_op *)(uintptr_t)tag;
-			struct evq__done d;
-
-			/* The chain results below take room too. */
-			if (evq__unlikely(done_room(loop, 1) == 0))
-				break;
-			reap_op(loop, st, op, cqe, &d);
-			loop->done[loop->ndone++] = d;
-			if (!(d.flags & EVQ_OP_F_MORE))
-				chain_result(loop, st, op, d.res);
+			reap_op(loop, st, (struct evq_op *)(uintptr_t)tag, cqe);
 		} else if (tag == TAG_EPOLL) {
 			st->epoll_armed = false;
 			if (!st->epoll_wait_op)
@@ -621,192 +501,6 @@ static bool sq_room(struct evq_loop *loop, struct uring_state *st,
 }
 
 /* ------------------------------------------------------------------------
- * Chains and kept ops (note g)
- * ------------------------------------------------------------------------ */
-
-static void keep(struct evq_loop *loop, struct uring_state *st,
-		 struct evq_op *op, uint8_t where)
-{
-	struct uring_opx *x = opx(op);
-	struct evq_op **head, **tail;
-
-	if (where == KEPT_HELD) {
-		head = &st->held_head;
-		tail = &st->held_tail;
-	} else {
-		head = &st->ready_head;
-		tail = &st->ready_tail;
-		/* For evq_loop_timeout(): work for the next wait. */
-		loop->kernel_queued = true;
-	}
-	x->kept = where;
-	x->knext = NULL;
-	x->kprev = *tail;
-	if (*tail)
-		opx(*tail)->knext = op;
-	else
-		*head = op;
-	*tail = op;
-}
-
-/* Is t one of the ops kept here? Found by address alone: a cancel's
- * target that is not in flight may have been freed, so it is never read
- * before it is found. A walk, as cancels are rare. */
-static bool kept_find(struct uring_state *st, const struct evq_op *t)
-{
-	for (int ready = 0; ready < 2; ready++)
-		for (struct evq_op *o = ready ? st->ready_head : st->held_head;
-		     o; o = opx(o)->knext)
-			if (o == t)
-				return true;
-	return false;
-}
-
-static void unkeep(struct uring_state *st, struct evq_op *op)
-{
-	struct uring_opx *x = opx(op);
-	struct evq_op **head, **tail;
-
-	if (x->kept == KEPT_HELD) {
-		head = &st->held_head;
-		tail = &st->held_tail;
-	} else {
-		head = &st->ready_head;
-		tail = &st->ready_tail;
-	}
-	if (x->kprev)
-		opx(x->kprev)->knext = x->knext;
-	else
-		*head = x->knext;
-	if (x->knext)
-		opx(x->knext)->kprev = x->kprev;
-	else
-		*tail = x->kprev;
-	x->knext = x->kprev = NULL;
-	x->kept = KEPT_NONE;
-}
-
-/* Did op fully succeed, so that the op after it in its chain starts?
- * The rule of core/ops.c (op_success), which the emulating backends run;
- * keep the two in step. */
-static bool link_ok(const struct evq_op *op, int res)
-{
-	size_t want = 0;
-
-	if (op->code == EVQ_OP_TIMEOUT)
-		return res == -ETIME || res >= 0;
-	if (res < 0)
-		return false;
-	if (op->flags & EVQ__OPF_POOL)
-		return true;
-	switch (op->code) {
-	case EVQ_OP_READ:
-	case EVQ_OP_WRITE:
-		want = op->u.rw.len;
-		break;
-	case EVQ_OP_RECV:
-	case EVQ_OP_SEND:
-		want = op->u.sr.len;
-		break;
-	case EVQ_OP_READV:
-	case EVQ_OP_WRITEV:
-		for (int i = 0; i < op->u.vec.cnt; i++)
-			want += op->u.vec.iov[i].iov_len;
-		break;
-	default:	/* recvmsg/sendmsg included: any count */
-		return true;
-	}
-	return (size_t)res == want;
-}
-
-/* op's last result is known (its CQE, or an end in user space). The op
- * held behind it is released, to be submitted by the next wait; or, if
- * op did not fully succeed (or the loop is being freed), it and the rest
- * of the chain end with -ECANCELED, in order, after op. An op submitted
- * later in this iteration behind op (the open chain's tail) learns the
- * outcome from st->chain. */
-static void chain_result(struct evq_loop *loop, struct uring_state *st,
-			 struct evq_op *op, int res)
-{
-	struct evq_op *next;
-	bool ok;
-
-	if (evq__likely(!op->next && op != st->chain_tail))
-		return;
-	ok = !loop->freeing && link_ok(op, res);
-	for (;;) {
-		if (op == st->chain_tail) {
-			st->chain_tail = NULL;
-			st->chain = ok ? CHAIN_GO : CHAIN_BREAK;
-		}
-		next = op->next;
-		op->next = NULL;
-		if (!next)
-			return;
-		next->prev = NULL;
-		unkeep(st, next);
-		if (ok) {
-			keep(loop, st, next, KEPT_READY);
-			return;
-		}
-		finish(loop, next, -ECANCELED);
-		op = next;
-	}
-}
-
-/* A cancel or a close found a kept op: it ends with -ECANCELED, and the
- * rest of its chain after it; the op it waited for goes on, as on the
- * emulating backends (core/ops.c, cancel_one). */
-static void cancel_kept(struct evq_loop *loop, struct uring_state *st,
-			struct evq_op *op)
-{
-	if (op->prev) {
-		op->prev->next = NULL;
-		op->prev = NULL;
-	}
-	unkeep(st, op);
-	finish(loop, op, -ECANCELED);
-	chain_result(loop, st, op, -ECANCELED);
-}
-
-static bool has_fd(const struct evq_op *op)
-{
-	switch (op->code) {
-	case EVQ_OP_NOP:
-	case EVQ_OP_OPENAT:
-	case EVQ_OP_STATX:
-	case EVQ_OP_TIMEOUT:
-	case EVQ_OP_CANCEL:
-		return false;
-	default:
-		return true;
-	}
-}
-
-/* Cancel the kept ops on fd (but self); returns how many. */
-static int cancel_kept_fd(struct evq_loop *loop, struct uring_state *st,
-			  int fd, const struct evq_op *self)
-{
-	int n = 0;
-
-	for (int ready = 0; ready < 2; ready++) {
-		struct evq_op *o = ready ? st->ready_head : st->held_head;
-
-		while (o) {
-			if (o != self && has_fd(o) && o->fd == fd) {
-				cancel_kept(loop, st, o);
-				n++;
-				/* Its chain went with it: look again. */
-				o = ready ? st->ready_head : st->held_head;
-				continue;
-			}
-			o = opx(o)->knext;
-		}
-	}
-	return n;
-}
-
-/* ------------------------------------------------------------------------
  * Readiness (note b)
  * ------------------------------------------------------------------------ */
 
@@ -816,6 +510,13 @@ static int uring_modify(struct evq_loop *loop, int fd, unsigned old,
 	struct uring_state *st = loop->backend_data;
 
 	return evq__epoll_set_modify(&st->set, fd, old, mask, gen);
+}
+
+/* The core saw reports of dead registrations: rebuild the set when no
+ * wait on it is in the kernel (uring_wait). */
+static void uring_stale(struct evq_loop *loop)
+{
+	((struct uring_state *)loop->backend_data)->set.stale = true;
 }
 
 static void arm_epoll(struct evq_loop *loop, struct uring_state *st, int max)
@@ -863,15 +564,6 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 					 !st->epoll_armed);
 	int r, n;
 
-	/* A LINK on the last op before waiting links to nothing. */
-	st->chain_tail = NULL;
-	st->chain = CHAIN_NONE;
-	if (evq__unlikely(st->ready_head != NULL))
-		kick_ready(loop, st);
-	/* Results already in loop->done (reaped by a submit inside a
-	 * callback, or ended in user space): deliver them first. */
-	if (loop->ndone)
-		timeout_ns = 0;
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
 	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
 	 * something else that is in flight. */
@@ -887,7 +579,6 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	if (io_uring_cq_ready(&st->ring) || st->epoll_fired || st->epoll_ready)
 		timeout_ns = 0;
 
-	loop->kernel_queued = false;
 	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
@@ -918,9 +609,8 @@ static uint16_t pool_bgid(const struct evq_pool *pool)
 static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		   struct io_uring_sqe *sqe, struct evq_op *op)
 {
-	bool linked = op->flags & EVQ_OP_LINK;
 	bool multi = op->flags & EVQ_OP_MULTISHOT;
-	int waitall = linked ? MSG_WAITALL : 0;
+	int waitall = (op->flags & EVQ__OPF_WAITALL) ? MSG_WAITALL : 0;
 
 	(void)loop;
 	switch (op->code) {
@@ -1037,127 +727,43 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 	return 0;
 }
 
-/* A close or a cancel: first what it finds among the kept ops (note g).
- * Returns 1 when op is still to go to the kernel, 0 when it ended here. */
-static int start_special(struct evq_loop *loop, struct uring_state *st,
-			 struct evq_op *op)
+/* backend->op_start: one SQE (two for a close), sent to the kernel by
+ * the next wait, or by a submit when the SQ is full. Its results come
+ * from the CQ, onto the road; an error here is returned to the core. */
+static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 {
-	struct evq_op *t = op->u.cancel.target;
-	struct io_uring_sqe *sqe;
-
-	if (op->code == EVQ_OP_CLOSE) {
-		/* End the fd's ops before its number is freed: the kept
-		 * ones here, the kernel's with a cancel SQE; HARDLINK so
-		 * "nothing to cancel" does not cancel the close. Both SQEs
-		 * are taken together, or a full SQ could part them. A ring
-		 * of one entry cannot: its close goes alone. */
-		cancel_kept_fd(loop, st, op->fd, op);
-		if (st->cancel_fd && sq_room(loop, st, 2)) {
-			sqe = get_sqe(loop, st);
-			io_uring_prep_cancel_fd(sqe, op->fd,
-						IORING_ASYNC_CANCEL_ALL);
-			io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-			sqe->flags |= IOSQE_IO_HARDLINK;
-		}
-		return 1;
-	}
-	if (!t) {
-		/* cancel_fd: the kernel's count is added at the CQE. */
-		op->res = cancel_kept_fd(loop, st, op->u.cancel.fd, op);
-		if (st->cancel_fd)
-			return 1;
-		finish(loop, op, op->res > 0 ? op->res : -ENOTSUP);
-		chain_result(loop, st, op, op->res > 0 ? op->res : -ENOTSUP);
-		return 0;
-	}
-	if (t == op || !kept_find(st, t))
-		return 1;	/* the kernel's, or not in flight */
-	/* The target's -ECANCELED goes before the cancel's 0. */
-	cancel_kept(loop, st, t);
-	finish(loop, op, 0);
-	chain_result(loop, st, op, 0);
-	return 0;
-}
-
-/* Start op: an SQE, or an end here; either way its result comes through
- * loop->done (or the core's parked list), never from here. */
-static void start_op(struct evq_loop *loop, struct uring_state *st,
-		     struct evq_op *op)
-{
+	struct uring_state *st = loop->backend_data;
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (evq__unlikely(op->code == EVQ_OP_CLOSE ||
-			  op->code == EVQ_OP_CANCEL) &&
-	    start_special(loop, st, op) == 0)
-		return;
-	sqe = get_sqe(loop, st);
-	if (!sqe) {
-		r = -EBUSY;	/* submitting failed: the ring is unusable */
-		goto fail;
+	if (evq__unlikely(op->code == EVQ_OP_CLOSE) && st->cancel_fd &&
+	    sq_room(loop, st, 2)) {
+		/* The kernel's ops on fd end before the number is freed
+		 * (the core ended its own); HARDLINK so that "nothing to
+		 * cancel" does not cancel the close. Both SQEs are taken
+		 * together, or a full SQ could part them. A ring of one
+		 * entry cannot: its close goes alone. */
+		sqe = get_sqe(loop, st);
+		io_uring_prep_cancel_fd(sqe, op->fd, IORING_ASYNC_CANCEL_ALL);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		sqe->flags |= IOSQE_IO_HARDLINK;
 	}
+	sqe = get_sqe(loop, st);
+	if (!sqe)
+		return -EBUSY;	/* submitting failed: the ring is unusable */
 	r = prep_op(loop, st, sqe, op);
 	if (r < 0) {
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		goto fail;
+		return r;
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 	st->inflight++;
-	loop->kernel_queued = true;
-	return;
-fail:
-	finish(loop, op, r);
-	chain_result(loop, st, op, r);
-}
-
-/* Hand the ready ops to the kernel: chain members whose turn came, and
- * single-shot re-arms (note h). Called by the wait, where no chain is
- * open; ops made ready meanwhile (a reap inside a submit) are taken by
- * the same loop. */
-static void kick_ready(struct evq_loop *loop, struct uring_state *st)
-{
-	struct evq_op *op;
-
-	if (st->kicking)
-		return;
-	st->kicking = true;
-	while ((op = st->ready_head)) {
-		unkeep(st, op);
-		start_op(loop, st, op);
-	}
-	st->kicking = false;
-}
-
-/* A new op from evq_op_submit(): held behind the open chain's tail,
- * ended with -ECANCELED if that failed, or started (note g). */
-static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
-{
-	struct uring_state *st = loop->backend_data;
-	struct evq_op *tail = st->chain_tail;
-	uint8_t how = st->chain;
-
-	op->next = op->prev = NULL;
-	opx(op)->kept = KEPT_NONE;
-	/* op is the open chain's tail from now if it has LINK: set before
-	 * it starts, since an op that ends here reports to the chain at
-	 * once (chain_result). */
-	st->chain_tail = (op->flags & EVQ_OP_LINK) ? op : NULL;
-	st->chain = st->chain_tail ? CHAIN_HOLD : CHAIN_NONE;
-	switch (how) {
-	case CHAIN_HOLD:
-		op->prev = tail;
-		tail->next = op;
-		keep(loop, st, op, KEPT_HELD);
-		break;
-	case CHAIN_BREAK:
-		finish(loop, op, -ECANCELED);
-		chain_result(loop, st, op, -ECANCELED);
-		break;
-	default:
-		start_op(loop, st, op);
-		break;
-	}
+	/* Note h: multishot that the kernel cannot do is single-shot. */
+	if (evq__unlikely(op->flags & EVQ_OP_MULTISHOT) &&
+	    !(op->code == EVQ_OP_ACCEPT ? st->multishot_accept
+					: st->multishot_recv))
+		return EVQ__SINGLE;
 	return 0;
 }
 
@@ -1167,13 +773,6 @@ static void uring_op_drain(struct evq_loop *loop)
 	struct uring_state *st = loop->backend_data;
 	struct io_uring_sqe *sqe;
 
-	st->chain_tail = NULL;
-	st->chain = CHAIN_NONE;
-	/* Ready ops never reach the kernel now: they end here, with the
-	 * chains behind them; held ones go with the op they wait for
-	 * (chain_result cancels while the loop is being freed). */
-	while (st->ready_head)
-		cancel_kept(loop, st, st->ready_head);
 	if (getpid() != st->pid) {
 		/* A fork child freeing its copy: the ring is the parent's,
 		 * shared, and so are the requests in it. Entering it would
@@ -1198,11 +797,6 @@ static void uring_op_drain(struct evq_loop *loop)
 			break;
 		reap(loop, st);
 	}
-	/* Only if the ring failed: what is still held ends here. */
-	while (st->held_head)
-		cancel_kept(loop, st, st->held_head);
-	while (st->ready_head)
-		cancel_kept(loop, st, st->ready_head);
 }
 
 /* ------------------------------------------------------------------------
@@ -1318,6 +912,7 @@ const struct evq__backend evq__backend_uring = {
 	.destroy = uring_destroy,
 	.modify = uring_modify,
 	.wait = uring_wait,
+	.stale = uring_stale,
 	.embed_fd = uring_embed_fd,
 	.op_start = uring_op_start,
 	.op_drain = uring_op_drain,

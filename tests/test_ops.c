@@ -1716,6 +1716,274 @@ static int timeout_op_and_timer_same_deadline(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * The road (issue 10): one order of delivery, registrations kept from one
+ * op to the next
+ * ------------------------------------------------------------------------ */
+
+struct order_ctx {
+	struct evq_loop *loop;
+	struct t_op late;	/* submitted by the first op's callback */
+};
+
+static void order_first_hook(struct evq_loop *loop, struct t_op *o, int res,
+			     unsigned flags)
+{
+	struct order_ctx *c = o->arg;
+
+	(void)res;
+	(void)flags;
+	evq_prep_nop(&c->late.op);
+	if (t_op_submit(loop, &c->late, 0) != 0)
+		T_FAILF("submitting from a callback failed");
+}
+
+static int results_delivered_in_report_order(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct order_ctx c = { 0 };
+	struct t_op ops[8];
+
+	ASSERT_NOTNULL(loop);
+	c.loop = loop;
+	T_STEP("eight nops submitted in one iteration");
+	for (int i = 0; i < 8; i++) {
+		memset(&ops[i], 0, sizeof(ops[i]));
+		if (i == 0) {
+			ops[i].hook = order_first_hook;
+			ops[i].arg = &c;
+		}
+		t_op_init(&ops[i]);
+		evq_prep_nop(&ops[i].op);
+		ASSERT_OK(t_op_submit(loop, &ops[i], 0));
+	}
+	t_op_init(&c.late);
+	T_STEP("one iteration delivers them all, in submission order");
+	ASSERT_OK(t_run_nowait(loop, 1));
+	for (int i = 0; i < 8; i++) {
+		ASSERT_EQ(ops[i].ncalls, 1);
+		ASSERT_EQ(ops[i].res, 0);
+		if (i > 0)
+			ASSERT_EQ(ops[i].seq, ops[i - 1].seq + 1);
+	}
+	T_STEP("an op a callback submitted waits for the next iteration");
+	ASSERT_EQ(c.late.ncalls, 0);
+	ASSERT_OK(t_op_wait(loop, &c.late, 2000));
+	ASSERT_GT(c.late.seq, ops[7].seq);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* The read's callback submits the next read of the same fd and a cancel
+ * of it: the next read starts on the registration the first one left
+ * (the emulation takes it over without a syscall), and the cancel comes
+ * right after it in the same batch. */
+struct rewait_ctx {
+	struct evq_loop *loop;
+	int fd;
+	char buf[8];
+	struct t_op r2, cancel, r3;
+};
+
+static void rewait_r1_hook(struct evq_loop *loop, struct t_op *o, int res,
+			   unsigned flags)
+{
+	struct rewait_ctx *c = o->arg;
+
+	(void)res;
+	(void)flags;
+	evq_prep_read(&c->r2.op, c->fd, c->buf, sizeof(c->buf),
+		      EVQ_OFFSET_CURRENT);
+	if (t_op_submit(loop, &c->r2, 0) != 0)
+		T_FAILF("submitting r2 failed");
+	evq_prep_cancel(&c->cancel.op, &c->r2.op);
+	if (t_op_submit(loop, &c->cancel, 0) != 0)
+		T_FAILF("submitting the cancel failed");
+}
+
+static void rewait_cancel_hook(struct evq_loop *loop, struct t_op *o, int res,
+			       unsigned flags)
+{
+	struct rewait_ctx *c = o->arg;
+
+	(void)res;
+	(void)flags;
+	evq_prep_read(&c->r3.op, c->fd, c->buf, sizeof(c->buf),
+		      EVQ_OFFSET_CURRENT);
+	if (t_op_submit(loop, &c->r3, 0) != 0)
+		T_FAILF("submitting r3 failed");
+}
+
+static int cancel_races_kept_registration(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct rewait_ctx c = { 0 };
+	struct t_op r1 = { 0 };
+	char buf[8];
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	c.loop = loop;
+	c.fd = p[0];
+	r1.hook = rewait_r1_hook;
+	r1.arg = &c;
+	c.cancel.hook = rewait_cancel_hook;
+	c.cancel.arg = &c;
+	t_op_init(&r1);
+	t_op_init(&c.r2);
+	t_op_init(&c.cancel);
+	t_op_init(&c.r3);
+	T_STEP("a read waits for the pipe");
+	evq_prep_read(&r1.op, p[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r1, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(r1.ncalls, 0);
+	ASSERT_EQ(write(p[1], "a", 1), 1);
+	ASSERT_OK(t_op_wait(loop, &r1, 2000));
+	ASSERT_EQ(r1.res, 1);
+	T_STEP("the next read, cancelled in the batch it starts in");
+	ASSERT_OK(t_op_wait(loop, &c.cancel, 2000));
+	ASSERT_EQ(c.r2.ncalls, 1);
+	ASSERT_EQ(c.r2.res, -ECANCELED);
+	ASSERT_EQ(c.cancel.res, 0);
+	ASSERT_LT(c.r2.seq, c.cancel.seq);
+	T_STEP("a third read still gets what is written later");
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(c.r3.ncalls, 0);
+	ASSERT_EQ(write(p[1], "bc", 2), 2);
+	ASSERT_OK(t_op_wait(loop, &c.r3, 2000));
+	ASSERT_EQ(c.r3.res, 2);
+	ASSERT_EQ(memcmp(c.buf, "bc", 2), 0);
+	t_close2(p);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* The first read's callback closes the fd and puts another kind of file
+ * on its number (dup2 closes and reuses in one step), then reads the
+ * number again: what the loop kept of the old file (its registration,
+ * that it has readiness) must not decide how the new one is read. */
+struct reuse_ctx {
+	int fd;			/* the number */
+	int other;		/* the file that takes it */
+	char buf[16];
+	struct t_op r2;
+};
+
+static void reuse_hook(struct evq_loop *loop, struct t_op *o, int res,
+		       unsigned flags)
+{
+	struct reuse_ctx *c = o->arg;
+
+	(void)res;
+	(void)flags;
+	if (dup2(c->other, c->fd) != c->fd) {
+		T_FAILF("dup2: %s", strerror(errno));
+		return;
+	}
+	evq_prep_read(&c->r2.op, c->fd, c->buf, sizeof(c->buf),
+		      EVQ_OFFSET_CURRENT);
+	if (t_op_submit(loop, &c->r2, 0) != 0)
+		T_FAILF("submitting the second read failed");
+}
+
+static int op_on_reused_number_of_another_kind(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct reuse_ctx c = { 0 };
+	struct t_op r1 = { 0 }, w = { 0 };
+	char dir[256], path[300], buf[8];
+	int p[2], q[2];
+
+	ASSERT_NOTNULL(loop);
+	t_tmpdir(dir, sizeof(dir));
+	ASSERT_TRUE(dir[0]);
+	snprintf(path, sizeof(path), "%s/f", dir);
+	ASSERT_OK(t_write_file(path, "file data", 9));
+
+	T_STEP("a pipe's number becomes a regular file's");
+	ASSERT_OK(t_pipe(p));
+	c.fd = p[0];
+	c.other = open(path, O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(c.other, 0);
+	r1.hook = reuse_hook;
+	r1.arg = &c;
+	t_op_init(&r1);
+	t_op_init(&c.r2);
+	evq_prep_read(&r1.op, p[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r1, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(write(p[1], "x", 1), 1);
+	ASSERT_OK(t_op_wait(loop, &r1, 2000));
+	ASSERT_EQ(r1.res, 1);
+	ASSERT_OK(t_op_wait(loop, &c.r2, 3000));
+	ASSERT_EQ(c.r2.res, 9);
+	ASSERT_EQ(memcmp(c.buf, "file data", 9), 0);
+	close(c.fd);
+	close(c.other);
+	close(p[1]);
+
+	T_STEP("a pipe's number becomes another pipe's");
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(t_pipe(q));
+	c.fd = p[0];
+	c.other = q[0];
+	t_op_init(&r1);
+	t_op_init(&c.r2);
+	evq_prep_read(&r1.op, p[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r1, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(write(p[1], "x", 1), 1);
+	ASSERT_OK(t_op_wait(loop, &r1, 2000));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(c.r2.ncalls, 0);
+	T_STEP("data on the new pipe reaches the read");
+	t_op_init(&w);
+	evq_prep_write(&w.op, q[1], "new", 3, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	ASSERT_OK(t_op_wait(loop, &c.r2, 3000));
+	ASSERT_EQ(c.r2.res, 3);
+	ASSERT_EQ(memcmp(c.buf, "new", 3), 0);
+	ASSERT_OK(t_op_wait(loop, &w, 2000));
+	close(c.fd);
+	close(p[1]);
+	t_close2(q);
+	unlink(path);
+	rmdir(dir);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* evq.h: submission only queues, on every backend. A close op ends the
+ * fd's watchers when the loop starts it, not inside evq_op_submit() (on
+ * uring it did, issue 10 item 5). */
+static int close_op_ends_watchers_when_started(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_io w = { 0 };
+	struct t_op c = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, never_io));
+	t_op_init(&c);
+	evq_prep_close(&c.op, p[0]);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	T_STEP("after the submit the watcher is still active");
+	ASSERT_EQ(evq_io_is_active(&w), 1);
+	ASSERT_EQ(c.ncalls, 0);
+	T_STEP("the loop starts the close: the watch ends, then the fd");
+	ASSERT_OK(t_op_wait(loop, &c, 2000));
+	ASSERT_EQ(c.res, 0);
+	ASSERT_EQ(evq_io_is_active(&w), 0);
+	ASSERT_TRUE(!t_fd_open(p[0]));
+	close(p[1]);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(nop_runs_from_loop_only),
 	T_CASE(callbacks_never_inside_submit),
@@ -1745,6 +2013,10 @@ static const struct t_case cases[] = {
 	T_CASE(eof_gives_zero),
 	T_CASE(timeout_op_not_early),
 	T_CASE(timeout_op_and_timer_same_deadline),
+	T_CASE(results_delivered_in_report_order),
+	T_CASE(cancel_races_kept_registration),
+	T_CASE(op_on_reused_number_of_another_kind),
+	T_CASE(close_op_ends_watchers_when_started),
 };
 
 int main(int argc, char **argv)

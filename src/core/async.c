@@ -120,7 +120,6 @@ static void wake_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		;
 	__atomic_store_n(&loop->wake_pending, 0, __ATOMIC_SEQ_CST);
 
-	evq__tpool_reap(loop);
 
 	/* The cursor survives a callback that stops (and frees) the next
 	 * watcher: evq_async_stop() moves it on. */
@@ -131,8 +130,9 @@ static void wake_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	}
 }
 
-/* The loop's eventfd, made on first need (an async, the thread pool). */
-int evq__wake_init(struct evq_loop *loop)
+/* The loop's eventfd, made on first need (an async; the thread pool's
+ * is one). */
+static int wake_init(struct evq_loop *loop)
 {
 	int fd, r;
 
@@ -151,7 +151,7 @@ int evq__wake_init(struct evq_loop *loop)
 }
 
 /* Wake the loop from any thread; at most one write per loop wakeup. */
-void evq__wake(struct evq_loop *loop)
+static void wake(struct evq_loop *loop)
 {
 	uint64_t one = 1;
 
@@ -172,7 +172,7 @@ int evq_async_start(struct evq_loop *loop, struct evq_async *a,
 		return -EINVAL;
 	if (__atomic_load_n(&a->loop, __ATOMIC_ACQUIRE))
 		return -EBUSY;
-	r = evq__wake_init(loop);
+	r = wake_init(loop);
 	if (r < 0)
 		return r;
 	a->cb = cb;
@@ -198,7 +198,7 @@ int evq_async_send(struct evq_async *a)
 		return -EINVAL;
 	if (__atomic_exchange_n(&a->pending, 1, __ATOMIC_SEQ_CST))
 		return 0;
-	evq__wake(loop);
+	wake(loop);
 	return 0;
 }
 

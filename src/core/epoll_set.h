@@ -3,7 +3,7 @@
  * epoll_set.h - the epoll interest set shared by the epoll backend, which
  * waits on it with epoll_wait(), and the io_uring backend, which waits on
  * it through the ring (IORING_OP_EPOLL_WAIT). Implemented in
- * src/backend_epoll.c, whose notes explain close-safety and the rest.
+ * core/epoll_set.c, whose notes explain close-safety and the rest.
  */
 #ifndef EVQ_EPOLL_SET_H
 #define EVQ_EPOLL_SET_H
@@ -29,6 +29,9 @@ struct evq__epoll_set {
 					 * epfd, for the loop's life; -1 until
 					 * asked for */
 	bool have_pwait2;		/* until the kernel says ENOSYS */
+	bool stale;			/* the core saw reports of dead
+					 * registrations (backend->stale):
+					 * rebuild before the next wait */
 	struct epoll_event *events;	/* loop->fired_cap of them */
 	struct evq__always_ready *always;
 	int nalways, always_cap;
@@ -52,8 +55,8 @@ EVQ__HIDDEN void evq__epoll_set_verify(struct evq_loop *loop,
 				       struct evq__fired *f);
 
 /* Before a wait: drop dead registrations if the core saw their reports
- * (unless rebuild_ok is false: uring, while a wait on the set is in the
- * kernel), make the wait non-blocking when always-ready fds exist or the
+ * (set->stale, set by the backend's stale slot), unless rebuild_ok is
+ * false (uring, while a wait on the set is in the kernel); make the wait non-blocking when always-ready fds exist or the
  * rebuild ended watches. Returns how many events to ask the kernel for. */
 static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 					 struct evq__epoll_set *set,
@@ -61,7 +64,7 @@ static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 {
 	int max = loop->fired_cap;
 
-	if (evq__unlikely(loop->stale_reports) && rebuild_ok &&
+	if (evq__unlikely(set->stale) && rebuild_ok &&
 	    evq__epoll_set_rebuild(loop, set))
 		*timeout_ns = 0;
 	if (evq__unlikely(set->nalways)) {
@@ -74,7 +77,7 @@ static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 /* After a wait returned n events into set->events: fill loop->fired and
  * return how many entries it has. READ for data, EOF or error; WRITE for
  * room or error. Every EVQ_IO_STALE_LIMIT reports of an fd, check that
- * its registration still belongs to the fd (backend_epoll.c, note b). */
+ * its registration still belongs to the fd (epoll_set.c, note b). */
 static inline int evq__epoll_set_translate(struct evq_loop *loop,
 					   struct evq__epoll_set *set, int n)
 {

@@ -22,6 +22,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define EVQ__HIDDEN __attribute__((visibility("hidden")))
 #define evq__likely(x) __builtin_expect(!!(x), 1)
@@ -41,8 +42,11 @@
  * closed (and maybe reused) behind the loop's back. */
 #define EVQ__STALE 1
 
-/* evq_io.state bit: the watcher is an emulated op's wait (core/ops.c). */
-#define EVQ__OPWAIT 0x4u
+/* evq_io.state bit of an internal watcher: when the core ends its watch
+ * (the fd was found closed, or a close op ended it), its callback is
+ * called once more, after it stopped, with EVQ__NVAL (core/emul.c: an
+ * op's wait). It may only take note: this can run inside an API call. */
+#define EVQ__TELL_END 0x4u
 
 /* evq_op.state */
 enum {
@@ -53,8 +57,9 @@ enum {
 	EVQ__OP_WAIT_TIMER,	/* emulation: timeout op */
 	EVQ__OP_POOL_QUEUED,	/* emulation: in the thread pool's queue */
 	EVQ__OP_POOL_RUNNING,	/* emulation: a pool thread runs it */
-	EVQ__OP_DONE,		/* result parked, delivered next iteration */
-	EVQ__OP_NATIVE,		/* handed to a completion-native backend */
+	EVQ__OP_DONE,		/* emulation: last result reported, not yet
+				 * delivered */
+	EVQ__OP_NATIVE,		/* handed to the backend (op_start) */
 	EVQ__OP_CLOSE_WAIT,	/* emulation: a close op waits for the ops
 				 * on its fd that pool threads are running */
 };
@@ -64,8 +69,23 @@ enum {
 #define EVQ__OPF_BLOCKING 0x200u	/* emulation: the fd is blocking */
 #define EVQ__OPF_TDONE 0x400u	/* native cancel: target's last call ran */
 #define EVQ__OPF_HELD 0x800u	/* native cancel: result held for it */
+#define EVQ__OPF_WAITALL 0x1000u	/* recv/send: all bytes or an end
+					 * (MSG_WAITALL), set by the core on
+					 * linked ones */
+#define EVQ__OPF_REARM 0x2000u	/* multishot run single-shot by the
+				 * backend: the core starts it again */
+#define EVQ__OPF_UNVERIFIED 0x4000u	/* emulation: waits on a registration
+					 * kept from the op before, and no
+					 * report came through it yet
+					 * (emul.c) */
+#define EVQ__OPF_PARKED 0x8000u	/* a last result that found no room on
+				 * the road waits in the op (res, cflags),
+				 * on the start queue: reported again when
+				 * the queue is run */
 
-/* A finished op reported by a completion-native backend's wait. */
+/* One result on the road: what an engine (a backend's wait, the
+ * emulation, the thread pool) reports with evq__report(), and the core
+ * delivers (core/ops.c, the only caller of op callbacks). */
 struct evq__done {
 	struct evq_op *op;
 	int res;
@@ -79,10 +99,13 @@ struct evq__tpool;
 #define EVQ__CAP_KERNEL_OPS 0x2u	/* every op and chain in the kernel:
 					 * uring */
 
-/* Returned (positive) by a backend's op_start when it does not run this op
+/* Returned (positive) by a backend's op_start: it does not run this op
  * itself and the core should emulate it (backends without
- * EVQ__CAP_KERNEL_OPS only). */
+ * EVQ__CAP_KERNEL_OPS only); or it runs a multishot op as single-shot
+ * ops, and the core starts it again after each result it keeps going
+ * on. */
 #define EVQ__EMULATE 1
+#define EVQ__SINGLE 2
 
 /* One readiness report from the kernel: fd, the generation the fd's slot
  * had when it was registered, and EVQ_READ/EVQ_WRITE/EVQ__NVAL bits. */
@@ -98,6 +121,12 @@ struct evq__fd {
 	unsigned kmask;		/* what the kernel has: EVQ_READ|WRITE|EDGE */
 	uint32_t gen;		/* bumped when the fd's file is found replaced */
 	bool dirty;		/* on the loop's change list */
+	bool opwait;		/* the kernel's registration (kmask) was made
+				 * for an emulated op's wait (emul.c): the fd
+				 * has readiness, and a next op may wait on
+				 * it again without a syscall (io.c,
+				 * evq__io_rewait). Gone with the
+				 * registration. */
 	uint8_t reports;	/* epoll set: reports since the last check
 				 * that the fd still names the file */
 	uint64_t killed_at;	/* loop->waits when gen was last bumped */
@@ -141,17 +170,25 @@ struct evq__backend {
 	 * evq_loop_fd); NULL: not possible with this backend. */
 	int (*embed_fd)(struct evq_loop *loop);
 
-	/* Native ops; NULL: the core emulates every op. op_start hands an op
-	 * to the kernel; its completions are reported by wait() into
-	 * loop->done[]. With EVQ__CAP_KERNEL_OPS it takes every op, and
-	 * chains are the kernel's (op->flags & EVQ_OP_LINK links it to the
-	 * next one started); without, the core starts chained ops one by one
-	 * and op_start may say EVQ__EMULATE for an op it does not run.
-	 * Returns 0 or -errno (the core then completes the op with that
-	 * error). */
+	/* The core saw reports of registrations it had ended (a file closed
+	 * behind the loop's back and kept open elsewhere): make the kernel
+	 * forget them before the next wait (epoll: rebuild the set). NULL:
+	 * the backend cannot have such registrations (poll). */
+	void (*stale)(struct evq_loop *loop);
+
+	/* Native ops; NULL: the core emulates every op. op_start starts one
+	 * op (never a chain: chains, cancels of what the core holds, and
+	 * multishot re-arms are the core's) and never completes it from
+	 * inside: every result, an error found at the start included, is
+	 * reported with evq__report() (wait() reports the kernel's). The
+	 * op's wait.native.backend area is the backend's while it runs.
+	 * With EVQ__CAP_KERNEL_OPS it takes every op (and cancel ops aimed
+	 * at its ops); without, it may say EVQ__EMULATE for an op it does
+	 * not run. Returns 0, EVQ__EMULATE, EVQ__SINGLE, or -errno (the
+	 * core then completes the op with that error). */
 	int (*op_start)(struct evq_loop *loop, struct evq_op *op);
-	/* For evq_loop_free: cancel every op the kernel has and wait until
-	 * each has reported its last completion into loop->done. */
+	/* For evq_loop_free: cancel every op the backend has and report
+	 * each one's last result before returning. */
 	void (*op_drain)(struct evq_loop *loop);
 	/* Buffer pools on a native backend: set up, give a buffer back,
 	 * tear down. */
@@ -160,10 +197,6 @@ struct evq__backend {
 			     unsigned id);
 	void (*pool_destroy)(struct evq_loop *loop, struct evq_pool *pool);
 };
-
-/* A backend that sees loop->stale_reports grow must make the kernel forget
- * registrations whose generation is not their slot's (epoll: rebuild the
- * set) and reset the counter. */
 
 EVQ__HIDDEN extern const struct evq__backend evq__backend_epoll;
 EVQ__HIDDEN extern const struct evq__backend evq__backend_poll;
@@ -215,24 +248,31 @@ struct evq_loop {
 	struct evq_op *sq_head, *sq_tail;	/* submitted, not started */
 	struct evq_op *batch_head;	/* being started this iteration */
 	struct evq_op *chain_tail;	/* last submitted op had LINK */
-	struct evq_op *cq_head, *cq_tail;	/* results to deliver */
 	struct evq_op *close_waiters;	/* EVQ__OP_CLOSE_WAIT, by qnext */
-	unsigned start_depth;	/* chain starts nested in completions */
 	unsigned threads;	/* thread pool size */
 	unsigned uring_entries;	/* io_uring submission queue size */
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
 	struct evq_pool *pools;	/* buffer pools made on this loop */
 	struct evq_op *cancels;	/* native: by-op cancels in flight */
-	struct evq__done *done;	/* native completions of the last wait */
+	/* The road: results reported, to be delivered in order. When
+	 * done[] cannot grow, a last result waits in its op on the start
+	 * queue (EVQ__OPF_PARKED). */
+	struct evq__done *done;
 	int ndone, done_cap;
+	unsigned unverified;	/* emul.c: ops that may wait on a kept
+				 * registration; checked before blocking */
+	bool looked;		/* loop.c: the last wait was a look (for
+				 * them) that found nothing */
 	bool freeing;
-	bool kernel_queued;	/* native: requests prepared, not yet sent */
+	uint64_t handed_at;	/* 1 + loop->waits when ops were last given
+				 * to the backend: until its next wait sends
+				 * them, there is work even if evq_loop_fd()
+				 * stays quiet */
 
 	uint64_t now;		/* cached CLOCK_MONOTONIC ns */
 	bool now_valid;		/* false: re-read on next evq_now() */
 	uint64_t dispatch_seq;	/* reports dispatched, for run_stamp */
 	uint64_t callbacks;	/* defer and op callbacks run (ONCE mode) */
-	uint64_t stale_reports;	/* reports of dead registrations seen */
 	uint64_t waits;		/* backend waits done */
 	uint32_t id_index, id_gen;	/* loop.c: identity for stopped
 					 * watchers (evq_io_resume) */
@@ -242,13 +282,30 @@ struct evq_loop {
 	bool stop;
 };
 
-/* core/loop.c */
-EVQ__HIDDEN uint64_t evq__clock_ns(void);
+/* The core's files, each calling only those listed before it (no file
+ * calls back up; docs/ARCHITECTURE.md draws it):
+ *   timer.c, pool.c, io.c        (backends are reached through the table)
+ *   async.c -> io.c;  signal.c -> io.c;  epoll_set.c -> io.c
+ *   threadpool.c -> async.c (its results wake the loop), pool.c
+ *   emul.c -> io.c, timer.c, threadpool.c, pool.c
+ *   ops.c -> emul.c, threadpool.c, io.c
+ *   loop.c -> all of the above, backend.c */
+
+/* core/io.c */
 EVQ__HIDDEN int evq__io_start_internal(struct evq_loop *loop,
 				       struct evq_io *w, int fd,
 				       unsigned events, evq_io_cb cb);
+EVQ__HIDDEN int evq__io_flush(struct evq_loop *loop);
+EVQ__HIDDEN void evq__io_detach_all(struct evq_loop *loop);
+EVQ__HIDDEN int evq__io_rewait(struct evq_loop *loop, struct evq_io *w,
+				int fd, unsigned events, evq_io_cb cb);
+EVQ__HIDDEN int evq__io_check(struct evq_loop *loop, int fd);
+EVQ__HIDDEN void evq__io_leave(struct evq_io *w);
+EVQ__HIDDEN int evq__id_take(struct evq_loop *loop);
+EVQ__HIDDEN void evq__id_release(struct evq_loop *loop);
 
 /* core/timer.c */
+EVQ__HIDDEN uint64_t evq__clock_ns(void);
 EVQ__HIDDEN int64_t evq__timer_timeout(struct evq_loop *loop);
 EVQ__HIDDEN void evq__timer_run(struct evq_loop *loop);
 EVQ__HIDDEN bool evq__timer_due(struct evq_loop *loop);
@@ -257,29 +314,34 @@ EVQ__HIDDEN void evq__timer_detach_all(struct evq_loop *loop);
 /* core/signal.c */
 EVQ__HIDDEN void evq__signal_detach_all(struct evq_loop *loop);
 
-/* core/loop.c: end the watch of fd (close op): stop its watchers, drop
+/* core/io.c: end the watch of fd (close op): stop its watchers, drop
  * the kernel registration, new generation. */
 EVQ__HIDDEN void evq__fd_end(struct evq_loop *loop, int fd);
 
 /* core/async.c */
-EVQ__HIDDEN int evq__wake_init(struct evq_loop *loop);
-EVQ__HIDDEN void evq__wake(struct evq_loop *loop);
 EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);
 EVQ__HIDDEN void evq__async_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_run(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_detach_all(struct evq_loop *loop);
 
-/* core/ops.c */
+/* core/ops.c: submission, chains, cancels, and delivery */
 EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
-EVQ__HIDDEN void evq__ops_dispatch_done(struct evq_loop *loop);
-EVQ__HIDDEN void evq__ops_watch_killed(struct evq_loop *loop,
-				       struct evq_io *w);
-EVQ__HIDDEN void evq__ops_pool_done(struct evq_loop *loop,
-				    struct evq_op *op);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
 
-/* core/threadpool.c: blocking ops in worker threads */
+/* core/emul.c: ops run by the core (no backend takes them). start never
+ * completes the op from inside: results are reported (evq__report).
+ * cancel stops a waiting op: 0, or -EALREADY when it cannot be stopped
+ * (a pool thread runs it, or its last result is already reported). */
+EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
+EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
+EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
+/* Start the close ops that waited for pool jobs on their fd once those
+ * are reaped (all of them, at once, when force: the loop's free). */
+EVQ__HIDDEN void evq__emul_close_ready(struct evq_loop *loop, bool force);
+
+/* core/threadpool.c: blocking ops in worker threads. Results are reported
+ * by evq__tpool_reap (and by shutdown, for every op it still had). */
 EVQ__HIDDEN int evq__tpool_submit(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN bool evq__tpool_remove(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN void evq__tpool_reap(struct evq_loop *loop);
@@ -304,10 +366,70 @@ EVQ__HIDDEN int evq__pool_take(struct evq_pool *pool);
 EVQ__HIDDEN void evq__pool_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__pool_put(struct evq_pool *pool, unsigned id);
 
-/* Work queued for the start of the next iteration? */
+/* Work for the next iteration: ops to start, results to deliver, ops
+ * handed to the backend that its next wait sends to the kernel. */
 static inline bool evq__ops_pending(const struct evq_loop *loop)
 {
-	return loop->sq_head != NULL || loop->cq_head != NULL;
+	return loop->sq_head != NULL || loop->ndone != 0 ||
+	       loop->handed_at > loop->waits;
+}
+
+/* ------------------------------------------------------------------------
+ * The road: how an engine reports a result
+ *
+ * Room for n more results in loop->done. Growth doubles and is kept, so
+ * a steady state allocates nothing. False when there is no memory: a
+ * result with EVQ_OP_F_MORE must then wait (the engine keeps it: an
+ * unreaped CQE, readiness that comes back); a last result can always be
+ * reported (evq__report parks it).
+ * ------------------------------------------------------------------------ */
+static inline bool evq__done_room(struct evq_loop *loop, int n)
+{
+	struct evq__done *d;
+	int cap;
+
+	if (evq__likely(loop->ndone + n <= loop->done_cap))
+		return true;
+	cap = loop->done_cap ? loop->done_cap : 64;
+	while (cap < loop->ndone + n)
+		cap *= 2;
+	d = realloc(loop->done, (size_t)cap * sizeof(*d));
+	if (!d)
+		return false;
+	loop->done = d;
+	loop->done_cap = cap;
+	return true;
+}
+
+/* Report a result of op: res as a CQE's (>= 0, or -errno), flags
+ * EVQ_OP_F_*. Delivered in report order by core/ops.c, never from here,
+ * so an engine may report from anywhere (inside a user's API call too).
+ * A result with EVQ_OP_F_MORE needs room (evq__done_room) first. */
+static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
+			       int res, unsigned flags)
+{
+	if (evq__likely(evq__done_room(loop, 1))) {
+		loop->done[loop->ndone++] = (struct evq__done){ op, res, flags };
+		return;
+	}
+	/* No memory: park it in the op, on the start queue (the loop does
+	 * not block while anything is queued there). */
+	op->res = res;
+	op->cflags = flags;
+	op->flags |= EVQ__OPF_PARKED;
+	op->qnext = NULL;
+	if (loop->sq_tail)
+		loop->sq_tail->qnext = op;
+	else
+		loop->sq_head = op;
+	loop->sq_tail = op;
+}
+
+/* Does a multishot op go on after this result? accept: any new fd;
+ * recv: data (0 is EOF, the end). The rule of every backend. */
+static inline bool evq__more_ok(const struct evq_op *op, int res)
+{
+	return op->code == EVQ_OP_ACCEPT ? res >= 0 : res > 0;
 }
 
 /* core/backend.c: pick, set loop->backend and init it. */

@@ -1,29 +1,24 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * loop.c - the loop: create/free, one iteration, fd watchers and dispatch.
+ * loop.c - the loop: create/free and one iteration. It calls the other
+ * core files; none of them calls it.
  *
  * One iteration (evq_loop_run):
  *   1. run the deferred calls queued before the iteration began;
- *   2. deliver parked op results and start the ops submitted so far;
+ *   2. start the ops submitted so far, and deliver the results reported
+ *      since the last delivery (a watch ended inside an API call; an op
+ *      that finished as it started);
  *   3. flush queued interest changes to the backend, one pass;
  *   4. wait in the backend until the next timer deadline (0 if deferred
- *      calls or ops are pending or the mode is NOWAIT; forever if no
- *      timer);
- *   5. dispatch what the backend reported, fd by fd, then finished ops;
+ *      calls, ops or results are pending or the mode is NOWAIT; forever
+ *      if no timer);
+ *   5. dispatch what the backend reported, fd by fd (io.c); then deliver
+ *      the op results of this iteration, in the order they were reported
+ *      (ops.c): the kernel's, the emulation's, the thread pool's;
  *   6. run the timers that are due.
- *
- * Invariants that make stale dispatch impossible:
- *   - A watcher is reached only through its fd slot's list, and that list
- *     holds active watchers only: evq_io_stop() unlinks at once. So a
- *     watcher stopped (or freed after stopping) by an earlier callback of
- *     the same batch is simply not found.
- *   - Every registration carries the slot's generation; a report whose
- *     generation is not the slot's current one belongs to a file that was
- *     closed behind the loop's back and is dropped.
- *   - The slot is looked up again after every callback, since a callback
- *     may grow the table (realloc) or replace the fd's file.
  */
 #include "internal.h"
+#include "io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -33,139 +28,6 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-uint64_t evq__clock_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t evq_now(struct evq_loop *loop)
-{
-	if (!loop)
-		return 0;
-	if (!loop->now_valid) {
-		loop->now = evq__clock_ns();
-		loop->now_valid = true;
-	}
-	return loop->now;
-}
-
-uint64_t evq_now_update(struct evq_loop *loop)
-{
-	if (!loop)
-		return 0;
-	loop->now_valid = false;
-	return evq_now(loop);
-}
-
-/* ------------------------------------------------------------------------
- * Loop identities
- *
- * A stopped watcher keeps w->loop for evq_io_resume(), but its loop may be
- * freed meanwhile, and a new loop may then live at the same address. So
- * every loop holds an entry of a process-wide table: an index and the
- * entry's generation, which the loop's free bumps. A stopped watcher keeps
- * both in w->next and w->prev (unused while it is stopped), and resume
- * compares them with the table without touching the loop. The table grows
- * in chunks that are never freed (a few bytes per loop that ever lived at
- * the same time), so a reader needs no lock: the one atomic load a resume
- * costs. Entries are recycled through a free list.
- * ------------------------------------------------------------------------ */
-
-#define ID_CHUNK_SHIFT 10
-#define ID_CHUNK (1u << ID_CHUNK_SHIFT)
-#define ID_CHUNKS 4096u		/* 4M loops at the same time */
-
-struct loop_id {
-	uint32_t gen;		/* atomic; never 0 */
-	uint32_t next_free;
-};
-
-static struct loop_id *id_chunks[ID_CHUNKS];	/* atomic pointers */
-static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint32_t id_count;	/* entries ever handed out */
-static uint32_t id_free = UINT32_MAX;	/* free list head */
-
-static struct loop_id *id_entry(uint32_t index)
-{
-	struct loop_id *chunk;
-
-	if (index >= ID_CHUNKS * ID_CHUNK)
-		return NULL;
-	chunk = __atomic_load_n(&id_chunks[index >> ID_CHUNK_SHIFT],
-				__ATOMIC_ACQUIRE);
-	return chunk ? &chunk[index & (ID_CHUNK - 1)] : NULL;
-}
-
-static int id_take(struct evq_loop *loop)
-{
-	struct loop_id *e;
-	uint32_t index;
-	int r = 0;
-
-	pthread_mutex_lock(&id_lock);
-	if (id_free != UINT32_MAX) {
-		index = id_free;
-		e = id_entry(index);
-		id_free = e->next_free;
-	} else if (id_count == ID_CHUNKS * ID_CHUNK) {
-		r = -ENOMEM;
-	} else {
-		index = id_count;
-		e = id_entry(index);
-		if (!e) {
-			e = calloc(ID_CHUNK, sizeof(*e));
-			if (!e) {
-				r = -ENOMEM;
-				goto out;
-			}
-			for (unsigned i = 0; i < ID_CHUNK; i++)
-				e[i].gen = 1;
-			__atomic_store_n(&id_chunks[index >> ID_CHUNK_SHIFT],
-					 e, __ATOMIC_RELEASE);
-		}
-		id_count++;
-	}
-	if (r == 0) {
-		loop->id_index = index;
-		loop->id_gen = __atomic_load_n(&id_entry(index)->gen,
-					       __ATOMIC_RELAXED);
-	}
-out:
-	pthread_mutex_unlock(&id_lock);
-	return r;
-}
-
-static void id_release(struct evq_loop *loop)
-{
-	struct loop_id *e = id_entry(loop->id_index);
-	uint32_t gen = loop->id_gen + 1;
-
-	pthread_mutex_lock(&id_lock);
-	__atomic_store_n(&e->gen, gen ? gen : 1, __ATOMIC_RELAXED);
-	e->next_free = id_free;
-	id_free = loop->id_index;
-	pthread_mutex_unlock(&id_lock);
-}
-
-/* Record in a watcher being stopped which loop it belonged to. */
-static inline void id_mark(struct evq_io *w, const struct evq_loop *loop)
-{
-	w->next = (struct evq_io *)(uintptr_t)loop->id_index;
-	w->prev = (struct evq_io *)(uintptr_t)loop->id_gen;
-}
-
-/* Is the loop a stopped watcher belonged to still alive? */
-static inline bool id_alive(const struct evq_io *w)
-{
-	const struct loop_id *e = id_entry((uint32_t)(uintptr_t)w->next);
-
-	return e && __atomic_load_n(&e->gen, __ATOMIC_RELAXED) ==
-			    (uint32_t)(uintptr_t)w->prev;
-}
 
 /* ------------------------------------------------------------------------
  * Loop lifetime
@@ -205,11 +67,11 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 		return -ENOMEM;
 	}
 
-	r = id_take(loop);
+	r = evq__id_take(loop);
 	if (r == 0) {
 		r = evq__backend_open(loop, opts->backend);
 		if (r < 0)
-			id_release(loop);
+			evq__id_release(loop);
 	}
 	if (r < 0) {
 		free(loop->fired);
@@ -218,25 +80,6 @@ int evq_loop_new(struct evq_loop **loopp, const struct evq_loop_options *opts)
 	}
 	*loopp = loop;
 	return 0;
-}
-
-/* Detach every io watcher: they become inactive and keep no pointer into
- * the loop that is worth following. */
-static void io_detach_all(struct evq_loop *loop)
-{
-	for (int fd = 0; fd < loop->nfds; fd++) {
-		struct evq_io *w = loop->fds[fd].head;
-
-		while (w) {
-			struct evq_io *next = w->next;
-
-			w->state = 0;
-			w->next = w->prev = NULL;
-			w->loop = NULL;
-			w = next;
-		}
-		loop->fds[fd].head = NULL;
-	}
 }
 
 int evq_loop_free(struct evq_loop *loop)
@@ -257,7 +100,7 @@ int evq_loop_free(struct evq_loop *loop)
 	evq__wake_close(loop);
 	evq__defer_detach_all(loop);
 	evq__timer_detach_all(loop);
-	io_detach_all(loop);
+	evq__io_detach_all(loop);
 	loop->backend->destroy(loop);
 
 	free(loop->fds);
@@ -265,7 +108,7 @@ int evq_loop_free(struct evq_loop *loop)
 	free(loop->fired);
 	free(loop->heap);
 	free(loop->done);
-	id_release(loop);	/* stopped watchers see the loop gone */
+	evq__id_release(loop);	/* stopped watchers see the loop gone */
 	free(loop);
 	return 0;
 }
@@ -299,8 +142,7 @@ int64_t evq_loop_timeout(struct evq_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
-	if (loop->defer_head || evq__ops_pending(loop) || loop->ndone ||
-	    loop->nchanges || loop->kernel_queued)
+	if (loop->defer_head || evq__ops_pending(loop) || loop->nchanges)
 		return 0;
 	return loop->heap_len ? evq__timer_timeout(loop) : -1;
 }
@@ -311,373 +153,30 @@ unsigned evq_loop_active(const struct evq_loop *loop)
 }
 
 /* ------------------------------------------------------------------------
- * fd table
- * ------------------------------------------------------------------------ */
-
-/* Make room for fd in the table. Growth doubles, so it is amortised and
- * never happens on a steady-state path. */
-static int fd_reserve(struct evq_loop *loop, int fd)
-{
-	struct evq__fd *fds;
-	int n;
-
-	if (evq__likely(fd < loop->nfds))
-		return 0;
-	/* Grow only for an open fd: a huge bogus number must give -EBADF,
-	 * not an attempt at a huge table. */
-	if (fcntl(fd, F_GETFD) < 0)
-		return -errno;
-	n = loop->nfds ? loop->nfds : 64;
-	while (n <= fd) {
-		if (n > INT_MAX / 2) {
-			n = fd + 1;	/* fd < INT_MAX: open fds are */
-			break;
-		}
-		n *= 2;
-	}
-	fds = realloc(loop->fds, (size_t)n * sizeof(*fds));
-	if (!fds)
-		return -ENOMEM;
-	memset(fds + loop->nfds, 0, (size_t)(n - loop->nfds) * sizeof(*fds));
-	loop->fds = fds;
-	loop->nfds = n;
-	return 0;
-}
-
-/* Queue fd for the flush before the next wait. */
-static int fd_change(struct evq_loop *loop, int fd)
-{
-	struct evq__fd *slot = &loop->fds[fd];
-
-	if (slot->dirty)
-		return 0;
-	if (loop->nchanges == loop->changes_cap) {
-		int cap = loop->changes_cap ? loop->changes_cap * 2 : 64;
-		int *c = realloc(loop->changes, (size_t)cap * sizeof(*c));
-
-		if (!c)
-			return -ENOMEM;
-		loop->changes = c;
-		loop->changes_cap = cap;
-	}
-	loop->changes[loop->nchanges++] = fd;
-	slot->dirty = true;
-	return 0;
-}
-
-/* What the kernel should watch for the slot's watchers. */
-static unsigned fd_wanted(const struct evq__fd *slot)
-{
-	unsigned mask = 0;
-
-	for (const struct evq_io *w = slot->head; w; w = w->next)
-		mask |= w->events & (EVQ__IO_MASK | EVQ_EDGE);
-	return mask;
-}
-
-static void io_unlink(struct evq_loop *loop, struct evq_io *w)
-{
-	struct evq__fd *slot = &loop->fds[w->fd];
-
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		slot->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	id_mark(w, loop);
-	if (!(w->state & EVQ__INTERNAL))
-		loop->active--;
-	w->state = 0;
-}
-
-/* The file behind fd was closed behind the loop's back: every watcher of
- * the slot belongs to the old file and must never run again. Stop them,
- * and move the slot to a new generation so that late reports for the old
- * registration are recognised and dropped. */
-static void fd_kill(struct evq_loop *loop, int fd)
-{
-	struct evq__fd *slot = &loop->fds[fd];
-
-	while (slot->head) {
-		struct evq_io *w = slot->head;
-		bool opwait = w->state & EVQ__OPWAIT;
-
-		io_unlink(loop, w);
-		if (opwait)
-			evq__ops_watch_killed(loop, w);
-	}
-	slot->kmask = 0;
-	slot->gen++;
-	slot->killed_at = loop->waits;
-}
-
-void evq__fd_end(struct evq_loop *loop, int fd)
-{
-	struct evq__fd *slot;
-
-	if (fd < 0 || fd >= loop->nfds)
-		return;
-	slot = &loop->fds[fd];
-	if (slot->kmask)
-		(void)loop->backend->modify(loop, fd, slot->kmask, 0,
-					    slot->gen);
-	fd_kill(loop, fd);
-}
-
-/* Bring the kernel in line with the slot. Returns 0 or -errno. */
-static int fd_apply(struct evq_loop *loop, int fd)
-{
-	struct evq__fd *slot = &loop->fds[fd];
-	unsigned want = fd_wanted(slot);
-	int r;
-
-	if (want == slot->kmask)
-		return 0;
-	r = loop->backend->modify(loop, fd, slot->kmask, want, slot->gen);
-	if (r == EVQ__STALE) {
-		fd_kill(loop, fd);
-		return 0;
-	}
-	if (r < 0)
-		return r;
-	slot->kmask = want;
-	return 0;
-}
-
-/* Apply every queued interest change: one pass, just before waiting. A
- * failure is returned from evq_loop_run(); the rest are still applied. */
-static int flush_changes(struct evq_loop *loop)
-{
-	int err = 0;
-
-	for (int i = 0; i < loop->nchanges; i++) {
-		int fd = loop->changes[i];
-		int r;
-
-		loop->fds[fd].dirty = false;
-		r = fd_apply(loop, fd);
-		if (r < 0 && !err)
-			err = r;
-	}
-	loop->nchanges = 0;
-	return err;
-}
-
-/* ------------------------------------------------------------------------
- * fd watchers
- * ------------------------------------------------------------------------ */
-
-static int io_start(struct evq_loop *loop, struct evq_io *w, int fd,
-		    unsigned events, evq_io_cb cb, unsigned state)
-{
-	struct evq__fd *slot;
-	unsigned want;
-	int r;
-
-	if ((events & EVQ_EDGE) && !(loop->backend->caps & EVQ__CAP_EDGE))
-		return -ENOTSUP;
-	if (w->state & EVQ__ACTIVE)
-		evq_io_stop(w);
-	r = fd_reserve(loop, fd);
-	if (r < 0)
-		return r;
-	slot = &loop->fds[fd];
-	if (slot->head && ((slot->head->events ^ events) & EVQ_EDGE))
-		return -EINVAL;
-
-	/* Register now, so that a bad fd is reported to the caller. When the
-	 * kernel already has a registration for this fd number, modify()
-	 * checks that it still belongs to the same open file: if the fd was
-	 * closed and its number reused, the old watchers are killed here and
-	 * the new one starts on a fresh generation. */
-	want = fd_wanted(slot) | (events & (EVQ__IO_MASK | EVQ_EDGE));
-	r = loop->backend->modify(loop, fd, slot->kmask, want, slot->gen);
-	if (r == EVQ__STALE) {
-		fd_kill(loop, fd);
-		want = events & (EVQ__IO_MASK | EVQ_EDGE);
-		r = loop->backend->modify(loop, fd, 0, want, slot->gen);
-	}
-	if (r < 0)
-		return r;
-	slot->kmask = want;
-
-	w->loop = loop;
-	w->cb = cb;
-	w->fd = fd;
-	w->events = events;
-	w->state = EVQ__ACTIVE | state;
-	w->prev = NULL;
-	w->next = slot->head;
-	if (slot->head)
-		slot->head->prev = w;
-	slot->head = w;
-	if (!(state & EVQ__INTERNAL))
-		loop->active++;
-	return 0;
-}
-
-int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
-		 unsigned events, evq_io_cb cb)
-{
-	if (!loop || !w || !cb || fd < 0 || !(events & EVQ__IO_MASK) ||
-	    (events & ~(EVQ__IO_MASK | EVQ_EDGE | EVQ_ONESHOT)))
-		return -EINVAL;
-	return io_start(loop, w, fd, events, cb, 0);
-}
-
-int evq_io_resume(struct evq_io *w)
-{
-	struct evq_loop *loop;
-	struct evq__fd *slot;
-	unsigned want;
-
-	if (!w || !w->loop || !w->cb || w->fd < 0 ||
-	    !(w->events & EVQ__IO_MASK) || (w->state & EVQ__INTERNAL))
-		return -EINVAL;
-	if (w->state & EVQ__ACTIVE)
-		return 0;
-	if (!id_alive(w))
-		return -EINVAL;	/* its loop was freed: do not read it */
-	loop = w->loop;
-	slot = &loop->fds[w->fd];	/* the table never shrinks */
-	want = fd_wanted(slot) | (w->events & (EVQ__IO_MASK | EVQ_EDGE));
-	/* The caller promises the file is the one it was: if the kernel still
-	 * has it registered for everything wanted (the stop is not flushed
-	 * yet), relink without a syscall. Otherwise start as usual. */
-	if (!slot->kmask || (want & ~slot->kmask) ||
-	    (slot->head && ((slot->head->events ^ w->events) & EVQ_EDGE)))
-		return io_start(loop, w, w->fd, w->events, w->cb, 0);
-	w->state = EVQ__ACTIVE;
-	w->prev = NULL;
-	w->next = slot->head;
-	if (slot->head)
-		slot->head->prev = w;
-	slot->head = w;
-	loop->active++;
-	return 0;
-}
-
-int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
-			   unsigned events, evq_io_cb cb)
-{
-	return io_start(loop, w, fd, events, cb, EVQ__INTERNAL);
-}
-
-int evq_io_set(struct evq_io *w, unsigned events)
-{
-	if (!w || !(w->state & EVQ__ACTIVE) || !(events & EVQ__IO_MASK) ||
-	    (events & ~EVQ__IO_MASK))
-		return -EINVAL;
-	if ((w->events & EVQ__IO_MASK) == events)
-		return 0;
-	w->events = (w->events & ~EVQ__IO_MASK) | events;
-	return fd_change(w->loop, w->fd);
-}
-
-int evq_io_stop(struct evq_io *w)
-{
-	if (!w)
-		return -EINVAL;
-	if (!(w->state & EVQ__ACTIVE))
-		return 0;
-	io_unlink(w->loop, w);
-	/* The kernel is told before the next wait; a stop followed by a
-	 * start in the same iteration costs at most one syscall. Queuing
-	 * cannot fail for want of memory without leaving the kernel with a
-	 * registration nobody wants, which dispatch then ignores. */
-	(void)fd_change(w->loop, w->fd);
-	return 0;
-}
-
-int evq_io_is_active(const struct evq_io *w)
-{
-	return w && (w->state & EVQ__ACTIVE);
-}
-
-/* ------------------------------------------------------------------------
- * Dispatch
- * ------------------------------------------------------------------------ */
-
-/* Run the watchers of one fd for one report: each watcher that is on the
- * fd's list when the report's dispatch begins, and still there (active)
- * when its turn comes. A callback may change the list in any way, so with
- * several watchers the list is rescanned from its head after every
- * callback, and a per-report stamp keeps a watcher from running twice (a
- * watcher that restarts itself, say). The common case of one watcher per
- * fd needs none of that. */
-static void dispatch_fd(struct evq_loop *loop, const struct evq__fired *f)
-{
-	struct evq_io *w = loop->fds[f->fd].head;
-	uint64_t stamp;
-	unsigned ev;
-
-	if (evq__likely(w->next == NULL)) {
-		ev = f->revents & w->events & EVQ__IO_MASK;
-		if (!ev)
-			return;
-		if (w->events & EVQ_ONESHOT)
-			evq_io_stop(w);
-		w->cb(loop, w, ev);
-		return;
-	}
-
-	stamp = ++loop->dispatch_seq;
-again:
-	for (w = loop->fds[f->fd].head; w; w = w->next) {
-		ev = f->revents & w->events & EVQ__IO_MASK;
-		if (!ev || w->run_stamp == stamp)
-			continue;
-		w->run_stamp = stamp;
-		if (w->events & EVQ_ONESHOT)
-			evq_io_stop(w);
-		w->cb(loop, w, ev);
-		if (loop->fds[f->fd].gen != f->gen)
-			return;
-		goto again;
-	}
-}
-
-/* A report that is not for the slot's current registration, or that says
- * the fd is not open. Kept out of line: it is rare. */
-static void dispatch_odd(struct evq_loop *loop, const struct evq__fired *f)
-{
-	struct evq__fd *slot = &loop->fds[f->fd];
-
-	if (slot->gen != f->gen) {
-		/* Either the slot was renewed by a callback of this batch
-		 * (the report is simply late), or, if it was renewed before
-		 * this wait, a registration of a file closed behind our back
-		 * is still alive because a dup of that file is open
-		 * elsewhere. The backend must then get rid of it. */
-		if (slot->killed_at < loop->waits)
-			loop->stale_reports++;
-		return;
-	}
-	/* EVQ__NVAL: the fd is not open; the watch ends here. */
-	(void)loop->backend->modify(loop, f->fd, slot->kmask, 0, slot->gen);
-	fd_kill(loop, f->fd);
-}
-
-/* Every reported fd is below loop->nfds: the table only grows, and only
- * registered fds are reported. */
-static void dispatch(struct evq_loop *loop, int n)
-{
-	for (int i = 0; i < n; i++) {
-		const struct evq__fired *f = &loop->fired[i];
-		const struct evq__fd *slot = &loop->fds[f->fd];
-
-		if (evq__unlikely(slot->gen != f->gen ||
-				  (f->revents & EVQ__NVAL)))
-			dispatch_odd(loop, f);
-		else if (evq__likely(slot->head != NULL))
-			dispatch_fd(loop, f);
-	}
-}
-
-/* ------------------------------------------------------------------------
  * Run
  * ------------------------------------------------------------------------ */
+
+/* The timeout of a wait that may block, when timers or unchecked
+ * registrations exist. Emulated ops may wait on registrations they took
+ * over without a check (emul.c): one whose number was closed and reused
+ * would never report, so they are checked before the loop blocks. But
+ * first the loop looks (timeout 0): when that finds reports, as it does in
+ * a busy loop, nothing needs checking yet; a look that finds nothing is
+ * followed by the check, then the wait. */
+static __attribute__((noinline)) int64_t
+block_timeout(struct evq_loop *loop, bool *look)
+{
+	if (loop->unverified) {
+		if (!loop->looked) {
+			*look = true;
+			return 0;
+		}
+		loop->looked = false;
+		if (evq__emul_verify(loop))
+			return 0;	/* an op started over */
+	}
+	return loop->heap_len ? evq__timer_timeout(loop) : -1;
+}
 
 int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 {
@@ -691,8 +190,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->stop = false;
 
 	for (;;) {
-		uint64_t callbacks = loop->callbacks;
-		bool busy = false;
+		bool busy = false, ran = false, look = false;
 		int64_t timeout;
 		int n;
 
@@ -701,53 +199,66 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		 * none, which is the common case of a busy server. */
 		if (evq__unlikely(((uintptr_t)loop->defer_head |
 				   (uintptr_t)loop->sq_head |
-				   (uintptr_t)loop->cq_head |
+				   (uintptr_t)loop->ndone |
 				   (uintptr_t)loop->nchanges) != 0)) {
+			uint64_t callbacks = loop->callbacks;
+
 			if (loop->defer_head)
 				evq__defer_run(loop);
-			if (evq__ops_pending(loop))
+			/* Start what was submitted, then deliver what is
+			 * reported: results that came after the last
+			 * delivery (a watch ended inside an API call), and
+			 * those of ops that finished as they started (a
+			 * send with room): their callbacks run now, not
+			 * after a wait that would only look. */
+			if (loop->sq_head)
 				evq__ops_start_queued(loop);
+			if (loop->ndone)
+				evq__ops_deliver(loop);
 			if (loop->nchanges) {
-				err = flush_changes(loop);
+				err = evq__io_flush(loop);
 				if (err < 0)
 					break;
 			}
 			/* Never block with work queued for the next
 			 * iteration, nor, in ONCE mode, after callbacks
 			 * already ran in this one. */
-			busy = loop->defer_head || evq__ops_pending(loop) ||
-			       (mode == EVQ_RUN_ONCE &&
-				loop->callbacks != callbacks);
+			ran = loop->callbacks != callbacks;
+			busy = loop->defer_head || loop->sq_head ||
+			       loop->ndone || (mode == EVQ_RUN_ONCE && ran);
 		}
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
 		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT))
 			timeout = 0;
-		else if (loop->heap_len)
-			timeout = evq__timer_timeout(loop);
-		else
+		else if (evq__likely((loop->heap_len | loop->unverified) == 0))
 			timeout = -1;
+		else
+			timeout = block_timeout(loop, &look);
 
 		n = loop->backend->wait(loop, timeout);
+		if (evq__unlikely(look))
+			loop->looked = n == 0;
 		loop->waits++;
 		loop->now_valid = false;
 		if (evq__likely(n > 0)) {
-			dispatch(loop, n);
+			evq__io_dispatch(loop, n);
 		} else if (n == -EINTR) {
 			/* A signal handler ran: nothing for the loop. ONCE
 			 * still owes its caller an event; wait again (the
 			 * next timeout is computed afresh). */
-			if (mode == EVQ_RUN_ONCE && !loop->ndone &&
-			    !loop->stop && loop->callbacks == callbacks &&
-			    !evq__timer_due(loop))
+			if (mode == EVQ_RUN_ONCE && !loop->ndone && !ran &&
+			    !loop->stop && !evq__timer_due(loop))
 				continue;
 		} else if (n < 0) {
 			err = n;
 			break;
 		}
-		if (evq__unlikely(loop->ndone))
-			evq__ops_dispatch_done(loop);
+		/* Results that found no room on the road wait, parked, on
+		 * the start queue: the next iteration does not block. */
+		if (loop->ndone)
+			evq__ops_deliver(loop);
 		if (loop->heap_len)
 			evq__timer_run(loop);
 

@@ -10,9 +10,10 @@
  *
  * The job queue is the ops themselves, linked through op->qnext: no
  * allocation per job, and no bound is needed on it because every entry is
- * memory the caller already owns. Results come back on a done list and
- * wake the loop through its eventfd, with the same two-level flag as
- * evq_async_send(): many results cost one wakeup.
+ * memory the caller already owns. Results come back on a done list, and
+ * the pool tells the loop with an async of its own (evq_async_send():
+ * many results cost one wakeup). Its callback reports them onto the road
+ * every engine takes (evq__report), to be delivered after the wait.
  *
  * op->state is the loop thread's alone: a worker only reads the op's
  * parameters and writes op->res, both under the queue lock's ordering.
@@ -44,6 +45,7 @@ struct evq__tpool {
 	struct evq_op *qhead, *qtail;	/* waiting for a worker */
 	struct evq_op *dhead, *dtail;	/* finished, for the loop */
 	bool stop;
+	struct evq_async done_async;	/* a worker finished a job */
 	pid_t pid;		/* the process whose threads these are */
 	unsigned nthreads;
 	pthread_t threads[];
@@ -151,11 +153,17 @@ static void *worker(void *arg)
 		tp->dtail = op;
 		pthread_mutex_unlock(&tp->lock);
 		if (wake)
-			evq__wake(loop);
+			evq_async_send(&tp->done_async);
 		pthread_mutex_lock(&tp->lock);
 	}
 	pthread_mutex_unlock(&tp->lock);
 	return NULL;
+}
+
+static void done_cb(struct evq_loop *loop, struct evq_async *a)
+{
+	(void)a;
+	evq__tpool_reap(loop);
 }
 
 static int tpool_create(struct evq_loop *loop)
@@ -165,12 +173,17 @@ static int tpool_create(struct evq_loop *loop)
 	unsigned n = loop->threads;
 	int r;
 
-	r = evq__wake_init(loop);
-	if (r < 0)
-		return r;
 	tp = calloc(1, sizeof(*tp) + n * sizeof(tp->threads[0]));
 	if (!tp)
 		return -ENOMEM;
+	r = evq_async_start(loop, &tp->done_async, done_cb);
+	if (r < 0) {
+		free(tp);
+		return r;
+	}
+	/* The pool's async is the loop's own: it does not keep the loop
+	 * alive (the ops in flight do). */
+	loop->active--;
 	pthread_mutex_init(&tp->lock, NULL);
 	pthread_cond_init(&tp->cond, NULL);
 	tp->pid = getpid();
@@ -186,6 +199,8 @@ static int tpool_create(struct evq_loop *loop)
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (tp->nthreads == 0) {
+		loop->active++;
+		evq_async_stop(&tp->done_async);
 		pthread_mutex_destroy(&tp->lock);
 		pthread_cond_destroy(&tp->cond);
 		free(tp);
@@ -247,7 +262,38 @@ bool evq__tpool_remove(struct evq_loop *loop, struct evq_op *op)
 	return found;
 }
 
-/* Deliver the results the workers finished. */
+/* A finished job's result onto the road. A recv/read into a pool buffer
+ * took its buffer when it was queued (id in cflags): it goes with the
+ * data, or back to the pool. */
+static void report(struct evq_loop *loop, struct evq_op *op)
+{
+	unsigned flags = 0;
+
+	if (op->flags & EVQ__OPF_POOL) {
+		unsigned id = op->cflags >> 16;
+
+		if (op->res > 0)
+			flags = EVQ_OP_F_BUFFER | id << 16;
+		else
+			evq__pool_put(op->u.pool.pool, id);
+	}
+	op->cflags = 0;
+	op->state = EVQ__OP_DONE;
+	evq__report(loop, op, op->res, flags);
+}
+
+static void report_list(struct evq_loop *loop, struct evq_op *op)
+{
+	while (op) {
+		struct evq_op *next = op->qnext;
+
+		op->qnext = NULL;
+		report(loop, op);
+		op = next;
+	}
+}
+
+/* Report the results the workers finished. */
 void evq__tpool_reap(struct evq_loop *loop)
 {
 	struct evq__tpool *tp = loop->tpool;
@@ -259,13 +305,7 @@ void evq__tpool_reap(struct evq_loop *loop)
 	op = tp->dhead;
 	tp->dhead = tp->dtail = NULL;
 	pthread_mutex_unlock(&tp->lock);
-	while (op) {
-		struct evq_op *next = op->qnext;
-
-		op->qnext = NULL;
-		evq__ops_pool_done(loop, op);
-		op = next;
-	}
+	report_list(loop, op);
 }
 
 /* For evq_loop_free: cancel what has not started, let running jobs
@@ -292,32 +332,25 @@ void evq__tpool_shutdown(struct evq_loop *loop)
 		for (unsigned i = 0; i < tp->nthreads; i++)
 			pthread_join(tp->threads[i], NULL);
 	}
-	while (op) {
-		struct evq_op *next = op->qnext;
-
-		op->qnext = NULL;
-		op->res = -ECANCELED;
-		evq__ops_pool_done(loop, op);
-		op = next;
-	}
+	for (struct evq_op *o = op; o; o = o->qnext)
+		o->res = -ECANCELED;
+	report_list(loop, op);
 	if (child) {
 		/* Results finished before the fork; no lock to take. */
 		op = tp->dhead;
 		tp->dhead = tp->dtail = NULL;
-		while (op) {
-			struct evq_op *next = op->qnext;
-
-			op->qnext = NULL;
-			evq__ops_pool_done(loop, op);
-			op = next;
-		}
+		report_list(loop, op);
 		/* The lock and condition may record the parent's threads
 		 * (a destroy could wait for them): just free the memory. */
+		loop->active++;	/* see tpool_create */
+		evq_async_stop(&tp->done_async);
 		free(tp);
 		loop->tpool = NULL;
 		return;
 	}
 	evq__tpool_reap(loop);
+	loop->active++;	/* see tpool_create */
+	evq_async_stop(&tp->done_async);
 	pthread_mutex_destroy(&tp->lock);
 	pthread_cond_destroy(&tp->cond);
 	free(tp);

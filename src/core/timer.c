@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * timer.c - timers: a 4-ary min-heap of deadlines.
+ * timer.c - the loop's clock, and timers: a 4-ary min-heap of deadlines.
  *
  * A 4-ary heap is shallower than a binary one (half the levels) and its
  * four children share a cache line or two, which is what matters once a
@@ -12,6 +12,34 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <time.h>
+
+uint64_t evq__clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t evq_now(struct evq_loop *loop)
+{
+	if (!loop)
+		return 0;
+	if (!loop->now_valid) {
+		loop->now = evq__clock_ns();
+		loop->now_valid = true;
+	}
+	return loop->now;
+}
+
+uint64_t evq_now_update(struct evq_loop *loop)
+{
+	if (!loop)
+		return 0;
+	loop->now_valid = false;
+	return evq_now(loop);
+}
 
 #define ARITY 4
 

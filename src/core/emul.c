@@ -1,0 +1,657 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * emul.c - the emulation: ops the core runs itself, where the backend has
+ * no native completions (epoll, poll) or does not take the op (aio).
+ *
+ *   sockets, pipes   try the syscall in its non-blocking form (MSG_DONTWAIT,
+ *                    RWF_NOWAIT), whatever the fd's own O_NONBLOCK says; on
+ *                    EAGAIN wait for readiness with an internal fd watcher
+ *                    embedded in the op, then try again
+ *   files, and ops   the loop's thread pool (threadpool.c): openat, statx,
+ *   without          fsync, close, connect on a blocking socket, reads and
+ *   readiness        writes a file would block
+ *   timeout ops      a timer embedded in the op
+ *
+ * This file only runs ops and reports their results (evq__report): it
+ * never calls an op's callback, never decides about chains, and is told
+ * what to start by core/ops.c, which delivers what is reported. Everything
+ * an op needs lives in the op: no allocation per operation.
+ */
+#include "internal.h"
+#include "sys.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define container_of(p, type, member) \
+	((type *)(void *)((char *)(p) - offsetof(type, member)))
+
+/* How many results a multishot op takes from one readiness report before
+ * letting other fds have their turn (level-triggered: it comes back). */
+#define MULTISHOT_BURST 16
+
+/* The op's last result: it leaves the emulation (a cancel finds it done
+ * and says -EALREADY) and takes the road. */
+static inline void finish(struct evq_loop *loop, struct evq_op *op, int res,
+			  unsigned flags)
+{
+	op->state = EVQ__OP_DONE;
+	evq__report(loop, op, res, flags);
+}
+
+static bool multishot(const struct evq_op *op)
+{
+	return op->flags & EVQ_OP_MULTISHOT;
+}
+
+/* ------------------------------------------------------------------------
+ * Trying the syscall
+ * ------------------------------------------------------------------------ */
+
+/* What a try says next: a result, or where to wait. */
+enum { TRY_DONE, TRY_WAIT_READ, TRY_WAIT_WRITE, TRY_POOL };
+
+/* EAGAIN from a RWF_NOWAIT transfer: readiness for what has it (pipes,
+ * sockets, ttys), the thread pool for files, which are always "ready" but
+ * may block. */
+static int eagain_route(int fd, unsigned wait)
+{
+	struct stat sb;
+
+	if (fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode)))
+		return TRY_POOL;
+	return (int)wait;
+}
+
+static inline __attribute__((always_inline)) int try_rw(struct evq_op *op, int *res)
+{
+	bool rd = op->code == EVQ_OP_READ || op->code == EVQ_OP_READV;
+	const struct iovec *iov;
+	struct iovec one;
+	int cnt;
+	off_t off;
+	ssize_t r;
+
+	if (op->flags & EVQ__OPF_POOL) {
+		int id = evq__pool_take(op->u.pool.pool);
+
+		if (id < 0) {
+			*res = -ENOBUFS;
+			return TRY_DONE;
+		}
+		op->cflags = (unsigned)id << 16;
+		one.iov_base = evq_pool_buf(op->u.pool.pool, (unsigned)id);
+		one.iov_len = op->u.pool.pool->size;
+		iov = &one;
+		cnt = 1;
+		off = (off_t)op->u.pool.off;
+	} else if (op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) {
+		one.iov_base = op->u.rw.buf;
+		one.iov_len = op->u.rw.len;
+		iov = &one;
+		cnt = 1;
+		off = (off_t)op->u.rw.off;
+	} else {
+		iov = op->u.vec.iov;
+		cnt = op->u.vec.cnt;
+		off = (off_t)op->u.vec.off;
+	}
+
+	/* RWF_NOWAIT does not stop an O_DIRECT read from waiting for the
+	 * device (seen on 6.18: ~1.7 ms per MiB inside the loop), so such
+	 * files go straight to the pool. Only positioned transfers can be on
+	 * a file; the check costs one fcntl there. */
+	if (off != (off_t)-1) {
+		int fl = fcntl(op->fd, F_GETFL);
+
+		if (fl >= 0 && (fl & O_DIRECT)) {
+			if (op->flags & EVQ__OPF_POOL) {
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+				op->cflags = 0;
+			}
+			return TRY_POOL;
+		}
+	}
+	r = evq__sys_prwv2(rd, op->fd, iov, cnt, off, RWF_NOWAIT);
+	if (r >= 0) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		if (op->flags & EVQ__OPF_POOL) {
+			if (r > 0) {
+				op->cflags |= EVQ_OP_F_BUFFER;
+			} else {
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+				op->cflags = 0;
+			}
+		}
+		return TRY_DONE;
+	}
+	*res = (int)r;
+	if (op->flags & EVQ__OPF_POOL) {
+		/* Keep no buffer while waiting: it may be needed elsewhere.
+		 * The pool thread path picks it again. */
+		evq__pool_put(op->u.pool.pool, op->cflags >> 16);
+		op->cflags = 0;
+	}
+	if (r == -EAGAIN)
+		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		return TRY_POOL;
+	return TRY_DONE;
+}
+
+/* A linked recv or send (EVQ__OPF_WAITALL, set by core/ops.c) waits for
+ * all its bytes, as MSG_WAITALL does on io_uring: it completes whole, or
+ * short only at EOF or an error, which breaks the chain. The progress is
+ * kept in op->cflags while the op waits. */
+static int try_sock_all(struct evq_op *op, int *res)
+{
+	bool rd = op->code == EVQ_OP_RECV;
+	size_t done = op->cflags;
+	ssize_t r;
+
+	while (done < op->u.sr.len) {
+		char *p = (char *)op->u.sr.buf + done;
+
+		r = rd ? evq__sys_recv(op->fd, p, op->u.sr.len - done,
+				       op->u.sr.flags | MSG_DONTWAIT)
+		       : evq__sys_send(op->fd, p, op->u.sr.len - done,
+				       op->u.sr.flags | MSG_DONTWAIT |
+					       MSG_NOSIGNAL);
+		if (r > 0) {
+			done += (size_t)r;
+			continue;
+		}
+		if (r == -EAGAIN) {
+			op->cflags = (unsigned)done;
+			return rd ? TRY_WAIT_READ : TRY_WAIT_WRITE;
+		}
+		if (r < 0 && done == 0) {
+			*res = (int)r;
+			return TRY_DONE;
+		}
+		break;	/* EOF, or an error after some bytes: short */
+	}
+	op->cflags = 0;
+	*res = done > 0x7fffffff ? 0x7fffffff : (int)done;
+	return TRY_DONE;
+}
+
+static inline __attribute__((always_inline)) int try_sock(struct evq_op *op, int *res)
+{
+	ssize_t r;
+	bool rd;
+
+	if (op->flags & EVQ__OPF_WAITALL)
+		return try_sock_all(op, res);
+
+	switch (op->code) {
+	case EVQ_OP_RECV:
+		rd = true;
+		if (op->flags & EVQ__OPF_POOL) {
+			struct evq_pool *pool = op->u.pool.pool;
+			int id = evq__pool_take(pool);
+
+			if (id < 0) {
+				*res = -ENOBUFS;
+				return TRY_DONE;
+			}
+			r = evq__sys_recv(op->fd,
+					  evq_pool_buf(pool, (unsigned)id),
+					  pool->size,
+					  op->u.pool.flags | MSG_DONTWAIT);
+			if (r > 0)
+				op->cflags = EVQ_OP_F_BUFFER | (unsigned)id << 16;
+			else
+				evq__pool_put(pool, (unsigned)id);
+		} else {
+			r = evq__sys_recv(op->fd, op->u.sr.buf, op->u.sr.len,
+					  op->u.sr.flags | MSG_DONTWAIT);
+		}
+		break;
+	case EVQ_OP_SEND:
+		rd = false;
+		r = evq__sys_send(op->fd, op->u.sr.buf, op->u.sr.len,
+				  op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+		break;
+	case EVQ_OP_RECVMSG:
+		rd = true;
+		r = EVQ__SYS(recvmsg(op->fd, op->u.msg.msg,
+				     op->u.msg.flags | MSG_DONTWAIT));
+		break;
+	default: /* EVQ_OP_SENDMSG */
+		rd = false;
+		r = EVQ__SYS(sendmsg(op->fd, op->u.msg.msg,
+				     op->u.msg.flags | MSG_DONTWAIT |
+					     MSG_NOSIGNAL));
+		break;
+	}
+	if (r >= 0) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		return TRY_DONE;
+	}
+	*res = (int)r;
+	if (r == -EAGAIN)
+		return rd ? TRY_WAIT_READ : TRY_WAIT_WRITE;
+	return TRY_DONE;
+}
+
+/* accept4 has no per-call non-blocking flag. On a blocking listening
+ * socket evq waits for readiness first, so the call finds a connection
+ * waiting (unless another process takes it first: then it blocks, which
+ * is why listening sockets should be O_NONBLOCK when shared). */
+static int try_accept(struct evq_op *op, int *res, bool ready)
+{
+	int fd;
+
+	if (!ready) {
+		int fl = fcntl(op->fd, F_GETFL);
+
+		if (fl < 0) {
+			*res = -errno;
+			return TRY_DONE;
+		}
+		if (!(fl & O_NONBLOCK)) {
+			op->flags |= EVQ__OPF_BLOCKING;
+			return TRY_WAIT_READ;
+		}
+	}
+	fd = accept4(op->fd, op->u.acc.addr, op->u.acc.addrlen,
+		     op->u.acc.flags);
+	if (fd >= 0) {
+		*res = fd;
+		return TRY_DONE;
+	}
+	*res = -errno;
+	if (errno == EAGAIN || errno == ECONNABORTED)
+		return TRY_WAIT_READ;
+	return TRY_DONE;
+}
+
+/* connect: a non-blocking socket connects in the loop (EINPROGRESS, then
+ * writable, then SO_ERROR); a blocking one would block, so it connects in
+ * the thread pool. */
+static int try_connect(struct evq_op *op, int *res, bool ready)
+{
+	socklen_t len = sizeof(*res);
+	int fl, err = 0;
+
+	if (ready) {
+		if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		*res = -err;
+		return TRY_DONE;
+	}
+	fl = fcntl(op->fd, F_GETFL);
+	if (fl < 0) {
+		*res = -errno;
+		return TRY_DONE;
+	}
+	if (!(fl & O_NONBLOCK))
+		return TRY_POOL;
+	if (connect(op->fd, op->u.conn.addr, op->u.conn.len) == 0) {
+		*res = 0;
+		return TRY_DONE;
+	}
+	*res = -errno;
+	if (errno == EINPROGRESS || errno == EAGAIN)
+		return TRY_WAIT_WRITE;
+	return TRY_DONE;
+}
+
+static inline __attribute__((always_inline)) int try_op(struct evq_op *op, int *res, bool ready)
+{
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_WRITE:
+	case EVQ_OP_READV:
+	case EVQ_OP_WRITEV:
+		return try_rw(op, res);
+	case EVQ_OP_RECV:
+	case EVQ_OP_SEND:
+	case EVQ_OP_RECVMSG:
+	case EVQ_OP_SENDMSG:
+		return try_sock(op, res);
+	case EVQ_OP_ACCEPT:
+		return try_accept(op, res, ready);
+	case EVQ_OP_CONNECT:
+		return try_connect(op, res, ready);
+	default:
+		return TRY_POOL;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Waiting
+ * ------------------------------------------------------------------------ */
+
+static void route(struct evq_loop *loop, struct evq_op *op, int how, int res);
+
+/* Readiness arrived for a waiting op: try again. A multishot op takes up
+ * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
+ * the core ended the watch (the fd was closed behind the loop's back);
+ * the watcher is stopped already. */
+static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+{
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+	int res, how;
+
+	if (evq__unlikely(revents & EVQ__NVAL)) {
+		if (op->flags & EVQ__OPF_UNVERIFIED) {
+			/* The registration it took over was for another
+			 * file: the number was closed and reused before
+			 * the op started. Start over on the file it names
+			 * now; if none, that says -EBADF. */
+			op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+			evq__emul_start(loop, op);
+			return;
+		}
+		finish(loop, op, -EBADF, 0);
+		return;
+	}
+	/* A report came through the registration: it is alive. */
+	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
+		/* On a blocking fd only the first try is known not to
+		 * block. A result that stays armed needs room on the road
+		 * first; without it, the next report brings it back. */
+		if (burst > 0 && ((op->flags & EVQ__OPF_BLOCKING) ||
+				  !evq__done_room(loop, 1))) {
+			how = TRY_DONE;
+			break;
+		}
+		how = try_op(op, &res, true);
+		if (how != TRY_DONE)
+			break;
+		if (multishot(op) && evq__more_ok(op, res)) {
+			/* Another result; the op stays armed (only a cancel
+			 * op ends it, and that starts next iteration). */
+			unsigned cflags = op->cflags;
+
+			op->cflags = 0;
+			evq__report(loop, op, res, cflags | EVQ_OP_F_MORE);
+			/* A recv that did not fill its buffer has most
+			 * likely drained the socket: trying again would
+			 * only fetch EAGAIN (a syscall per request). The
+			 * level-triggered watch brings it back if not. */
+			if (op->code == EVQ_OP_RECV &&
+			    (size_t)res < op->u.pool.pool->size)
+				return;
+			continue;
+		}
+		evq__io_leave(w);	/* for the next op on the fd */
+		finish(loop, op, res, op->cflags);
+		return;
+	}
+	if (how == TRY_WAIT_READ || how == TRY_WAIT_WRITE) {
+		unsigned want = how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE;
+
+		if ((w->events & EVQ__IO_MASK) != want)
+			evq_io_set(w, want);
+		return;
+	}
+	/* burst used up: stay armed; or TRY_POOL */
+	if (how == TRY_DONE)
+		return;
+	evq_io_stop(w);
+	route(loop, op, how, res);
+}
+
+/* Wait for readiness of op->fd: on the registration the op before it
+ * left (no syscall; checked before the loop blocks), or a new one. */
+static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
+{
+	int r;
+
+	op->state = EVQ__OP_WAIT_IO;
+	op->wait.io = (struct evq_io){ 0 };
+	r = evq__io_rewait(loop, &op->wait.io, op->fd, events, op_io_cb);
+	if (r == 1) {
+		op->flags |= EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		r = 0;
+	}
+	return r;
+}
+
+/* Would readiness say that trying op now fails? A read of an fd whose
+ * last op just waited for it (its registration is still there: the
+ * stop is not flushed) has most likely found it empty: the loop waits
+ * for the report instead of asking with a syscall that says EAGAIN. A
+ * report comes at once if data is there (level-triggered). */
+static inline __attribute__((always_inline)) bool wait_first(const struct evq_loop *loop, const struct evq_op *op)
+{
+	const struct evq__fd *slot;
+
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_READV:
+	case EVQ_OP_RECV:
+	case EVQ_OP_RECVMSG:
+		break;
+	default:
+		return false;
+	}
+	if (op->fd >= loop->nfds)
+		return false;
+	slot = &loop->fds[op->fd];
+	return slot->opwait && !slot->head && slot->kmask == EVQ_READ;
+}
+
+/* The emulated timeout op's timer does not count as a watcher of its own
+ * (the op counts once): evq_timer_start/stop and firing adjust
+ * loop->active, and these functions undo that. */
+static void op_timer_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	struct evq_op *op = container_of(t, struct evq_op, wait.timer);
+
+	loop->active++;	/* the firing took one off */
+	finish(loop, op, -ETIME, 0);
+}
+
+/* Act on what a try said. */
+static void route(struct evq_loop *loop, struct evq_op *op, int how, int res)
+{
+	int r;
+
+	switch (how) {
+	case TRY_DONE:
+		if (multishot(op) && evq__more_ok(op, res)) {
+			/* First result of a multishot op: report it and
+			 * arm the op for the rest. */
+			unsigned cflags = op->cflags;
+
+			op->cflags = 0;
+			if (wait_io(loop, op, EVQ_READ) < 0) {
+				/* Cannot stay armed: this result is the
+				 * last one. */
+				finish(loop, op, res, cflags);
+				return;
+			}
+			evq__report(loop, op, res, cflags | EVQ_OP_F_MORE);
+			return;
+		}
+		finish(loop, op, res, op->cflags);
+		return;
+	case TRY_WAIT_READ:
+	case TRY_WAIT_WRITE:
+		r = wait_io(loop, op,
+			    how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE);
+		if (r < 0)
+			finish(loop, op, r, 0);
+		return;
+	default: /* TRY_POOL */
+		if (op->flags & EVQ__OPF_POOL) {
+			int id = evq__pool_take(op->u.pool.pool);
+
+			if (id < 0) {
+				finish(loop, op, -ENOBUFS, 0);
+				return;
+			}
+			op->cflags = (unsigned)id << 16;
+		}
+		r = evq__tpool_submit(loop, op);
+		if (r < 0) {
+			if (op->flags & EVQ__OPF_POOL)
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+			op->cflags = 0;
+			finish(loop, op, r, 0);
+		}
+		return;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * Close ops and the thread pool
+ * ------------------------------------------------------------------------ */
+
+/* Does a pool thread run an op of this loop on fd? An op still in
+ * EVQ__OP_POOL_QUEUED after the close op's cancel of the fd is one a
+ * worker took (its result is reported, EVQ__OP_DONE, when reaped). */
+static bool pool_runs_on_fd(const struct evq_loop *loop, int fd)
+{
+	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
+		if (o->state == EVQ__OP_POOL_QUEUED && o->fd == fd &&
+		    o->code != EVQ_OP_CLOSE)
+			return true;
+	return false;
+}
+
+/* Close now: in the pool, since close() can block (the last reference to
+ * a lingering socket, a network file system's flush). But a close must
+ * never need a new fd: when the pool cannot be had (at RLIMIT_NOFILE it
+ * cannot make its eventfd), or is being shut down, close here. Linux
+ * frees the fd even when close() fails. */
+static void close_go(struct evq_loop *loop, struct evq_op *op)
+{
+	if (loop->freeing || evq__tpool_submit(loop, op) < 0)
+		finish(loop, op, (int)EVQ__SYS(close(op->fd)), 0);
+}
+
+void evq__emul_close_ready(struct evq_loop *loop, bool force)
+{
+	struct evq_op **pp = &loop->close_waiters;
+
+	while (*pp) {
+		struct evq_op *c = *pp;
+
+		if (!force && pool_runs_on_fd(loop, c->fd)) {
+			pp = &c->qnext;
+			continue;
+		}
+		*pp = c->qnext;
+		c->qnext = NULL;
+		close_go(loop, c);
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * The interface: start, cancel
+ * ------------------------------------------------------------------------ */
+
+void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
+{
+	int res = 0, how;
+
+	switch (op->code) {
+	case EVQ_OP_NOP:
+		finish(loop, op, 0, 0);
+		return;
+	case EVQ_OP_TIMEOUT:
+		op->state = EVQ__OP_WAIT_TIMER;
+		op->wait.timer = (struct evq_timer){ 0 };
+		res = evq_timer_start(loop, &op->wait.timer, op->u.tmo.ns, 0,
+				      op_timer_cb);
+		if (res < 0)
+			finish(loop, op, res, 0);
+		else
+			loop->active--;	/* see op_timer_cb */
+		return;
+	case EVQ_OP_CLOSE:
+		/* The core has ended what it could on fd. An op a pool
+		 * thread already runs cannot be ended: it may not have made
+		 * its syscall yet, and would make it on whatever file takes
+		 * the number after the close. The close waits for it. */
+		if (pool_runs_on_fd(loop, op->fd)) {
+			op->state = EVQ__OP_CLOSE_WAIT;
+			op->qnext = loop->close_waiters;
+			loop->close_waiters = op;
+			return;
+		}
+		close_go(loop, op);
+		return;
+	case EVQ_OP_OPENAT:
+	case EVQ_OP_STATX:
+	case EVQ_OP_FSYNC:
+		route(loop, op, TRY_POOL, 0);
+		return;
+	default:
+		if (op->fd < 0) {
+			finish(loop, op, -EBADF, 0);
+			return;
+		}
+		if (wait_first(loop, op))
+			how = TRY_WAIT_READ;
+		else
+			how = try_op(op, &res, false);
+		route(loop, op, how, res);
+		return;
+	}
+}
+
+int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
+{
+	switch (op->state) {
+	case EVQ__OP_WAIT_IO:
+		evq_io_stop(&op->wait.io);
+		break;
+	case EVQ__OP_WAIT_TIMER:
+		evq_timer_stop(&op->wait.timer);
+		loop->active++;	/* see op_timer_cb */
+		break;
+	case EVQ__OP_POOL_QUEUED:
+		if (!evq__tpool_remove(loop, op))
+			return -EALREADY;
+		if (op->flags & EVQ__OPF_POOL)
+			evq__pool_put(op->u.pool.pool, op->cflags >> 16);
+		break;
+	default:
+		return -EALREADY;
+	}
+	op->cflags = 0;
+	return 0;
+}
+
+/* Before the loop blocks: check the registrations that ops took over
+ * without a syscall (wait_io) and have had no report through since. A
+ * number closed and reused in between (by another file, maybe of
+ * another kind) would otherwise never report: the op starts afresh on
+ * the file the number names now. Returns whether any did, so that the
+ * loop does not block. One syscall per op checked; a loop that never
+ * blocks (busy) checks nothing, and an op a report reached is known to
+ * be fine. */
+bool evq__emul_verify(struct evq_loop *loop)
+{
+	bool restarted = false;
+
+	loop->unverified = 0;
+	for (struct evq_op *op = loop->ops_head; op; op = loop->ops_cursor) {
+		loop->ops_cursor = op->next;
+		if (!(op->flags & EVQ__OPF_UNVERIFIED))
+			continue;
+		if (op->state == EVQ__OP_WAIT_IO &&
+		    evq__io_check(loop, op->fd))
+			restarted = true;	/* op_io_cb started it over */
+		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+	}
+	loop->ops_cursor = NULL;
+	return restarted;
+}

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * io.h - the hot half of io.c's dispatch, inlined into the loop's
+ * iteration (loop.c): what the backend reported goes to the watchers of
+ * each fd. The rare cases (several watchers on one fd, a stale or
+ * NVAL report) are io.c's.
+ */
+#ifndef EVQ_IO_H
+#define EVQ_IO_H
+
+#include "internal.h"
+
+EVQ__HIDDEN void evq__io_dispatch_many(struct evq_loop *loop,
+				       const struct evq__fired *f);
+EVQ__HIDDEN void evq__io_dispatch_odd(struct evq_loop *loop,
+				      const struct evq__fired *f);
+EVQ__HIDDEN void evq__io_orphan(struct evq_loop *loop, int fd);
+
+/* Dispatch the n reports of the last wait, in order. Every reported fd is
+ * below loop->nfds: the table only grows, and only registered fds are
+ * reported. An fd with one watcher (the common case) runs it here. */
+static inline void evq__io_dispatch(struct evq_loop *loop, int n)
+{
+	for (int i = 0; i < n; i++) {
+		const struct evq__fired *f = &loop->fired[i];
+		const struct evq__fd *slot = &loop->fds[f->fd];
+		struct evq_io *w = slot->head;
+		unsigned ev;
+
+		if (evq__unlikely(slot->gen != f->gen ||
+				  (f->revents & EVQ__NVAL))) {
+			evq__io_dispatch_odd(loop, f);
+			continue;
+		}
+		if (evq__unlikely(w == NULL)) {
+			/* Stopped earlier in this batch (the flush tells
+			 * the kernel), or left by an ended op's wait. */
+			if (slot->opwait && !slot->dirty)
+				evq__io_orphan(loop, f->fd);
+			continue;
+		}
+		if (evq__unlikely(w->next != NULL)) {
+			evq__io_dispatch_many(loop, f);
+			continue;
+		}
+		ev = f->revents & w->events & EVQ__IO_MASK;
+		if (!ev)
+			continue;
+		if (w->events & EVQ_ONESHOT)
+			evq_io_stop(w);
+		w->cb(loop, w, ev);
+	}
+}
+
+#endif /* EVQ_IO_H */
