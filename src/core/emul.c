@@ -362,8 +362,8 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		/* On a blocking fd only the first try is known not to
 		 * block. A result that stays armed needs room on the road
 		 * first; without it, the next report brings it back. */
-		if (burst > 0 && ((op->flags & EVQ__OPF_BLOCKING) ||
-				  !evq__done_room(loop, 1))) {
+		if ((burst > 0 && (op->flags & EVQ__OPF_BLOCKING)) ||
+		    (multishot(op) && !evq__done_room(loop, 1))) {
 			how = TRY_DONE;
 			break;
 		}
@@ -469,9 +469,12 @@ static void route(struct evq_loop *loop, struct evq_op *op, int how, int res)
 			unsigned cflags = op->cflags;
 
 			op->cflags = 0;
-			if (wait_io(loop, op, EVQ_READ) < 0) {
-				/* Cannot stay armed: this result is the
-				 * last one. */
+			/* Cannot stay armed (no room on the road for a
+			 * result that is not the last, or no watch): this
+			 * result is the last one. A result parked for want
+			 * of room must not be one that stays armed. */
+			if (!evq__done_room(loop, 1) ||
+			    wait_io(loop, op, EVQ_READ) < 0) {
 				finish(loop, op, res, cflags);
 				return;
 			}
