@@ -50,7 +50,8 @@
  *  h) Multishot accept (5.19) and recv (6.0) are native where the kernel
  *     has them; otherwise op_start says EVQ__SINGLE and runs it as a
  *     single-shot SQE, and the core starts it again after each result
- *     that keeps it going (core/ops.c).
+ *     that keeps it going (core/ops.c). EVQ_URING_NO_NATIVE_MULTISHOT=1
+ *     forces that path, for the tests.
  *  i) Buffer pools are provided-buffer rings (IORING_REGISTER_PBUF_RING,
  *     5.19): one buffer group per pool; a released buffer is put back in
  *     the ring by the caller's evq_pool_release(), no syscall.
@@ -268,8 +269,16 @@ static int uring_init(struct evq_loop *loop)
 	st->reg_index = -1;	/* note n: by the thread that enters first */
 	st->pid = getpid();
 	st->cq_eventfd = -1;
-	st->multishot_accept = kernel_at_least(5, 19);
-	st->multishot_recv = kernel_at_least(6, 0);
+	/* EVQ_URING_NO_NATIVE_MULTISHOT=1 runs multishot ops as single
+	 * shots the core re-arms, as on kernels before 5.19/6.0, so that
+	 * path is tested on this one too (tests/CMakeLists.txt,
+	 * [uring-rearm]). */
+	if (secure_getenv("EVQ_URING_NO_NATIVE_MULTISHOT")) {
+		st->multishot_accept = st->multishot_recv = false;
+	} else {
+		st->multishot_accept = kernel_at_least(5, 19);
+		st->multishot_recv = kernel_at_least(6, 0);
+	}
 	st->etime_success = kernel_at_least(5, 16);
 	st->cancel_fd = kernel_at_least(5, 19);
 	st->direct_ok = kernel_at_least(5, 11) &&
