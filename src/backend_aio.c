@@ -58,6 +58,10 @@
  *     is not ready at submission, so one fd may be accepted once and
  *     refused the next time. Such an fd moves to an epoll set for as long
  *     as it stays registered; the epoll fd itself is polled through AIO.
+ *     The set is the core's (core/epoll_set.c) with set.member saying
+ *     which fds are in it: its rebuild (epoll_set.c note b) re-adds only
+ *     those, and a file epoll refuses stays on AIO instead of becoming
+ *     "always ready" there.
  *     A signalfd cannot be polled this way at all: a poll that does not
  *     complete at once is completed by a kworker (aio_poll_complete_work),
  *     and a signalfd's poll looks at the signals of the task that runs it,
@@ -178,6 +182,7 @@
 #include "internal.h"
 
 #include "backend_aio.h"
+#include "core/epoll_set.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -260,11 +265,11 @@ struct aio_state {
 	struct io_event *stash;	/* taken while settling (note g) */
 	int stash_head, nstash, stash_cap;
 
-	/* the epoll fallback (note f) */
-	int epfd;		/* -1 until needed */
+	/* the epoll fallback (note f): the core's shared epoll set
+	 * (core/epoll_set.c), holding only the records in MODE_EPOLL */
+	struct evq__epoll_set set;	/* set.epfd -1 until needed */
 	int nepoll;		/* records in MODE_EPOLL */
-	struct epoll_event *ep_events;	/* fired_cap */
-	struct iocb ep_cb;	/* the poll of epfd */
+	struct iocb ep_cb;	/* the poll of set.epfd */
 	uint32_t ep_serial;
 	bool ep_armed, ep_queued;
 
@@ -274,7 +279,6 @@ struct aio_state {
 	int opq_head, nopq, opq_cap;
 	unsigned nnative;	/* submitted, completion not handled yet */
 	uint64_t reported;	/* op results reported, ever */
-	bool stale;		/* backend->stale: rebuild the fallback set */
 
 	struct evq__aio_stats stats;
 };
@@ -490,34 +494,30 @@ static int grow(struct aio_state *st)
  * The epoll fallback (note f)
  * ------------------------------------------------------------------------ */
 
-static int ep_ctl(struct aio_state *st, int op, int fd, unsigned mask,
-		  uint32_t gen)
+/* set.member: the set holds the records moved off AIO, and a rebuild
+ * re-adds only those. */
+static bool ep_member(struct evq_loop *loop, int fd)
 {
-	struct epoll_event ev = {
-		.events = (mask & EVQ_READ ? EPOLLIN : 0) |
-			  (mask & EVQ_WRITE ? EPOLLOUT : 0),
-		.data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
-	};
+	struct aio_state *st = loop->backend_data;
+	const struct rec *rec = rec_at(st, fd);
 
-	return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
+	return rec && rec->mode == MODE_EPOLL;
 }
 
 static int ep_open(struct evq_loop *loop, struct aio_state *st)
 {
-	if (st->epfd >= 0)
+	int r;
+
+	if (st->set.epfd >= 0)
 		return 0;
-	if (!st->ep_events) {
-		st->ep_events = calloc((size_t)loop->fired_cap,
-				       sizeof(*st->ep_events));
-		if (!st->ep_events)
-			return -ENOMEM;
-	}
-	st->epfd = epoll_create1(EPOLL_CLOEXEC);
-	return st->epfd < 0 ? -errno : 0;
+	r = evq__epoll_set_init(&st->set, loop->fired_cap);
+	st->set.member = ep_member;
+	return r;
 }
 
 /* Watch fd through epoll from now on. -EPERM: a regular file, which
- * epoll refuses and AIO handles (note f); the record stays on AIO. */
+ * epoll refuses and AIO handles (note f); the record stays on AIO (the
+ * shared set refuses it too, because of set.member). */
 static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
 		  struct rec *rec)
 {
@@ -525,9 +525,7 @@ static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
 
 	if (r < 0)
 		return r;
-	r = ep_ctl(st, EPOLL_CTL_ADD, fd, rec->want, rec->gen);
-	if (r == -EEXIST)
-		r = ep_ctl(st, EPOLL_CTL_MOD, fd, rec->want, rec->gen);
+	r = evq__epoll_set_modify(&st->set, fd, 0, rec->want, rec->gen);
 	if (r < 0)
 		return r;
 	rec->mode = MODE_EPOLL;
@@ -540,8 +538,8 @@ static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
 
 static void ep_del(struct aio_state *st, int fd, struct rec *rec)
 {
-	/* ENOENT/EBADF: epoll already forgot a closed file. */
-	(void)ep_ctl(st, EPOLL_CTL_DEL, fd, 0, 0);
+	/* The set ignores ENOENT/EBADF: epoll forgot a closed file. */
+	(void)evq__epoll_set_modify(&st->set, fd, rec->want, 0, rec->gen);
 	rec->mode = MODE_AIO;
 	st->nepoll--;
 }
@@ -581,15 +579,17 @@ static int degrade(struct evq_loop *loop, struct aio_state *st)
 }
 
 /* The core saw reports of registrations it had ended (a file closed but
- * kept open elsewhere, as with the epoll backend's note b): a new epoll
- * set with exactly the fallback records. */
-static void ep_rebuild(struct aio_state *st)
+ * kept open elsewhere, epoll_set.c note b): the shared set's rebuild,
+ * which re-adds only the fallback records (set.member) and ends the
+ * watches of those closed meanwhile. The poll of the old epoll fd is
+ * cancelled first, so the old set is released when the rebuild closes
+ * it; the new one is polled from the next flush. */
+static void ep_rebuild(struct evq_loop *loop, struct aio_state *st)
 {
-	int epfd, old = st->epfd;
-
-	st->stale = false;
-	if (old < 0 || (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	if (st->set.epfd < 0) {
+		st->set.stale = false;
 		return;
+	}
 	if (st->ep_armed) {
 		struct io_event ev;
 
@@ -597,26 +597,8 @@ static void ep_rebuild(struct aio_state *st)
 		st->stats.cancels++;
 		st->ep_armed = false;
 	}
-	st->epfd = epfd;
-	close(old);
+	(void)evq__epoll_set_rebuild(loop, &st->set);
 	st->ep_queued = true;
-	for (int ci = 0; ci < st->nchunks; ci++) {
-		if (!st->chunks[ci])
-			continue;
-		for (int i = 0; i < CHUNK; i++) {
-			struct rec *rec = &st->chunks[ci][i];
-			int fd = ci << CHUNK_SHIFT | i;
-
-			if (rec->mode == MODE_EPOLL &&
-			    ep_ctl(st, EPOLL_CTL_ADD, fd, rec->want,
-				   rec->gen) < 0) {
-				/* Closed meanwhile: report it gone. */
-				rec->mode = MODE_AIO;
-				st->nepoll--;
-				rec_queue(st, fd, rec);
-			}
-		}
-	}
 }
 
 /* ------------------------------------------------------------------------
@@ -630,7 +612,7 @@ static int aio_init(struct evq_loop *loop)
 
 	if (!st)
 		return -ENOMEM;
-	st->epfd = -1;
+	st->set = (struct evq__epoll_set){ .epfd = -1, .embed_fd = -1 };
 	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
 	if (!st->events) {
 		free(st);
@@ -664,8 +646,7 @@ static void aio_destroy(struct evq_loop *loop)
 	/* Cancels every poll, which releases the files (note g). */
 	if (st->ctx)
 		(void)sys_io_destroy(st->ctx);
-	if (st->epfd >= 0)
-		close(st->epfd);
+	evq__epoll_set_destroy(&st->set);
 	close(st->idfd);
 	for (int ci = 0; ci < st->nchunks; ci++)
 		free(st->chunks[ci]);
@@ -675,7 +656,6 @@ static void aio_destroy(struct evq_loop *loop)
 	free(st->opq);
 	free(st->events);
 	free(st->stash);
-	free(st->ep_events);
 	free(st);
 	loop->backend_data = NULL;
 }
@@ -915,11 +895,9 @@ static int aio_modify(struct evq_loop *loop, int fd, unsigned old,
 
 	if (rec->mode == MODE_EPOLL) {
 		rec->want = (uint8_t)mask;
-		r = ep_ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
-		if (r == -ENOENT || r == -EBADF) {
+		r = evq__epoll_set_modify(&st->set, fd, old, mask, gen);
+		if (r == EVQ__STALE)
 			rec_drop(st, fd, rec, false);
-			return EVQ__STALE;
-		}
 		return r;
 	}
 	if (rec->armed) {
@@ -1283,7 +1261,7 @@ again:
 		}
 		st->nqueue = 0;
 		if (st->ep_queued && !st->ep_armed && st->nepoll > 0) {
-			fill_poll(&st->ep_cb, st->epfd,
+			fill_poll(&st->ep_cb, st->set.epfd,
 				  next_serial(&st->ep_serial), EVQ_READ);
 			b[nb++] = &st->ep_cb;
 		}
@@ -1370,31 +1348,17 @@ out:
 	return r;
 }
 
-/* The poll of the epoll fd fired: collect what epoll has. */
+/* The poll of the epoll fd fired: collect what epoll has, after the n
+ * reports there are. The shared translation checks an fd's registration
+ * once per EVQ_IO_STALE_LIMIT reports (epoll_set.c note b). */
 static int ep_collect(struct evq_loop *loop, struct aio_state *st, int n)
 {
-	int k = epoll_wait(st->epfd, st->ep_events, loop->fired_cap - n, 0);
+	int k = epoll_wait(st->set.epfd, st->set.events,
+			   loop->fired_cap - n, 0);
 
-	for (int i = 0; i < k; i++) {
-		uint64_t data = st->ep_events[i].data.u64;
-		uint32_t ev = st->ep_events[i].events;
-		int fd = (int)(uint32_t)data;
-		uint32_t gen = (uint32_t)(data >> 32);
-		struct rec *rec = rec_at(st, fd);
-
-		loop->fired[n].fd = fd;
-		loop->fired[n].gen = gen;
-		loop->fired[n].revents =
-			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
-			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
-		/* A file kept open by a dup is still in the set: the same
-		 * check as for AIO reports (note g). */
-		if (rec && rec->mode == MODE_EPOLL && rec->gen == gen &&
-		    !same_file(st, fd, rec))
-			loop->fired[n].revents = EVQ__NVAL;
-		n++;
-	}
-	return n;
+	if (k <= 0)
+		return n;
+	return n + evq__epoll_set_translate_at(loop, &st->set, k, n);
 }
 
 /* One completion: an op's result into loop->done (note j), or a report
@@ -1496,8 +1460,8 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 	int n = 0, r;
 
 	st->stats.waits++;
-	if (evq__unlikely(st->stale))
-		ep_rebuild(st);
+	if (evq__unlikely(st->set.stale))
+		ep_rebuild(loop, st);
 
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
@@ -1546,7 +1510,7 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
  * fallback before the next wait (ep_rebuild). */
 static void aio_stale(struct evq_loop *loop)
 {
-	((struct aio_state *)loop->backend_data)->stale = true;
+	((struct aio_state *)loop->backend_data)->set.stale = true;
 }
 
 const struct evq__backend evq__backend_aio = {
