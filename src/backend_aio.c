@@ -89,8 +89,12 @@
  *        Anchors are never deleted: epoll drops them with their file.
  *      - A completion is checked before it is reported; if the number no
  *        longer names the file, EVQ__NVAL is reported instead, which ends
- *        the watch. That is one epoll_ctl() per report, the price of
- *        close-safety with a facility that holds files (docs/BACKENDS.md).
+ *        the watch. That is one epoll_ctl() per report of an fd that a
+ *        user's watcher watches, the price of close-safety with a
+ *        facility that holds files: nothing cheaper can tell a closed or
+ *        reused number from the file (docs/BACKENDS.md). Watches of the
+ *        loop's own (an emulated op's wait) are checked once per
+ *        EVQ_IO_STALE_LIMIT reports, as the epoll set does (must_check).
  *      - A watcher joining the number, or a change of mask, is checked the
  *        same way first, and gets EVQ__STALE; the old poll is cancelled,
  *        which releases the old file.
@@ -1361,6 +1365,27 @@ static int ep_collect(struct evq_loop *loop, struct aio_state *st, int n)
 	return n + evq__epoll_set_translate_at(loop, &st->set, k, n);
 }
 
+/* Note g: is this report of fd checked? Always when a user's watcher is
+ * on it: evq.h promises it never runs for an event collected after a
+ * plain close(), and only a syscall can tell (the poll holds the file).
+ * Watches of the loop's own (an emulated op's wait, the async eventfd)
+ * are checked once per EVQ_IO_STALE_LIMIT reports, as the epoll set
+ * does (the slot's counter: an fd is on AIO or in the set, not both):
+ * an op's retry acts on the number, as its syscall would, and a closed
+ * number makes the retry fail (EBADF) and the re-arm end the watch. */
+static bool must_check(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+
+	for (const struct evq_io *w = slot->head; w; w = w->next)
+		if (!(w->state & EVQ__INTERNAL))
+			return true;
+	if (evq__likely(++slot->reports < EVQ_IO_STALE_LIMIT))
+		return false;
+	slot->reports = 0;
+	return true;
+}
+
 /* One completion: an op's result into loop->done (note j), or a report
  * in loop->fired[n], or nothing if it is stale (note d) or filtered.
  * Returns the new n. Every live completion queues its fd for re-arming;
@@ -1397,7 +1422,7 @@ static int handle(struct evq_loop *loop, struct aio_state *st,
 	 * report it again, if it is still true. */
 	if (!rev || n == loop->fired_cap)
 		return n;
-	if (!same_file(st, fd, rec))
+	if (must_check(loop, fd) && !same_file(st, fd, rec))
 		rev = EVQ__NVAL;	/* closed behind our back: note g */
 	loop->fired[n].fd = fd;
 	loop->fired[n].gen = rec->gen;
