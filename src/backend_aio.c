@@ -143,10 +143,15 @@
  *        not enough, the file must be regular or a block device.
  *      - EVQ_OFFSET_CURRENT: an iocb has no "current position". Pool
  *        reads: the buffer is picked when the data is there.
- *     The check is fcntl(F_GETFL) for each transfer op, and fstat() when
- *     O_DIRECT is set, and is not cached: F_SETFL changes O_DIRECT at any
- *     time, and a number can be closed and reused between two ops without
- *     the loop seeing it (only watchers are anchored, note g). Even so an
+ *     The check is fcntl(F_GETFL) for a transfer op, and fstat() when
+ *     O_DIRECT is set. Only a "no" is kept (rec->nodirect), and asked
+ *     again once per EVQ_IO_STALE_LIMIT ops of the fd, when a watcher
+ *     registers the fd and at an evq close op: F_SETFL changes O_DIRECT
+ *     at any time, and a number can be closed and reused between two ops
+ *     without the loop seeing it (only watchers are anchored, note g).
+ *     A stale "no" only emulates an op that could have been native (the
+ *     emulation's result is the same); a "yes" is never kept, since a
+ *     native iocb on the wrong file could block io_submit(). Even so an
  *     O_DIRECT io_submit() may block: on metadata reads (a cold inode's
  *     extent tree), when the device queue is out of tags, or where the
  *     filesystem serializes (unaligned writes). tmpfs takes O_DIRECT
@@ -247,6 +252,8 @@ struct rec {
 	uint8_t id_epoll;	/* anchored in idfd (note g) */
 	uint8_t sigfd;		/* a signalfd: epoll only (note f) */
 	uint8_t cancels;	/* cancelled polls not reaped yet (note g) */
+	uint8_t nodirect;	/* note j: the fd's transfers were found not
+				 * native; ops answered so since. 0: ask */
 };
 
 struct aio_state {
@@ -840,6 +847,7 @@ static int identify(struct aio_state *st, int fd, struct rec *rec)
 	if (fstat(fd, &sb) < 0)
 		return -errno;
 	rec->id_epoll = r == 0;
+	rec->nodirect = 0;	/* maybe another file now (note j) */
 	rec->sigfd = (sb.st_mode & S_IFMT) == 0 && is_signalfd(fd);
 	rec->dev = sb.st_dev;
 	rec->ino = sb.st_ino;
@@ -983,24 +991,44 @@ static uint64_t iov_bytes(const struct iovec *iov, int cnt)
  * regular file or block device (a pipe can have O_DIRECT too), and no
  * write past the end of a file. Nothing is cached: F_SETFL can change
  * O_DIRECT, and the number can name another file by the next op. */
-static int direct_cmd(const struct evq_op *op)
+/* Note j: fd's transfers are not native; keep that for the next ops. No
+ * memory for a record: nothing kept, the next op asks again. */
+static void nodirect_keep(struct aio_state *st, int fd)
+{
+	struct rec *rec = rec_at(st, fd);
+
+	if (!rec && reserve(st, fd) == 0)
+		rec = rec_at(st, fd);
+	if (rec)
+		rec->nodirect = 1;
+}
+
+static int direct_cmd(struct aio_state *st, const struct evq_op *op)
 {
 	bool wr = op->code == EVQ_OP_WRITE || op->code == EVQ_OP_WRITEV;
 	bool vec = op->code == EVQ_OP_READV || op->code == EVQ_OP_WRITEV;
 	uint64_t off = vec ? op->u.vec.off : op->u.rw.off, len;
 	struct stat sb;
+	struct rec *rec;
 	int fl;
 
 	/* EVQ_OFFSET_CURRENT too: AIO has no "current position". */
 	if ((op->flags & EVQ__OPF_POOL) || op->fd < 0 || off > INT64_MAX ||
 	    (vec && (op->u.vec.cnt <= 0 || op->u.vec.cnt > IOV_MAX)))
 		return EMULATE;
+	rec = rec_at(st, op->fd);
+	if (rec && rec->nodirect) {
+		if (rec->nodirect++ < EVQ_IO_STALE_LIMIT)
+			return EMULATE;
+		rec->nodirect = 0;	/* ask again */
+	}
+	st->stats.op_direct_checks++;
 	fl = fcntl(op->fd, F_GETFL);
-	if (fl < 0 || !(fl & O_DIRECT))
+	if (fl < 0 || !(fl & O_DIRECT) || fstat(op->fd, &sb) < 0 ||
+	    !(S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))) {
+		nodirect_keep(st, op->fd);
 		return EMULATE;
-	if (fstat(op->fd, &sb) < 0 ||
-	    !(S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode)))
-		return EMULATE;
+	}
 	if (wr && S_ISREG(sb.st_mode)) {
 		len = vec ? iov_bytes(op->u.vec.iov, op->u.vec.cnt)
 			  : op->u.rw.len;
@@ -1042,7 +1070,7 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 	case EVQ_OP_WRITE:
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
-		cmd = direct_cmd(op);
+		cmd = direct_cmd(st, op);
 		break;
 	case EVQ_OP_FSYNC:
 		if (op->fd < 0)
@@ -1053,6 +1081,8 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 			cmd = IOCB_CMD_FSYNC;
 		break;
 	case EVQ_OP_CLOSE:
+		if (op->fd >= 0 && rec_at(st, op->fd))
+			rec_at(st, op->fd)->nodirect = 0;	/* note j */
 		/* The pool may close fd before the next wait: ops on it
 		 * that started before the close go to the kernel now, and
 		 * so hold the file, as they would elsewhere. What a full
