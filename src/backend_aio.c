@@ -58,6 +58,10 @@
  *     is not ready at submission, so one fd may be accepted once and
  *     refused the next time. Such an fd moves to an epoll set for as long
  *     as it stays registered; the epoll fd itself is polled through AIO.
+ *     The set is the core's (core/epoll_set.c) with set.member saying
+ *     which fds are in it: its rebuild (epoll_set.c note b) re-adds only
+ *     those, and a file epoll refuses stays on AIO instead of becoming
+ *     "always ready" there.
  *     A signalfd cannot be polled this way at all: a poll that does not
  *     complete at once is completed by a kworker (aio_poll_complete_work),
  *     and a signalfd's poll looks at the signals of the task that runs it,
@@ -85,8 +89,12 @@
  *        Anchors are never deleted: epoll drops them with their file.
  *      - A completion is checked before it is reported; if the number no
  *        longer names the file, EVQ__NVAL is reported instead, which ends
- *        the watch. That is one epoll_ctl() per report, the price of
- *        close-safety with a facility that holds files (docs/BACKENDS.md).
+ *        the watch. That is one epoll_ctl() per report of an fd that a
+ *        user's watcher watches, the price of close-safety with a
+ *        facility that holds files: nothing cheaper can tell a closed or
+ *        reused number from the file (docs/BACKENDS.md). Watches of the
+ *        loop's own (an emulated op's wait) are checked once per
+ *        EVQ_IO_STALE_LIMIT reports, as the epoll set does (must_check).
  *      - A watcher joining the number, or a change of mask, is checked the
  *        same way first, and gets EVQ__STALE; the old poll is cancelled,
  *        which releases the old file.
@@ -135,10 +143,15 @@
  *        not enough, the file must be regular or a block device.
  *      - EVQ_OFFSET_CURRENT: an iocb has no "current position". Pool
  *        reads: the buffer is picked when the data is there.
- *     The check is fcntl(F_GETFL) for each transfer op, and fstat() when
- *     O_DIRECT is set, and is not cached: F_SETFL changes O_DIRECT at any
- *     time, and a number can be closed and reused between two ops without
- *     the loop seeing it (only watchers are anchored, note g). Even so an
+ *     The check is fcntl(F_GETFL) for a transfer op, and fstat() when
+ *     O_DIRECT is set. Only a "no" is kept (rec->nodirect), and asked
+ *     again once per EVQ_IO_STALE_LIMIT ops of the fd, when a watcher
+ *     registers the fd and at an evq close op: F_SETFL changes O_DIRECT
+ *     at any time, and a number can be closed and reused between two ops
+ *     without the loop seeing it (only watchers are anchored, note g).
+ *     A stale "no" only emulates an op that could have been native (the
+ *     emulation's result is the same); a "yes" is never kept, since a
+ *     native iocb on the wrong file could block io_submit(). Even so an
  *     O_DIRECT io_submit() may block: on metadata reads (a cold inode's
  *     extent tree), when the device queue is out of tags, or where the
  *     filesystem serializes (unaligned writes). tmpfs takes O_DIRECT
@@ -178,6 +191,7 @@
 #include "internal.h"
 
 #include "backend_aio.h"
+#include "core/epoll_set.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -238,6 +252,8 @@ struct rec {
 	uint8_t id_epoll;	/* anchored in idfd (note g) */
 	uint8_t sigfd;		/* a signalfd: epoll only (note f) */
 	uint8_t cancels;	/* cancelled polls not reaped yet (note g) */
+	uint8_t nodirect;	/* note j: the fd's transfers were found not
+				 * native; ops answered so since. 0: ask */
 };
 
 struct aio_state {
@@ -260,11 +276,11 @@ struct aio_state {
 	struct io_event *stash;	/* taken while settling (note g) */
 	int stash_head, nstash, stash_cap;
 
-	/* the epoll fallback (note f) */
-	int epfd;		/* -1 until needed */
+	/* the epoll fallback (note f): the core's shared epoll set
+	 * (core/epoll_set.c), holding only the records in MODE_EPOLL */
+	struct evq__epoll_set set;	/* set.epfd -1 until needed */
 	int nepoll;		/* records in MODE_EPOLL */
-	struct epoll_event *ep_events;	/* fired_cap */
-	struct iocb ep_cb;	/* the poll of epfd */
+	struct iocb ep_cb;	/* the poll of set.epfd */
 	uint32_t ep_serial;
 	bool ep_armed, ep_queued;
 
@@ -274,7 +290,6 @@ struct aio_state {
 	int opq_head, nopq, opq_cap;
 	unsigned nnative;	/* submitted, completion not handled yet */
 	uint64_t reported;	/* op results reported, ever */
-	bool stale;		/* backend->stale: rebuild the fallback set */
 
 	struct evq__aio_stats stats;
 };
@@ -490,34 +505,30 @@ static int grow(struct aio_state *st)
  * The epoll fallback (note f)
  * ------------------------------------------------------------------------ */
 
-static int ep_ctl(struct aio_state *st, int op, int fd, unsigned mask,
-		  uint32_t gen)
+/* set.member: the set holds the records moved off AIO, and a rebuild
+ * re-adds only those. */
+static bool ep_member(struct evq_loop *loop, int fd)
 {
-	struct epoll_event ev = {
-		.events = (mask & EVQ_READ ? EPOLLIN : 0) |
-			  (mask & EVQ_WRITE ? EPOLLOUT : 0),
-		.data.u64 = (uint64_t)gen << 32 | (uint32_t)fd,
-	};
+	struct aio_state *st = loop->backend_data;
+	const struct rec *rec = rec_at(st, fd);
 
-	return epoll_ctl(st->epfd, op, fd, &ev) < 0 ? -errno : 0;
+	return rec && rec->mode == MODE_EPOLL;
 }
 
 static int ep_open(struct evq_loop *loop, struct aio_state *st)
 {
-	if (st->epfd >= 0)
+	int r;
+
+	if (st->set.epfd >= 0)
 		return 0;
-	if (!st->ep_events) {
-		st->ep_events = calloc((size_t)loop->fired_cap,
-				       sizeof(*st->ep_events));
-		if (!st->ep_events)
-			return -ENOMEM;
-	}
-	st->epfd = epoll_create1(EPOLL_CLOEXEC);
-	return st->epfd < 0 ? -errno : 0;
+	r = evq__epoll_set_init(&st->set, loop->fired_cap);
+	st->set.member = ep_member;
+	return r;
 }
 
 /* Watch fd through epoll from now on. -EPERM: a regular file, which
- * epoll refuses and AIO handles (note f); the record stays on AIO. */
+ * epoll refuses and AIO handles (note f); the record stays on AIO (the
+ * shared set refuses it too, because of set.member). */
 static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
 		  struct rec *rec)
 {
@@ -525,9 +536,7 @@ static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
 
 	if (r < 0)
 		return r;
-	r = ep_ctl(st, EPOLL_CTL_ADD, fd, rec->want, rec->gen);
-	if (r == -EEXIST)
-		r = ep_ctl(st, EPOLL_CTL_MOD, fd, rec->want, rec->gen);
+	r = evq__epoll_set_modify(&st->set, fd, 0, rec->want, rec->gen);
 	if (r < 0)
 		return r;
 	rec->mode = MODE_EPOLL;
@@ -540,8 +549,8 @@ static int ep_add(struct evq_loop *loop, struct aio_state *st, int fd,
 
 static void ep_del(struct aio_state *st, int fd, struct rec *rec)
 {
-	/* ENOENT/EBADF: epoll already forgot a closed file. */
-	(void)ep_ctl(st, EPOLL_CTL_DEL, fd, 0, 0);
+	/* The set ignores ENOENT/EBADF: epoll forgot a closed file. */
+	(void)evq__epoll_set_modify(&st->set, fd, rec->want, 0, rec->gen);
 	rec->mode = MODE_AIO;
 	st->nepoll--;
 }
@@ -581,15 +590,17 @@ static int degrade(struct evq_loop *loop, struct aio_state *st)
 }
 
 /* The core saw reports of registrations it had ended (a file closed but
- * kept open elsewhere, as with the epoll backend's note b): a new epoll
- * set with exactly the fallback records. */
-static void ep_rebuild(struct aio_state *st)
+ * kept open elsewhere, epoll_set.c note b): the shared set's rebuild,
+ * which re-adds only the fallback records (set.member) and ends the
+ * watches of those closed meanwhile. The poll of the old epoll fd is
+ * cancelled first, so the old set is released when the rebuild closes
+ * it; the new one is polled from the next flush. */
+static void ep_rebuild(struct evq_loop *loop, struct aio_state *st)
 {
-	int epfd, old = st->epfd;
-
-	st->stale = false;
-	if (old < 0 || (epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+	if (st->set.epfd < 0) {
+		st->set.stale = false;
 		return;
+	}
 	if (st->ep_armed) {
 		struct io_event ev;
 
@@ -597,26 +608,8 @@ static void ep_rebuild(struct aio_state *st)
 		st->stats.cancels++;
 		st->ep_armed = false;
 	}
-	st->epfd = epfd;
-	close(old);
+	(void)evq__epoll_set_rebuild(loop, &st->set);
 	st->ep_queued = true;
-	for (int ci = 0; ci < st->nchunks; ci++) {
-		if (!st->chunks[ci])
-			continue;
-		for (int i = 0; i < CHUNK; i++) {
-			struct rec *rec = &st->chunks[ci][i];
-			int fd = ci << CHUNK_SHIFT | i;
-
-			if (rec->mode == MODE_EPOLL &&
-			    ep_ctl(st, EPOLL_CTL_ADD, fd, rec->want,
-				   rec->gen) < 0) {
-				/* Closed meanwhile: report it gone. */
-				rec->mode = MODE_AIO;
-				st->nepoll--;
-				rec_queue(st, fd, rec);
-			}
-		}
-	}
 }
 
 /* ------------------------------------------------------------------------
@@ -630,7 +623,7 @@ static int aio_init(struct evq_loop *loop)
 
 	if (!st)
 		return -ENOMEM;
-	st->epfd = -1;
+	st->set = (struct evq__epoll_set){ .epfd = -1, .embed_fd = -1 };
 	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
 	if (!st->events) {
 		free(st);
@@ -664,8 +657,7 @@ static void aio_destroy(struct evq_loop *loop)
 	/* Cancels every poll, which releases the files (note g). */
 	if (st->ctx)
 		(void)sys_io_destroy(st->ctx);
-	if (st->epfd >= 0)
-		close(st->epfd);
+	evq__epoll_set_destroy(&st->set);
 	close(st->idfd);
 	for (int ci = 0; ci < st->nchunks; ci++)
 		free(st->chunks[ci]);
@@ -675,7 +667,6 @@ static void aio_destroy(struct evq_loop *loop)
 	free(st->opq);
 	free(st->events);
 	free(st->stash);
-	free(st->ep_events);
 	free(st);
 	loop->backend_data = NULL;
 }
@@ -856,6 +847,7 @@ static int identify(struct aio_state *st, int fd, struct rec *rec)
 	if (fstat(fd, &sb) < 0)
 		return -errno;
 	rec->id_epoll = r == 0;
+	rec->nodirect = 0;	/* maybe another file now (note j) */
 	rec->sigfd = (sb.st_mode & S_IFMT) == 0 && is_signalfd(fd);
 	rec->dev = sb.st_dev;
 	rec->ino = sb.st_ino;
@@ -915,11 +907,9 @@ static int aio_modify(struct evq_loop *loop, int fd, unsigned old,
 
 	if (rec->mode == MODE_EPOLL) {
 		rec->want = (uint8_t)mask;
-		r = ep_ctl(st, EPOLL_CTL_MOD, fd, mask, gen);
-		if (r == -ENOENT || r == -EBADF) {
+		r = evq__epoll_set_modify(&st->set, fd, old, mask, gen);
+		if (r == EVQ__STALE)
 			rec_drop(st, fd, rec, false);
-			return EVQ__STALE;
-		}
 		return r;
 	}
 	if (rec->armed) {
@@ -1001,24 +991,44 @@ static uint64_t iov_bytes(const struct iovec *iov, int cnt)
  * regular file or block device (a pipe can have O_DIRECT too), and no
  * write past the end of a file. Nothing is cached: F_SETFL can change
  * O_DIRECT, and the number can name another file by the next op. */
-static int direct_cmd(const struct evq_op *op)
+/* Note j: fd's transfers are not native; keep that for the next ops. No
+ * memory for a record: nothing kept, the next op asks again. */
+static void nodirect_keep(struct aio_state *st, int fd)
+{
+	struct rec *rec = rec_at(st, fd);
+
+	if (!rec && reserve(st, fd) == 0)
+		rec = rec_at(st, fd);
+	if (rec)
+		rec->nodirect = 1;
+}
+
+static int direct_cmd(struct aio_state *st, const struct evq_op *op)
 {
 	bool wr = op->code == EVQ_OP_WRITE || op->code == EVQ_OP_WRITEV;
 	bool vec = op->code == EVQ_OP_READV || op->code == EVQ_OP_WRITEV;
 	uint64_t off = vec ? op->u.vec.off : op->u.rw.off, len;
 	struct stat sb;
+	struct rec *rec;
 	int fl;
 
 	/* EVQ_OFFSET_CURRENT too: AIO has no "current position". */
 	if ((op->flags & EVQ__OPF_POOL) || op->fd < 0 || off > INT64_MAX ||
 	    (vec && (op->u.vec.cnt <= 0 || op->u.vec.cnt > IOV_MAX)))
 		return EMULATE;
+	rec = rec_at(st, op->fd);
+	if (rec && rec->nodirect) {
+		if (rec->nodirect++ < EVQ_IO_STALE_LIMIT)
+			return EMULATE;
+		rec->nodirect = 0;	/* ask again */
+	}
+	st->stats.op_direct_checks++;
 	fl = fcntl(op->fd, F_GETFL);
-	if (fl < 0 || !(fl & O_DIRECT))
+	if (fl < 0 || !(fl & O_DIRECT) || fstat(op->fd, &sb) < 0 ||
+	    !(S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))) {
+		nodirect_keep(st, op->fd);
 		return EMULATE;
-	if (fstat(op->fd, &sb) < 0 ||
-	    !(S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode)))
-		return EMULATE;
+	}
 	if (wr && S_ISREG(sb.st_mode)) {
 		len = vec ? iov_bytes(op->u.vec.iov, op->u.vec.cnt)
 			  : op->u.rw.len;
@@ -1060,7 +1070,7 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 	case EVQ_OP_WRITE:
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
-		cmd = direct_cmd(op);
+		cmd = direct_cmd(st, op);
 		break;
 	case EVQ_OP_FSYNC:
 		if (op->fd < 0)
@@ -1071,6 +1081,8 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 			cmd = IOCB_CMD_FSYNC;
 		break;
 	case EVQ_OP_CLOSE:
+		if (op->fd >= 0 && rec_at(st, op->fd))
+			rec_at(st, op->fd)->nodirect = 0;	/* note j */
 		/* The pool may close fd before the next wait: ops on it
 		 * that started before the close go to the kernel now, and
 		 * so hold the file, as they would elsewhere. What a full
@@ -1283,7 +1295,7 @@ again:
 		}
 		st->nqueue = 0;
 		if (st->ep_queued && !st->ep_armed && st->nepoll > 0) {
-			fill_poll(&st->ep_cb, st->epfd,
+			fill_poll(&st->ep_cb, st->set.epfd,
 				  next_serial(&st->ep_serial), EVQ_READ);
 			b[nb++] = &st->ep_cb;
 		}
@@ -1370,31 +1382,38 @@ out:
 	return r;
 }
 
-/* The poll of the epoll fd fired: collect what epoll has. */
+/* The poll of the epoll fd fired: collect what epoll has, after the n
+ * reports there are. The shared translation checks an fd's registration
+ * once per EVQ_IO_STALE_LIMIT reports (epoll_set.c note b). */
 static int ep_collect(struct evq_loop *loop, struct aio_state *st, int n)
 {
-	int k = epoll_wait(st->epfd, st->ep_events, loop->fired_cap - n, 0);
+	int k = epoll_wait(st->set.epfd, st->set.events,
+			   loop->fired_cap - n, 0);
 
-	for (int i = 0; i < k; i++) {
-		uint64_t data = st->ep_events[i].data.u64;
-		uint32_t ev = st->ep_events[i].events;
-		int fd = (int)(uint32_t)data;
-		uint32_t gen = (uint32_t)(data >> 32);
-		struct rec *rec = rec_at(st, fd);
+	if (k <= 0)
+		return n;
+	return n + evq__epoll_set_translate_at(loop, &st->set, k, n);
+}
 
-		loop->fired[n].fd = fd;
-		loop->fired[n].gen = gen;
-		loop->fired[n].revents =
-			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
-			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
-		/* A file kept open by a dup is still in the set: the same
-		 * check as for AIO reports (note g). */
-		if (rec && rec->mode == MODE_EPOLL && rec->gen == gen &&
-		    !same_file(st, fd, rec))
-			loop->fired[n].revents = EVQ__NVAL;
-		n++;
-	}
-	return n;
+/* Note g: is this report of fd checked? Always when a user's watcher is
+ * on it: evq.h promises it never runs for an event collected after a
+ * plain close(), and only a syscall can tell (the poll holds the file).
+ * Watches of the loop's own (an emulated op's wait, the async eventfd)
+ * are checked once per EVQ_IO_STALE_LIMIT reports, as the epoll set
+ * does (the slot's counter: an fd is on AIO or in the set, not both):
+ * an op's retry acts on the number, as its syscall would, and a closed
+ * number makes the retry fail (EBADF) and the re-arm end the watch. */
+static bool must_check(struct evq_loop *loop, int fd)
+{
+	struct evq__fd *slot = &loop->fds[fd];
+
+	for (const struct evq_io *w = slot->head; w; w = w->next)
+		if (!(w->state & EVQ__INTERNAL))
+			return true;
+	if (evq__likely(++slot->reports < EVQ_IO_STALE_LIMIT))
+		return false;
+	slot->reports = 0;
+	return true;
 }
 
 /* One completion: an op's result into loop->done (note j), or a report
@@ -1433,7 +1452,7 @@ static int handle(struct evq_loop *loop, struct aio_state *st,
 	 * report it again, if it is still true. */
 	if (!rev || n == loop->fired_cap)
 		return n;
-	if (!same_file(st, fd, rec))
+	if (must_check(loop, fd) && !same_file(st, fd, rec))
 		rev = EVQ__NVAL;	/* closed behind our back: note g */
 	loop->fired[n].fd = fd;
 	loop->fired[n].gen = rec->gen;
@@ -1496,8 +1515,8 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 	int n = 0, r;
 
 	st->stats.waits++;
-	if (evq__unlikely(st->stale))
-		ep_rebuild(st);
+	if (evq__unlikely(st->set.stale))
+		ep_rebuild(loop, st);
 
 	for (;;) {
 		struct timespec ts, *tsp = NULL;
@@ -1546,7 +1565,7 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
  * fallback before the next wait (ep_rebuild). */
 static void aio_stale(struct evq_loop *loop)
 {
-	((struct aio_state *)loop->backend_data)->stale = true;
+	((struct aio_state *)loop->backend_data)->set.stale = true;
 }
 
 const struct evq__backend evq__backend_aio = {

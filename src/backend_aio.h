@@ -29,6 +29,7 @@ struct evq__aio_stats {
 	uint64_t op_pread, op_pwrite, op_preadv, op_pwritev;
 	uint64_t op_fsync, op_fdsync;
 	uint64_t op_emulated;		/* op_start said EVQ__EMULATE */
+	uint64_t op_direct_checks;	/* F_GETFL asked for O_DIRECT (note j) */
 	uint64_t op_refused;		/* io_submit failed an op's iocb */
 	uint64_t op_throttled;		/* flushes that left ops queued: full */
 	uint64_t op_close_canceled;	/* queued ops ended by a close op */

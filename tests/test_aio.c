@@ -981,6 +981,99 @@ static int run_op(struct evq_loop *loop, struct t_op *o)
 	return t_op_wait(loop, o, 5000);
 }
 
+/* The identity check of note g costs a syscall. An emulated op's wait
+ * (a watch of the loop's own) pays it once per EVQ_IO_STALE_LIMIT reports
+ * of the fd, as the epoll set does: the op's retry acts on the number, as
+ * its syscall would. A user's watcher on the fd keeps the check of every
+ * report (evq.h, close-safety). */
+static int op_waits_checked_once_per_stale_limit(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s1;
+	struct t_op o = { 0 };
+	struct tw w;
+	char c;
+	int p[2], q[2], i;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	s0 = stats(loop);
+	T_STEP("4 * EVQ_IO_STALE_LIMIT reads that wait for the pipe");
+	for (i = 0; i < 4 * EVQ_IO_STALE_LIMIT; i++) {
+		t_op_init(&o);
+		evq_prep_read(&o.op, p[0], &c, 1, EVQ_OFFSET_CURRENT);
+		ASSERT_OK(t_op_submit(loop, &o, 0));
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		ASSERT_EQ(o.ncalls, 0);		/* waiting */
+		ASSERT_OK(t_write_byte(p[1]));
+		ASSERT_OK(t_op_wait(loop, &o, 5000));
+		ASSERT_EQ(o.res, 1);
+	}
+	s1 = stats(loop);
+	ASSERT_LE(s1.checks - s0.checks, 4);
+
+	T_STEP("a user's watcher: every report is checked");
+	ASSERT_OK(t_pipe(q));
+	ASSERT_OK(t_write_byte(q[1]));
+	ASSERT_OK(tw_start(loop, &w, q[0], EVQ_READ));
+	s0 = stats(loop);
+	for (i = 0; i < 8; i++)
+		ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	s1 = stats(loop);
+	ASSERT_EQ(w.count, 8);
+	ASSERT_EQ(s1.checks - s0.checks, 8);
+	ASSERT_OK(evq_io_stop(&w.io));
+	t_close2(q);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* Whether an fd's transfers can be native costs an F_GETFL (note j). A
+ * "no" is kept for the fd and asked again once per EVQ_IO_STALE_LIMIT
+ * ops: F_SETFL may add O_DIRECT, and that is seen within as many ops. */
+static int direct_check_cached_per_fd(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s1;
+	struct t_op o = { 0 };
+	unsigned char *a = xalign(BLK);
+	int fd, bfd = -1, fl, i;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(a != NULL);
+	DIRECT_FILE_OR_SKIP(fd, 4 * BLK, &bfd, loop);
+	s0 = stats(loop);
+	T_STEP("4 * EVQ_IO_STALE_LIMIT reads of the buffered fd");
+	for (i = 0; i < 4 * EVQ_IO_STALE_LIMIT; i++) {
+		t_op_init(&o);
+		evq_prep_read(&o.op, bfd, a, BLK, BLK);
+		ASSERT_OK(run_op(loop, &o));
+		ASSERT_EQ(o.res, BLK);
+	}
+	s1 = stats(loop);
+	ASSERT_EQ(s1.op_emulated - s0.op_emulated, 4 * EVQ_IO_STALE_LIMIT);
+	ASSERT_LE(s1.op_direct_checks - s0.op_direct_checks, 4);
+	T_STEP("F_SETFL adds O_DIRECT: native within EVQ_IO_STALE_LIMIT ops");
+	fl = fcntl(bfd, F_GETFL);
+	ASSERT_GE(fl, 0);
+	ASSERT_OK(fcntl(bfd, F_SETFL, fl | O_DIRECT));
+	for (i = 0; i <= EVQ_IO_STALE_LIMIT; i++) {
+		t_op_init(&o);
+		evq_prep_read(&o.op, bfd, a, BLK, BLK);
+		ASSERT_OK(run_op(loop, &o));
+		ASSERT_EQ(o.res, BLK);
+		if (stats(loop).op_pread > s1.op_pread)
+			break;
+	}
+	ASSERT_GT(stats(loop).op_pread, s1.op_pread);
+	t_close(fd);
+	t_close(bfd);
+	free(a);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 /* What the backend leaves to the core: a buffered file (buffered AIO
  * would block inside io_submit), EVQ_OFFSET_CURRENT, a write past the end
  * of the file (ext4 does those inside io_submit) or on an O_APPEND fd, a
@@ -1606,6 +1699,8 @@ static const struct t_case cases[] = {
 	T_CASE(mask_changes),
 	T_CASE(direct_ops_native),
 	T_CASE(emulated_ops),
+	T_CASE(direct_check_cached_per_fd),
+	T_CASE(op_waits_checked_once_per_stale_limit),
 	T_CASE(direct_ops_no_ring),
 	T_CASE(run_with_only_native_ops),
 	T_CASE(chain_native_then_emulated),

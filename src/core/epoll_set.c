@@ -214,7 +214,7 @@ int evq__epoll_set_modify(struct evq__epoll_set *set, int fd, unsigned old,
 		r = ctl(set, EPOLL_CTL_ADD, fd, mask, gen);
 		if (r == -EEXIST)
 			r = ctl(set, EPOLL_CTL_MOD, fd, mask, gen);
-		else if (r == -EPERM)
+		else if (r == -EPERM && !set->member)
 			r = always_add(set, fd, mask, gen);
 		return r;
 	}
@@ -255,7 +255,8 @@ bool evq__epoll_set_rebuild(struct evq_loop *loop, struct evq__epoll_set *set)
 	for (int fd = 0; fd < loop->nfds; fd++) {
 		struct evq__fd *slot = &loop->fds[fd];
 
-		if (!slot->kmask || always_find(set, fd))
+		if (!slot->kmask || always_find(set, fd) ||
+		    (set->member && !set->member(loop, fd)))
 			continue;
 		if (ctl(set, EPOLL_CTL_ADD, fd, 0, slot->gen) != -EEXIST ||
 		    ctl(&next, EPOLL_CTL_ADD, fd, slot->kmask, slot->gen) < 0) {

@@ -35,6 +35,12 @@ struct evq__epoll_set {
 	struct epoll_event *events;	/* loop->fired_cap of them */
 	struct evq__always_ready *always;
 	int nalways, always_cap;
+	/* NULL: the set holds every fd the core registered (epoll, uring).
+	 * Otherwise it holds only the fds for which this says true (aio's
+	 * fallback, backend_aio.c note f): a rebuild re-adds only those,
+	 * and a file epoll refuses (EPERM) is refused, not kept always
+	 * ready, since that backend watches it itself. */
+	bool (*member)(struct evq_loop *loop, int fd);
 };
 
 EVQ__HIDDEN int evq__epoll_set_init(struct evq__epoll_set *set, int nevents);
@@ -78,11 +84,12 @@ static inline int evq__epoll_set_prepare(struct evq_loop *loop,
  * return how many entries it has. READ for data, EOF or error; WRITE for
  * room or error. Every EVQ_IO_STALE_LIMIT reports of an fd, check that
  * its registration still belongs to the fd (epoll_set.c, note b). */
-static inline int evq__epoll_set_translate(struct evq_loop *loop,
-					   struct evq__epoll_set *set, int n)
+static inline int evq__epoll_set_translate_at(struct evq_loop *loop,
+					      struct evq__epoll_set *set,
+					      int n, int base)
 {
 	const struct epoll_event *e = set->events;
-	struct evq__fired *f = loop->fired;
+	struct evq__fired *f = loop->fired + base;
 
 	for (int i = 0; i < n; i++) {
 		uint32_t ev = e[i].events;
@@ -97,8 +104,17 @@ static inline int evq__epoll_set_translate(struct evq_loop *loop,
 			evq__epoll_set_verify(loop, set, &f[i]);
 	}
 	if (evq__unlikely(set->nalways))
-		n = evq__epoll_set_always(loop, set, n);
+		n = evq__epoll_set_always(loop, set, base + n) - base;
 	return n;
+}
+
+/* The n events go to loop->fired from its start (epoll, uring); aio puts
+ * them after its own reports, from base on (it has no always-ready fds:
+ * set->member). */
+static inline int evq__epoll_set_translate(struct evq_loop *loop,
+					   struct evq__epoll_set *set, int n)
+{
+	return evq__epoll_set_translate_at(loop, set, n, 0);
 }
 
 #endif /* EVQ_EPOLL_SET_H */
