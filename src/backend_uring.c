@@ -92,6 +92,17 @@
  *     -EEXIST, which evq_loop_run() returns. Only the owner can drop the
  *     registration: a loop freed elsewhere leaves it, and with it the
  *     ring, until the owner thread exits.
+ *  o) The EPOLL_WAIT request collects readiness whenever the kernel runs
+ *     it, which may be before evq_loop_run() returns to its caller (in a
+ *     submit, at an op's start); its CQE is reaped by the next wait,
+ *     perhaps a few runs later. A plain close() made in between would not
+ *     stop those events (the loop's generations only change when evq
+ *     notices), and a watcher ran for an fd its caller had closed (found
+ *     by tests/test_random.c). So events of an EPOLL_WAIT armed in an
+ *     earlier run are checked one by one (EPOLL_CTL_ADD answers EEXIST
+ *     exactly when the number still names the registered file): one
+ *     epoll_ctl per such event, never in a loop run with
+ *     EVQ_RUN_DEFAULT.
  */
 #include "internal.h"
 #include "epoll_set.h"
@@ -145,6 +156,7 @@ struct uring_state {
 	struct evq__epoll_set set;
 	bool epoll_wait_op;	/* IORING_OP_EPOLL_WAIT exists */
 	bool epoll_armed;	/* the readiness SQE is in the kernel */
+	uint64_t epoll_run;	/* loop->runs when it was armed */
 	bool epoll_fired;	/* fallback: the epoll fd polled readable */
 	int epoll_ready;	/* events the EPOLL_WAIT left in set.events,
 				 * not yet handed to the core */
@@ -542,6 +554,7 @@ static void arm_epoll(struct evq_loop *loop, struct uring_state *st, int max)
 	}
 	io_uring_sqe_set_data64(sqe, TAG_EPOLL);
 	st->epoll_armed = true;
+	st->epoll_run = loop->runs;
 }
 
 /* Note k: nothing for the ring to do, so wait on the epoll set itself. */
@@ -601,6 +614,18 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 		n = epoll_wait(st->set.epfd, st->set.events, max, 0);
 		if (n < 0)
 			return errno == EINTR ? 0 : -errno;
+		return evq__epoll_set_translate(loop, &st->set, n);
+	}
+	/* Note o: the EPOLL_WAIT was armed in an earlier evq_loop_run():
+	 * the kernel may have collected its events before the loop returned
+	 * to its caller, and a plain close() made since would not stop
+	 * their delivery. Check each one's registration (one epoll_ctl
+	 * each); a loop run with EVQ_RUN_DEFAULT never pays this. */
+	if (evq__unlikely(n > 0 && st->epoll_run != loop->runs)) {
+		st->set.verify_all = true;
+		n = evq__epoll_set_translate(loop, &st->set, n);
+		st->set.verify_all = false;
+		return n;
 	}
 	return evq__epoll_set_translate(loop, &st->set, n);
 }

@@ -32,6 +32,9 @@ struct evq__epoll_set {
 	bool stale;			/* the core saw reports of dead
 					 * registrations (backend->stale):
 					 * rebuild before the next wait */
+	bool verify_all;		/* check every report's registration
+					 * (uring: events collected before the
+					 * loop last returned to its caller) */
 	struct epoll_event *events;	/* loop->fired_cap of them */
 	struct evq__always_ready *always;
 	int nalways, always_cap;
@@ -100,7 +103,7 @@ static inline int evq__epoll_set_translate_at(struct evq_loop *loop,
 			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
 			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
 		if (evq__unlikely(++loop->fds[f[i].fd].reports >=
-				  EVQ_IO_STALE_LIMIT))
+				  EVQ_IO_STALE_LIMIT || set->verify_all))
 			evq__epoll_set_verify(loop, set, &f[i]);
 	}
 	if (evq__unlikely(set->nalways))

@@ -274,6 +274,7 @@ struct evq_loop {
 	uint64_t dispatch_seq;	/* reports dispatched, for run_stamp */
 	uint64_t callbacks;	/* defer and op callbacks run (ONCE mode) */
 	uint64_t waits;		/* backend waits done */
+	uint64_t runs;		/* evq_loop_run calls */
 	uint32_t id_index, id_gen;	/* loop.c: identity for stopped
 					 * watchers (evq_io_resume) */
 	unsigned active;	/* active user watchers: the loop's life */

@@ -188,6 +188,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		return -EBUSY;
 	loop->running = true;
 	loop->stop = false;
+	loop->runs++;
 
 	for (;;) {
 		bool busy = false, ran = false, look = false;
