@@ -767,6 +767,34 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
+/* backend->op_queue: a plain op's SQE, if the SQ has room for it without
+ * entering the ring (the kernel's head is read again before saying no). */
+static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
+{
+	struct uring_state *st = loop->backend_data;
+	struct io_uring_sq *sq = &st->ring.sq;
+	struct io_uring_sqe *sqe;
+	unsigned tail = sq->sqe_tail;
+	int r;
+
+	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
+		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
+		if (tail - st->sq_head_seen >= sq->ring_entries)
+			return EVQ__LATER;
+	}
+	sq->sqe_tail = tail + 1;
+	sqe = &sq->sqes[tail & sq->ring_mask];
+	r = prep_op(loop, st, sqe, op);
+	if (evq__unlikely(r < 0)) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		return r;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+	st->inflight++;
+	return 0;
+}
+
 /* For evq_loop_free: cancel everything, then wait for every last CQE. */
 static void uring_op_drain(struct evq_loop *loop)
 {
@@ -915,6 +943,7 @@ const struct evq__backend evq__backend_uring = {
 	.stale = uring_stale,
 	.embed_fd = uring_embed_fd,
 	.op_start = uring_op_start,
+	.op_queue = uring_op_queue,
 	.op_drain = uring_op_drain,
 	.pool_init = uring_pool_init,
 	.pool_release = uring_pool_release,

@@ -558,15 +558,15 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
  * the end of a watch). */
 /* The common result: an op's last, nothing to decide (no chain, pool,
  * cancel, re-arm, restart code). */
+/* No flag at all on the result or the op: an op with a link, or that
+ * is a chain's tail, has EVQ_OP_LINK (only a LINK op is made a tail), and
+ * any other flag only sends it the long way, which decides everything. */
 static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 {
 	const struct evq_op *op = d->op;
 
-	return !(d->flags & (EVQ_OP_F_MORE | EVQ_OP_F_BUFFER)) &&
-	       !(op->flags & (EVQ__OPF_POOL | EVQ__OPF_REARM)) &&
-	       !op->link && op->code != EVQ_OP_CANCEL &&
-	       loop->chain_tail != op && !loop->cancels &&
-	       (d->res > -512 || d->res < -516);
+	return (d->flags | op->flags) == 0 && op->code != EVQ_OP_CANCEL &&
+	       !loop->cancels && (d->res > -512 || d->res < -516);
 }
 
 void evq__ops_deliver(struct evq_loop *loop)
@@ -668,6 +668,29 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	if (evq__unlikely(loop->chain_tail != NULL)) {
 		submit_chained(loop, op, flags);
 		return 0;
+	}
+	/* The plain op of a running loop on a backend that runs every op:
+	 * its SQE is prepared now instead of at the next iteration's start.
+	 * That is still only queuing (the kernel takes it at the next wait,
+	 * as it would have), in the same order (nothing is queued before
+	 * it), and a start's error is reported, never called back from
+	 * here. The backend takes it only when that needs no syscall (a
+	 * full SQ would be entered, and reaped: readiness taken from the
+	 * kernel inside a callback could outlive the iteration, and be
+	 * reported after the user closed the fd). Only in a running loop,
+	 * whose thread is the ring's (backend_uring.c, note n). Cancels and
+	 * closes always start with their batch. */
+	if (evq__likely(!special) && loop->backend->op_queue &&
+	    loop->running && !loop->sq_head &&
+	    op->code != EVQ_OP_CANCEL && op->code != EVQ_OP_CLOSE) {
+		op->state = EVQ__OP_NATIVE;
+		r = loop->backend->op_queue(loop, op);
+		if (evq__likely(r != EVQ__LATER)) {
+			loop->handed_at = loop->waits + 1;
+			if (evq__unlikely(r < 0))
+				end(loop, op, r);
+			return 0;
+		}
 	}
 	sq_append(loop, op);
 	if (evq__unlikely(flags & EVQ_OP_LINK))
