@@ -784,7 +784,19 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 	}
 	sq->sqe_tail = tail + 1;
 	sqe = &sq->sqes[tail & sq->ring_mask];
-	r = prep_op(loop, st, sqe, op);
+	/* A plain read or write (no pool: op_queue gets no flags) is the
+	 * common op: its SQE without prep_op's switch. */
+	if (op->code == EVQ_OP_READ) {
+		io_uring_prep_read(sqe, op->fd, op->u.rw.buf,
+				   (unsigned)op->u.rw.len, op->u.rw.off);
+		r = 0;
+	} else if (op->code == EVQ_OP_WRITE) {
+		io_uring_prep_write(sqe, op->fd, op->u.rw.buf,
+				    (unsigned)op->u.rw.len, op->u.rw.off);
+		r = 0;
+	} else {
+		r = prep_op(loop, st, sqe, op);
+	}
 	if (evq__unlikely(r < 0)) {
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);

@@ -630,8 +630,11 @@ static void submit_chained(struct evq_loop *loop, struct evq_op *op,
 	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
 }
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+/* The slow road of evq_op_submit: flags, a pool, an open chain, and
+ * every error. */
+static __attribute__((noinline)) int
+submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	    evq_op_cb cb)
 {
 	unsigned special;
 	int r;
@@ -640,48 +643,68 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return -EINVAL;
 	special = flags | (op->flags & EVQ__OPF_POOL);
-	if (evq__unlikely(special) && (r = submit_check(loop, op, flags)) < 0)
+	if (special && (r = submit_check(loop, op, flags)) < 0)
 		return r;
-	if (evq__unlikely(op->state != EVQ__OP_IDLE))
+	if (op->state != EVQ__OP_IDLE)
 		return -EBUSY;
-	if (evq__unlikely(loop->freeing))
+	if (loop->freeing)
 		return -ESHUTDOWN;
 
 	op->loop = loop;
 	op->cb = cb;
 	op->link = NULL;
 	op->cflags = 0;
-	if (evq__unlikely(special)) {
-		op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
-		/* A linked recv or send waits for all its bytes (evq.h). */
-		if ((flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
-		    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
-		    op->u.sr.len <= 0x7fffffff)
-			op->flags |= EVQ__OPF_WAITALL;
-		if (op->flags & EVQ__OPF_POOL)
-			op->u.pool.pool->users++;
-	} else {
-		op->flags = 0;
-	}
+	op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
+	/* A linked recv or send waits for all its bytes (evq.h). */
+	if ((flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
+	    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
+	    op->u.sr.len <= 0x7fffffff)
+		op->flags |= EVQ__OPF_WAITALL;
+	if (op->flags & EVQ__OPF_POOL)
+		op->u.pool.pool->users++;
 
 	inflight_add(loop, op);
-	if (evq__unlikely(loop->chain_tail != NULL)) {
+	if (loop->chain_tail != NULL) {
 		submit_chained(loop, op, flags);
 		return 0;
 	}
-	/* The plain op of a running loop on a backend that runs every op:
-	 * its SQE is prepared now instead of at the next iteration's start.
-	 * That is still only queuing (the kernel takes it at the next wait,
-	 * as it would have), in the same order (nothing is queued before
-	 * it), and a start's error is reported, never called back from
-	 * here. The backend takes it only when that needs no syscall (a
-	 * full SQ would be entered, and reaped: readiness taken from the
-	 * kernel inside a callback could outlive the iteration, and be
-	 * reported after the user closed the fd). Only in a running loop,
-	 * whose thread is the ring's (backend_uring.c, note n). Cancels and
-	 * closes always start with their batch. */
-	if (evq__likely(!special) && loop->backend->op_queue &&
-	    loop->running && !loop->sq_head &&
+	sq_append(loop, op);
+	if (flags & EVQ_OP_LINK)
+		loop->chain_tail = op;
+	return 0;
+}
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
+	int r;
+
+	/* The common submission: no flag, no pool, no chain open, an idle
+	 * op of a known kind on a loop not being freed. */
+	if (evq__unlikely(!loop || !op || !cb ||
+			  (flags | (op->flags & EVQ__OPF_POOL) | op->state |
+			   loop->freeing | (uintptr_t)loop->chain_tail) != 0 ||
+			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
+		return submit_slow(loop, op, flags, cb);
+
+	op->loop = loop;
+	op->cb = cb;
+	op->link = NULL;
+	op->cflags = 0;
+	op->flags = 0;
+	inflight_add(loop, op);
+	/* On a backend that runs every op, the op of a running loop takes
+	 * its SQE now instead of at the next iteration's start. That is
+	 * still only queuing (the kernel takes it at the next wait, as it
+	 * would have), in the same order (nothing is queued before it), and
+	 * a start's error is reported, never called back from here. The
+	 * backend takes it only when that needs no syscall (a full SQ would
+	 * be entered, and reaped: readiness taken from the kernel inside a
+	 * callback could outlive the iteration, and be reported after the
+	 * user closed the fd). Only in a running loop, whose thread is the
+	 * ring's (backend_uring.c, note n). Cancels and closes always start
+	 * with their batch. */
+	if (loop->backend->op_queue && loop->running && !loop->sq_head &&
 	    op->code != EVQ_OP_CANCEL && op->code != EVQ_OP_CLOSE) {
 		op->state = EVQ__OP_NATIVE;
 		r = loop->backend->op_queue(loop, op);
@@ -693,8 +716,6 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		}
 	}
 	sq_append(loop, op);
-	if (evq__unlikely(flags & EVQ_OP_LINK))
-		loop->chain_tail = op;
 	return 0;
 }
 
