@@ -610,6 +610,19 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 	}
 }
 
+/* For evq_op_submit: a read that evq__emul_start would only set waiting
+ * on the registration the op before it left (wait_first) waits there at
+ * once. That is no syscall and no result, so it is still only queuing:
+ * the wait is looked at by the next iteration's wait, as it would have
+ * been. Returns whether it took the op. */
+bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op)
+{
+	if ((unsigned)op->fd >= (unsigned)loop->nfds || !wait_first(loop, op))
+		return false;
+	(void)wait_io(loop, op, EVQ_READ);	/* no syscall: cannot fail */
+	return true;
+}
+
 int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
 {
 	switch (op->state) {

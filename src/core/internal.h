@@ -344,6 +344,9 @@ EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
  * (a pool thread runs it, or its last result is already reported). */
 EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
+/* From evq_op_submit, with nothing queued before op: start op now if that
+ * only sets it waiting without a syscall; false if it did not. */
+EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* Start the close ops that waited for pool jobs on their fd once those
  * are reaped (all of them, at once, when force: the loop's free). */

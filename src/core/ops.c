@@ -630,6 +630,18 @@ static void submit_chained(struct evq_loop *loop, struct evq_op *op,
 	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
 }
 
+static bool has_fd(const struct evq_op *op);
+
+/* Is an op on fd in the start queue? A walk: the queue holds what
+ * callbacks submitted since the iteration began, a few ops. */
+static bool queued_on(const struct evq_loop *loop, int fd)
+{
+	for (const struct evq_op *o = loop->sq_head; o; o = o->qnext)
+		if (o->fd == fd && has_fd(o))
+			return true;
+	return false;
+}
+
 /* The slow road of evq_op_submit: flags, a pool, an open chain, and
  * every error. */
 static __attribute__((noinline)) int
@@ -704,14 +716,28 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	 * user closed the fd). Only in a running loop, whose thread is the
 	 * ring's (backend_uring.c, note n). Cancels and closes always start
 	 * with their batch. */
-	if (loop->backend->op_queue && loop->running && !loop->sq_head &&
-	    op->code != EVQ_OP_CANCEL && op->code != EVQ_OP_CLOSE) {
-		op->state = EVQ__OP_NATIVE;
-		r = loop->backend->op_queue(loop, op);
-		if (evq__likely(r != EVQ__LATER)) {
-			loop->handed_at = loop->waits + 1;
-			if (evq__unlikely(r < 0))
-				end(loop, op, r);
+	if (loop->running) {
+		if (loop->sq_head) {
+			/* Queued before it on the same fd: it waits its
+			 * turn (another read's start must come first). */
+			if (!native(loop) && !queued_on(loop, op->fd) &&
+			    evq__emul_queue(loop, op))
+				return 0;
+		} else if (loop->backend->op_queue) {
+			if (op->code != EVQ_OP_CANCEL &&
+			    op->code != EVQ_OP_CLOSE) {
+				op->state = EVQ__OP_NATIVE;
+				r = loop->backend->op_queue(loop, op);
+				if (evq__likely(r != EVQ__LATER)) {
+					loop->handed_at = loop->waits + 1;
+					if (evq__unlikely(r < 0))
+						end(loop, op, r);
+					return 0;
+				}
+			}
+		} else if (!native(loop) && evq__emul_queue(loop, op)) {
+			/* Emulated: a read that will only wait on the
+			 * registration its fd keeps waits now (emul.c). */
 			return 0;
 		}
 	}
