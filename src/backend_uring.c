@@ -94,6 +94,7 @@
  */
 #include "internal.h"
 #include "epoll_set.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -387,9 +388,10 @@ static int enter(struct uring_state *st, unsigned to_submit,
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
-	r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags,
-		    &arg, sizeof(arg));
-	return r < 0 ? -errno : (int)r;
+	/* Made directly (sys.h): libc's syscall() goes through errno. */
+	r = evq__syscall6(__NR_io_uring_enter, fd, to_submit, min_complete,
+			  flags, (long)(uintptr_t)&arg, sizeof(arg));
+	return (int)r;
 }
 
 /* One op CQE: translate it for the core. */

@@ -560,9 +560,46 @@ void evq__emul_close_ready(struct evq_loop *loop, bool force)
  * The interface: start, cancel
  * ------------------------------------------------------------------------ */
 
+/* The common op, a read or write at the current position into the op's
+ * own buffer: try_rw and route without the switches (no pool, no
+ * O_DIRECT check, which only positioned transfers need). */
+static inline __attribute__((always_inline)) void
+start_rw(struct evq_loop *loop, struct evq_op *op)
+{
+	bool rd = op->code == EVQ_OP_READ;
+	struct iovec one = { op->u.rw.buf, op->u.rw.len };
+	long r;
+	int how;
+
+	if (rd && wait_first(loop, op)) {
+		route(loop, op, TRY_WAIT_READ, 0);
+		return;
+	}
+	r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, RWF_NOWAIT);
+	if (evq__likely(r >= 0)) {
+		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r,
+		       op->cflags);
+		return;
+	}
+	if (r == -EAGAIN)
+		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		how = TRY_POOL;
+	else
+		how = TRY_DONE;
+	route(loop, op, how, (int)r);
+}
+
 void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 {
 	int res = 0, how;
+
+	if (evq__likely((op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) &&
+			!(op->flags & EVQ__OPF_POOL) && op->fd >= 0 &&
+			op->u.rw.off == EVQ_OFFSET_CURRENT)) {
+		start_rw(loop, op);
+		return;
+	}
 
 	switch (op->code) {
 	case EVQ_OP_NOP:
