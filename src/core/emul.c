@@ -334,6 +334,36 @@ static inline __attribute__((always_inline)) int try_op(struct evq_op *op, int *
 
 static void route(struct evq_loop *loop, struct evq_op *op, int how, int res);
 
+/* The common op: a read or write of the op's own buffer at the current
+ * position. No pool, and no O_DIRECT check (only positioned transfers
+ * need it): try_rw without its switches. */
+static inline bool plain_rw(const struct evq_op *op)
+{
+	return (op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) &&
+	       !(op->flags & EVQ__OPF_POOL) &&
+	       op->u.rw.off == EVQ_OFFSET_CURRENT;
+}
+
+static inline __attribute__((always_inline)) int
+try_plain_rw(struct evq_op *op, int *res)
+{
+	bool rd = op->code == EVQ_OP_READ;
+	struct iovec one = { op->u.rw.buf, op->u.rw.len };
+	long r;
+
+	r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, RWF_NOWAIT);
+	if (evq__likely(r >= 0)) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		return TRY_DONE;
+	}
+	*res = (int)r;
+	if (r == -EAGAIN)
+		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		return TRY_POOL;
+	return TRY_DONE;
+}
+
 /* Readiness arrived for a waiting op: try again. A multishot op takes up
  * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
  * the core ended the watch (the fd was closed behind the loop's back);
@@ -358,6 +388,16 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	}
 	/* A report came through the registration: it is alive. */
 	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+	if (evq__likely(op->flags == 0 && plain_rw(op))) {
+		/* Single-shot, non-blocking: one try, no burst. */
+		how = try_plain_rw(op, &res);
+		if (evq__likely(how == TRY_DONE)) {
+			evq__io_leave(w);	/* for the next op on the fd */
+			finish(loop, op, res, op->cflags);
+			return;
+		}
+		goto not_done;
+	}
 	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
 		/* On a blocking fd only the first try is known not to
 		 * block. A result that stays armed needs room on the road
@@ -390,6 +430,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		finish(loop, op, res, op->cflags);
 		return;
 	}
+not_done:
 	if (how == TRY_WAIT_READ || how == TRY_WAIT_WRITE) {
 		unsigned want = how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE;
 
@@ -560,44 +601,19 @@ void evq__emul_close_ready(struct evq_loop *loop, bool force)
  * The interface: start, cancel
  * ------------------------------------------------------------------------ */
 
-/* The common op, a read or write at the current position into the op's
- * own buffer: try_rw and route without the switches (no pool, no
- * O_DIRECT check, which only positioned transfers need). */
-static inline __attribute__((always_inline)) void
-start_rw(struct evq_loop *loop, struct evq_op *op)
-{
-	bool rd = op->code == EVQ_OP_READ;
-	struct iovec one = { op->u.rw.buf, op->u.rw.len };
-	long r;
-	int how;
-
-	if (rd && wait_first(loop, op)) {
-		route(loop, op, TRY_WAIT_READ, 0);
-		return;
-	}
-	r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, RWF_NOWAIT);
-	if (evq__likely(r >= 0)) {
-		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r,
-		       op->cflags);
-		return;
-	}
-	if (r == -EAGAIN)
-		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
-	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
-		how = TRY_POOL;
-	else
-		how = TRY_DONE;
-	route(loop, op, how, (int)r);
-}
-
 void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 {
 	int res = 0, how;
 
-	if (evq__likely((op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) &&
-			!(op->flags & EVQ__OPF_POOL) && op->fd >= 0 &&
-			op->u.rw.off == EVQ_OFFSET_CURRENT)) {
-		start_rw(loop, op);
+	if (evq__likely(plain_rw(op) && op->fd >= 0)) {
+		if (op->code == EVQ_OP_READ && wait_first(loop, op))
+			how = TRY_WAIT_READ;
+		else
+			how = try_plain_rw(op, &res);
+		if (evq__likely(how == TRY_DONE))
+			finish(loop, op, res, op->cflags);
+		else
+			route(loop, op, how, res);
 		return;
 	}
 
