@@ -18,6 +18,7 @@
  * an op needs lives in the op: no allocation per operation.
  */
 #include "internal.h"
+#include "io.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -670,9 +671,22 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
  * been. Returns whether it took the op. */
 bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op)
 {
-	if ((unsigned)op->fd >= (unsigned)loop->nfds || !wait_first(loop, op))
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_READV:
+	case EVQ_OP_RECV:
+	case EVQ_OP_RECVMSG:
+		break;
+	default:
 		return false;
-	(void)wait_io(loop, op, EVQ_READ);	/* no syscall: cannot fail */
+	}
+	if (!evq__io_can_take_over(loop, op->fd, EVQ_READ))
+		return false;
+	/* wait_io, knowing that evq__io_rewait takes it over */
+	op->state = EVQ__OP_WAIT_IO;
+	evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ, op_io_cb);
+	op->flags |= EVQ__OPF_UNVERIFIED;
+	loop->unverified++;
 	return true;
 }
 
