@@ -394,11 +394,19 @@ static int enter(struct uring_state *st, unsigned to_submit,
 	return (int)r;
 }
 
-/* One op CQE: translate it for the core. */
+/* One op CQE: translate it for the core. reap() made room for it on the
+ * road. */
 static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 			   struct evq_op *op, const struct io_uring_cqe *cqe)
 {
 	unsigned cf = cqe->flags, flags = 0;
+
+	if (evq__likely(cf == 0)) {	/* a last result, no buffer */
+		st->inflight--;
+		loop->done[loop->ndone++] =
+			(struct evq__done){ op, cqe->res, 0 };
+		return;
+	}
 
 	if (cf & IORING_CQE_F_BUFFER)
 		flags = EVQ_OP_F_BUFFER | (cf >> 16) << 16;

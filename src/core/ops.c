@@ -693,10 +693,12 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 
 	/* The common submission: no flag, no pool, no chain open, an idle
 	 * op of a known kind on a loop not being freed. */
-	if (evq__unlikely(!loop || !op || !cb ||
-			  (flags | (op->flags & EVQ__OPF_POOL) | op->state |
-			   loop->freeing | (uintptr_t)loop->chain_tail) != 0 ||
-			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
+	if (evq__unlikely(!op))
+		return -EINVAL;
+	if (evq__unlikely(!loop) || evq__unlikely(!cb) ||
+	    evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
+			   loop->freeing | (uintptr_t)loop->chain_tail) != 0) ||
+	    evq__unlikely((unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return submit_slow(loop, op, flags, cb);
 
 	op->loop = loop;
