@@ -393,7 +393,8 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		/* Single-shot, non-blocking: one try, no burst. */
 		how = try_plain_rw(op, &res);
 		if (evq__likely(how == TRY_DONE)) {
-			evq__io_leave(w);	/* for the next op on the fd */
+			/* for the next op on the fd */
+			evq__io_leave_alone(loop, w);
 			finish(loop, op, res, op->cflags);
 			return;
 		}

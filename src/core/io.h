@@ -44,6 +44,20 @@ static inline void evq__io_take_over(struct evq_loop *loop, struct evq_io *w,
 	loop->fds[fd].head = w;
 }
 
+/* evq__io_leave for the common case, an op's wait alone on its fd: the
+ * watcher is unlinked here. It is internal (not counted in active), and
+ * no one resumes an op's watcher, so it needs no loop identity. */
+static inline void evq__io_leave_alone(struct evq_loop *loop, struct evq_io *w)
+{
+	if (evq__likely((w->state & EVQ__ACTIVE) && !w->prev && !w->next &&
+			(w->state & EVQ__INTERNAL))) {
+		loop->fds[w->fd].head = NULL;
+		w->state = 0;
+		return;
+	}
+	evq__io_leave(w);
+}
+
 /* Dispatch the n reports of the last wait, in order. Every reported fd is
  * below loop->nfds: the table only grows, and only registered fds are
  * reported. An fd with one watcher (the common case) runs it here. */
