@@ -106,6 +106,7 @@
  */
 #include "internal.h"
 #include "epoll_set.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -408,16 +409,25 @@ static int enter(struct uring_state *st, unsigned to_submit,
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
-	r = syscall(__NR_io_uring_enter, fd, to_submit, min_complete, flags,
-		    &arg, sizeof(arg));
-	return r < 0 ? -errno : (int)r;
+	/* Made directly (sys.h): libc's syscall() goes through errno. */
+	r = evq__syscall6(__NR_io_uring_enter, fd, to_submit, min_complete,
+			  flags, (long)(uintptr_t)&arg, sizeof(arg));
+	return (int)r;
 }
 
-/* One op CQE: translate it for the core. */
+/* One op CQE: translate it for the core. reap() made room for it on the
+ * road. */
 static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 			   struct evq_op *op, const struct io_uring_cqe *cqe)
 {
 	unsigned cf = cqe->flags, flags = 0;
+
+	if (evq__likely(cf == 0)) {	/* a last result, no buffer */
+		st->inflight--;
+		loop->done[loop->ndone++] =
+			(struct evq__done){ op, cqe->res, 0 };
+		return;
+	}
 
 	if (cf & IORING_CQE_F_BUFFER)
 		flags = EVQ_OP_F_BUFFER | (cf >> 16) << 16;
@@ -801,6 +811,46 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
+/* backend->op_queue: a plain op's SQE, if the SQ has room for it without
+ * entering the ring (the kernel's head is read again before saying no). */
+static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
+{
+	struct uring_state *st = loop->backend_data;
+	struct io_uring_sq *sq = &st->ring.sq;
+	struct io_uring_sqe *sqe;
+	unsigned tail = sq->sqe_tail;
+	int r;
+
+	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
+		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
+		if (tail - st->sq_head_seen >= sq->ring_entries)
+			return EVQ__LATER;
+	}
+	sq->sqe_tail = tail + 1;
+	sqe = &sq->sqes[tail & sq->ring_mask];
+	/* A plain read or write (no pool: op_queue gets no flags) is the
+	 * common op: its SQE without prep_op's switch. */
+	if (op->code == EVQ_OP_READ) {
+		io_uring_prep_read(sqe, op->fd, op->u.rw.buf,
+				   (unsigned)op->u.rw.len, op->u.rw.off);
+		r = 0;
+	} else if (op->code == EVQ_OP_WRITE) {
+		io_uring_prep_write(sqe, op->fd, op->u.rw.buf,
+				    (unsigned)op->u.rw.len, op->u.rw.off);
+		r = 0;
+	} else {
+		r = prep_op(loop, st, sqe, op);
+	}
+	if (evq__unlikely(r < 0)) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		return r;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+	st->inflight++;
+	return 0;
+}
+
 /* For evq_loop_free: cancel everything, then wait for every last CQE. */
 static void uring_op_drain(struct evq_loop *loop)
 {
@@ -949,6 +999,7 @@ const struct evq__backend evq__backend_uring = {
 	.stale = uring_stale,
 	.embed_fd = uring_embed_fd,
 	.op_start = uring_op_start,
+	.op_queue = uring_op_queue,
 	.op_drain = uring_op_drain,
 	.pool_init = uring_pool_init,
 	.pool_release = uring_pool_release,

@@ -18,6 +18,7 @@
  * an op needs lives in the op: no allocation per operation.
  */
 #include "internal.h"
+#include "io.h"
 #include "sys.h"
 
 #include <errno.h>
@@ -334,6 +335,36 @@ static inline __attribute__((always_inline)) int try_op(struct evq_op *op, int *
 
 static void route(struct evq_loop *loop, struct evq_op *op, int how, int res);
 
+/* The common op: a read or write of the op's own buffer at the current
+ * position. No pool, and no O_DIRECT check (only positioned transfers
+ * need it): try_rw without its switches. */
+static inline bool plain_rw(const struct evq_op *op)
+{
+	return (op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) &&
+	       !(op->flags & EVQ__OPF_POOL) &&
+	       op->u.rw.off == EVQ_OFFSET_CURRENT;
+}
+
+static inline __attribute__((always_inline)) int
+try_plain_rw(struct evq_op *op, int *res)
+{
+	bool rd = op->code == EVQ_OP_READ;
+	struct iovec one = { op->u.rw.buf, op->u.rw.len };
+	long r;
+
+	r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, RWF_NOWAIT);
+	if (evq__likely(r >= 0)) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		return TRY_DONE;
+	}
+	*res = (int)r;
+	if (r == -EAGAIN)
+		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		return TRY_POOL;
+	return TRY_DONE;
+}
+
 /* Readiness arrived for a waiting op: try again. A multishot op takes up
  * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
  * the core ended the watch (the fd was closed behind the loop's back);
@@ -358,6 +389,17 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	}
 	/* A report came through the registration: it is alive. */
 	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+	if (evq__likely(op->flags == 0 && plain_rw(op))) {
+		/* Single-shot, non-blocking: one try, no burst. */
+		how = try_plain_rw(op, &res);
+		if (evq__likely(how == TRY_DONE)) {
+			/* for the next op on the fd */
+			evq__io_leave_alone(loop, w);
+			finish(loop, op, res, op->cflags);
+			return;
+		}
+		goto not_done;
+	}
 	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
 		/* On a blocking fd only the first try is known not to
 		 * block. A result that stays armed needs room on the road
@@ -390,6 +432,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		finish(loop, op, res, op->cflags);
 		return;
 	}
+not_done:
 	if (how == TRY_WAIT_READ || how == TRY_WAIT_WRITE) {
 		unsigned want = how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE;
 
@@ -564,6 +607,18 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 {
 	int res = 0, how;
 
+	if (evq__likely(plain_rw(op) && op->fd >= 0)) {
+		if (op->code == EVQ_OP_READ && wait_first(loop, op))
+			how = TRY_WAIT_READ;
+		else
+			how = try_plain_rw(op, &res);
+		if (evq__likely(how == TRY_DONE))
+			finish(loop, op, res, op->cflags);
+		else
+			route(loop, op, how, res);
+		return;
+	}
+
 	switch (op->code) {
 	case EVQ_OP_NOP:
 		finish(loop, op, 0, 0);
@@ -608,6 +663,32 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 		route(loop, op, how, res);
 		return;
 	}
+}
+
+/* For evq_op_submit: a read that evq__emul_start would only set waiting
+ * on the registration the op before it left (wait_first) waits there at
+ * once. That is no syscall and no result, so it is still only queuing:
+ * the wait is looked at by the next iteration's wait, as it would have
+ * been. Returns whether it took the op. */
+bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op)
+{
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_READV:
+	case EVQ_OP_RECV:
+	case EVQ_OP_RECVMSG:
+		break;
+	default:
+		return false;
+	}
+	if (!evq__io_can_take_over(loop, op->fd, EVQ_READ))
+		return false;
+	/* wait_io, knowing that evq__io_rewait takes it over */
+	op->state = EVQ__OP_WAIT_IO;
+	evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ, op_io_cb);
+	op->flags |= EVQ__OPF_UNVERIFIED;
+	loop->unverified++;
+	return true;
 }
 
 int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)

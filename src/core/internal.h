@@ -106,6 +106,8 @@ struct evq__tpool;
  * on. */
 #define EVQ__EMULATE 1
 #define EVQ__SINGLE 2
+/* Returned (positive) by a backend's op_queue: not now. */
+#define EVQ__LATER 3
 
 /* One readiness report from the kernel: fd, the generation the fd's slot
  * had when it was registered, and EVQ_READ/EVQ_WRITE/EVQ__NVAL bits. */
@@ -187,6 +189,13 @@ struct evq__backend {
 	 * not run. Returns 0, EVQ__EMULATE, EVQ__SINGLE, or -errno (the
 	 * core then completes the op with that error). */
 	int (*op_start)(struct evq_loop *loop, struct evq_op *op);
+	/* Optional, with EVQ__CAP_KERNEL_OPS: op_start for a plain op (no
+	 * flag, pool, cancel or close) submitted while the loop runs, called
+	 * from evq_op_submit: it only queues it for the next wait, without a
+	 * syscall, or returns EVQ__LATER when it cannot (the core then
+	 * starts it with the next iteration's batch). 0 or -errno as
+	 * op_start. */
+	int (*op_queue)(struct evq_loop *loop, struct evq_op *op);
 	/* For evq_loop_free: cancel every op the backend has and report
 	 * each one's last result before returning. */
 	void (*op_drain)(struct evq_loop *loop);
@@ -336,6 +345,9 @@ EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
  * (a pool thread runs it, or its last result is already reported). */
 EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
+/* From evq_op_submit, with nothing queued before op: start op now if that
+ * only sets it waiting without a syscall; false if it did not. */
+EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* Start the close ops that waited for pool jobs on their fd once those
  * are reaped (all of them, at once, when force: the loop's free). */

@@ -558,15 +558,15 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
  * the end of a watch). */
 /* The common result: an op's last, nothing to decide (no chain, pool,
  * cancel, re-arm, restart code). */
+/* No flag at all on the result or the op: an op with a link, or that
+ * is a chain's tail, has EVQ_OP_LINK (only a LINK op is made a tail), and
+ * any other flag only sends it the long way, which decides everything. */
 static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 {
 	const struct evq_op *op = d->op;
 
-	return !(d->flags & (EVQ_OP_F_MORE | EVQ_OP_F_BUFFER)) &&
-	       !(op->flags & (EVQ__OPF_POOL | EVQ__OPF_REARM)) &&
-	       !op->link && op->code != EVQ_OP_CANCEL &&
-	       loop->chain_tail != op && !loop->cancels &&
-	       (d->res > -512 || d->res < -516);
+	return (d->flags | op->flags) == 0 && op->code != EVQ_OP_CANCEL &&
+	       !loop->cancels && (d->res > -512 || d->res < -516);
 }
 
 void evq__ops_deliver(struct evq_loop *loop)
@@ -630,8 +630,23 @@ static void submit_chained(struct evq_loop *loop, struct evq_op *op,
 	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
 }
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+static bool has_fd(const struct evq_op *op);
+
+/* Is an op on fd in the start queue? A walk: the queue holds what
+ * callbacks submitted since the iteration began, a few ops. */
+static bool queued_on(const struct evq_loop *loop, int fd)
+{
+	for (const struct evq_op *o = loop->sq_head; o; o = o->qnext)
+		if (o->fd == fd && has_fd(o))
+			return true;
+	return false;
+}
+
+/* The slow road of evq_op_submit: flags, a pool, an open chain, and
+ * every error. */
+static __attribute__((noinline)) int
+submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	    evq_op_cb cb)
 {
 	unsigned special;
 	int r;
@@ -640,38 +655,95 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return -EINVAL;
 	special = flags | (op->flags & EVQ__OPF_POOL);
-	if (evq__unlikely(special) && (r = submit_check(loop, op, flags)) < 0)
+	if (special && (r = submit_check(loop, op, flags)) < 0)
 		return r;
-	if (evq__unlikely(op->state != EVQ__OP_IDLE))
+	if (op->state != EVQ__OP_IDLE)
 		return -EBUSY;
-	if (evq__unlikely(loop->freeing))
+	if (loop->freeing)
 		return -ESHUTDOWN;
 
 	op->loop = loop;
 	op->cb = cb;
 	op->link = NULL;
 	op->cflags = 0;
-	if (evq__unlikely(special)) {
-		op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
-		/* A linked recv or send waits for all its bytes (evq.h). */
-		if ((flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
-		    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
-		    op->u.sr.len <= 0x7fffffff)
-			op->flags |= EVQ__OPF_WAITALL;
-		if (op->flags & EVQ__OPF_POOL)
-			op->u.pool.pool->users++;
-	} else {
-		op->flags = 0;
-	}
+	op->flags = (uint16_t)((op->flags & EVQ__OPF_POOL) | flags);
+	/* A linked recv or send waits for all its bytes (evq.h). */
+	if ((flags & EVQ_OP_LINK) && !(op->flags & EVQ__OPF_POOL) &&
+	    (op->code == EVQ_OP_RECV || op->code == EVQ_OP_SEND) &&
+	    op->u.sr.len <= 0x7fffffff)
+		op->flags |= EVQ__OPF_WAITALL;
+	if (op->flags & EVQ__OPF_POOL)
+		op->u.pool.pool->users++;
 
 	inflight_add(loop, op);
-	if (evq__unlikely(loop->chain_tail != NULL)) {
+	if (loop->chain_tail != NULL) {
 		submit_chained(loop, op, flags);
 		return 0;
 	}
 	sq_append(loop, op);
-	if (evq__unlikely(flags & EVQ_OP_LINK))
+	if (flags & EVQ_OP_LINK)
 		loop->chain_tail = op;
+	return 0;
+}
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
+	int r;
+
+	/* The common submission: no flag, no pool, no chain open, an idle
+	 * op of a known kind on a loop not being freed. */
+	if (evq__unlikely(!op))
+		return -EINVAL;
+	if (evq__unlikely(!loop) || evq__unlikely(!cb) ||
+	    evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
+			   loop->freeing | (uintptr_t)loop->chain_tail) != 0) ||
+	    evq__unlikely((unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
+		return submit_slow(loop, op, flags, cb);
+
+	op->loop = loop;
+	op->cb = cb;
+	op->link = NULL;
+	op->cflags = 0;
+	op->flags = 0;
+	inflight_add(loop, op);
+	/* On a backend that runs every op, the op of a running loop takes
+	 * its SQE now instead of at the next iteration's start. That is
+	 * still only queuing (the kernel takes it at the next wait, as it
+	 * would have), in the same order (nothing is queued before it), and
+	 * a start's error is reported, never called back from here. The
+	 * backend takes it only when that needs no syscall (a full SQ would
+	 * be entered, and reaped: readiness taken from the kernel inside a
+	 * callback could outlive the iteration, and be reported after the
+	 * user closed the fd). Only in a running loop, whose thread is the
+	 * ring's (backend_uring.c, note n). Cancels and closes always start
+	 * with their batch. */
+	if (loop->running) {
+		if (loop->sq_head) {
+			/* Queued before it on the same fd: it waits its
+			 * turn (another read's start must come first). */
+			if (!native(loop) && !queued_on(loop, op->fd) &&
+			    evq__emul_queue(loop, op))
+				return 0;
+		} else if (loop->backend->op_queue) {
+			if (op->code != EVQ_OP_CANCEL &&
+			    op->code != EVQ_OP_CLOSE) {
+				op->state = EVQ__OP_NATIVE;
+				r = loop->backend->op_queue(loop, op);
+				if (evq__likely(r != EVQ__LATER)) {
+					loop->handed_at = loop->waits + 1;
+					if (evq__unlikely(r < 0))
+						end(loop, op, r);
+					return 0;
+				}
+			}
+		} else if (!native(loop) && evq__emul_queue(loop, op)) {
+			/* Emulated: a read that will only wait on the
+			 * registration its fd keeps waits now (emul.c). */
+			return 0;
+		}
+	}
+	sq_append(loop, op);
 	return 0;
 }
 
