@@ -48,6 +48,11 @@
  * op's wait). It may only take note: this can run inside an API call. */
 #define EVQ__TELL_END 0x4u
 
+/* A user watcher's mark that it does not keep the loop running (evq.h,
+ * evq_io_unref): a bit of evq_io.state and of the other watchers' flags.
+ * It stays across stop and start. Internal watchers never have it. */
+#define EVQ__UNREF 0x8u
+
 /* evq_op.state */
 enum {
 	EVQ__OP_IDLE = 0,	/* not in flight */
@@ -241,6 +246,12 @@ struct evq_loop {
 	struct evq_async *async_cursor;	/* next async of a scan */
 	unsigned wake_pending;	/* atomic: an eventfd write is under way */
 
+	/* loop hooks (core/hooks.c), per enum evq_hook_kind */
+	struct evq_hook *hook_head[3], *hook_tail[3];
+	struct evq_hook *hook_cursor;	/* next hook of the pass running */
+	uint64_t hook_pass;	/* passes begun; hooks started in one skip it */
+	unsigned nidle;		/* active idle hooks: the loop only looks */
+
 	/* operations (core/ops.c) */
 	struct evq_op *ops_head, *ops_tail;	/* in flight, oldest first */
 	struct evq_op *ops_cursor;	/* next op of a scan of ops_head */
@@ -284,7 +295,7 @@ struct evq_loop {
 
 /* The core's files, each calling only those listed before it (no file
  * calls back up; docs/ARCHITECTURE.md draws it):
- *   timer.c, pool.c, io.c        (backends are reached through the table)
+ *   timer.c, pool.c, io.c, hooks.c (backends are reached through the table)
  *   async.c -> io.c;  signal.c -> io.c;  epoll_set.c -> io.c
  *   threadpool.c -> async.c (its results wake the loop), pool.c
  *   emul.c -> io.c, timer.c, threadpool.c, pool.c
@@ -317,6 +328,10 @@ EVQ__HIDDEN void evq__signal_detach_all(struct evq_loop *loop);
 /* core/io.c: end the watch of fd (close op): stop its watchers, drop
  * the kernel registration, new generation. */
 EVQ__HIDDEN void evq__fd_end(struct evq_loop *loop, int fd);
+
+/* core/hooks.c: run the hooks of a kind (one pass); detach them all */
+EVQ__HIDDEN void evq__hooks_run(struct evq_loop *loop, unsigned kind);
+EVQ__HIDDEN void evq__hooks_detach_all(struct evq_loop *loop);
 
 /* core/async.c */
 EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);

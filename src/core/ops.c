@@ -250,7 +250,8 @@ static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 		loop->ops_head = op;
 	loop->ops_tail = op;
 	loop->nops++;
-	loop->active++;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active++;
 }
 
 static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
@@ -267,7 +268,8 @@ static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 		loop->ops_tail = op->prev;
 	op->next = op->prev = NULL;
 	loop->nops--;
-	loop->active--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
 }
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
@@ -599,7 +601,7 @@ void evq__ops_deliver(struct evq_loop *loop)
 static int submit_check(const struct evq_loop *loop, const struct evq_op *op,
 			unsigned flags)
 {
-	if (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT))
+	if (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT | EVQ_OP_UNREF))
 		return -EINVAL;
 	if ((flags & EVQ_OP_MULTISHOT) &&
 	    ((flags & EVQ_OP_LINK) ||
