@@ -220,8 +220,12 @@ enum evq_op_code {
 /* Completion flags, passed to the callback */
 #define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed */
 #define EVQ_OP_F_BUFFER	0x2u	/* the data is in a pool buffer: see below */
-/* The pool buffer's id, when EVQ_OP_F_BUFFER is set. */
-#define EVQ_OP_F_BUFID(flags) ((unsigned)(flags) >> 16)
+/* The pool buffer's id in a callback's flags, when EVQ_OP_F_BUFFER is
+ * set. Not a flag, so not EVQ_OP_F_*: EVQ_OP_F_BUFID is its old name,
+ * kept until 1.0 because the examples, benchmarks and code written
+ * against 0.1 use it. */
+#define EVQ_OP_BUFID(flags) ((unsigned)(flags) >> 16)
+#define EVQ_OP_F_BUFID(flags) EVQ_OP_BUFID(flags)
 
 /* The most bytes one read, write, recv or send moves (Linux's per-call
  * maximum, 0x7ffff000 on every architecture with 4 KiB pages): a longer
@@ -408,8 +412,8 @@ EVQ_API int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
  * if it is still wanted. Returns -EINVAL if w is not active. */
 EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
 
-/* Restart a stopped watcher with the fd, events and callback of its last
- * start. The caller promises that the fd has not been closed since: then,
+/* Start a stopped watcher again with the fd, events and callback of its
+ * last start. The caller promises that the fd has not been closed since: then,
  * when the kernel still has the fd registered (the stop is not applied
  * yet, as when a watcher is stopped and restarted in one iteration), no
  * syscall is made; evq_io_start() assumes nothing and checks the file
@@ -417,6 +421,10 @@ EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
  * file that is gone. Returns 0 (also when w is active), -EINVAL if w was
  * never started or its loop was freed (w active or stopped then; the
  * freed loop is not read, its address may belong to a new loop). */
+EVQ_API int evq_io_restart(struct evq_io *w);
+
+/* The old name of evq_io_restart(), kept until 1.0 (code written against
+ * 0.1 uses it); the same call. */
 EVQ_API int evq_io_resume(struct evq_io *w);
 
 /* Stop a watcher. Stopping an inactive watcher is a no-op. After this
@@ -426,6 +434,17 @@ EVQ_API int evq_io_stop(struct evq_io *w);
 
 /* 1 if the watcher is active, else 0. */
 EVQ_API int evq_io_is_active(const struct evq_io *w);
+
+/* The fd of the watcher's last start, also once it is stopped (so a
+ * callback need not carry the fd in data): -EINVAL for NULL or a watcher
+ * never started. */
+EVQ_API int evq_io_fd(const struct evq_io *w);
+
+/* The events of the watcher's last start or evq_io_set(): EVQ_READ and/or
+ * EVQ_WRITE, with EVQ_EDGE or EVQ_ONESHOT if it was started with them;
+ * 0 for NULL or a watcher never started. Not what happened: that is the
+ * callback's revents. */
+EVQ_API unsigned evq_io_events(const struct evq_io *w);
 
 /* Reference counting, libuv's uv_unref/uv_ref and libev's ev_unref: an
  * unref'd watcher works as usual but does not keep the loop running
@@ -709,9 +728,19 @@ EVQ_API void evq_prep_read_pool(struct evq_op *op, int fd,
 /* Submit a prepared op with EVQ_OP_LINK/EVQ_OP_MULTISHOT flags, and
  * EVQ_OP_UNREF for an op that should not keep the loop running (it is not
  * counted by evq_loop_active(); evq_loop_ops() counts it). Returns 0;
- * -EINVAL for NULL, an unprepared op, unknown flags, or multishot on an op
- * that cannot be; -EBUSY if op is still in flight; -ESHUTDOWN while the
- * loop is being freed. Errors of the operation itself go to cb. */
+ * -EINVAL for a NULL loop or op, an unprepared op, unknown flags, or
+ * multishot on an op that cannot be; -EBUSY if op is still in flight;
+ * -ESHUTDOWN while the loop is being freed. Errors of the operation
+ * itself go to cb.
+ *
+ * Fire and forget: cb may be NULL, and then the result is dropped (a
+ * close, a write, an fsync nobody waits for). The op is still in flight
+ * until it completes: its memory, and what it points to, must stay valid
+ * until evq_op_is_active() says 0 (or the loop is freed), and it links,
+ * cancels and counts as any op. Ops whose result is a resource the caller
+ * would lose, an fd (accept, openat) or a pool buffer (recv_pool,
+ * read_pool), need a callback: -EINVAL. The loop's callbacks get loop as
+ * their first argument, so an op has no getter for its loop. */
 EVQ_API int evq_op_submit(struct evq_loop *loop, struct evq_op *op,
 			  unsigned flags, evq_op_cb cb);
 
@@ -747,6 +776,11 @@ EVQ_API int evq_pool_release(struct evq_pool *pool, unsigned id);
 
 /* Buffers currently available to the kernel/emulation. */
 EVQ_API unsigned evq_pool_available(const struct evq_pool *pool);
+
+/* The size of each buffer, and how many buffers the pool has, as given to
+ * evq_pool_new(); 0 for NULL. Valid also after the pool's loop is freed. */
+EVQ_API size_t evq_pool_buf_size(const struct evq_pool *pool);
+EVQ_API unsigned evq_pool_buf_count(const struct evq_pool *pool);
 
 #ifdef __cplusplus
 }

@@ -286,7 +286,7 @@ struct evq_loop {
 	uint64_t callbacks;	/* defer and op callbacks run (ONCE mode) */
 	uint64_t waits;		/* backend waits done */
 	uint32_t id_index, id_gen;	/* loop.c: identity for stopped
-					 * watchers (evq_io_resume) */
+					 * watchers (evq_io_restart) */
 	unsigned active;	/* active user watchers: the loop's life */
 	unsigned max_events;
 	bool running;

@@ -28,7 +28,7 @@
 /* ------------------------------------------------------------------------
  * Loop identities
  *
- * A stopped watcher keeps w->loop for evq_io_resume(), but its loop may be
+ * A stopped watcher keeps w->loop for evq_io_restart(), but its loop may be
  * freed meanwhile, and a new loop may then live at the same address. So
  * every loop holds an entry of a process-wide table: an index and the
  * entry's generation, which the loop's free bumps. A stopped watcher keeps
@@ -391,7 +391,7 @@ int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
 	return io_start(loop, w, fd, events, cb, 0);
 }
 
-int evq_io_resume(struct evq_io *w)
+int evq_io_restart(struct evq_io *w)
 {
 	struct evq_loop *loop;
 	struct evq__fd *slot;
@@ -424,6 +424,11 @@ int evq_io_resume(struct evq_io *w)
 	return 0;
 }
 
+int evq_io_resume(struct evq_io *w)
+{
+	return evq_io_restart(w);
+}
+
 int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
 			   unsigned events, evq_io_cb cb)
 {
@@ -433,7 +438,7 @@ int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
 /* An emulated op's wait (EVQ__TELL_END, internal). When the op before it
  * on fd waited for the same events and its stop is not flushed yet, the
  * kernel still has that registration: take it over without a syscall
- * (returns 1), as evq_io_resume() does. It is trusted to name the same
+ * (returns 1), as evq_io_restart() does. It is trusted to name the same
  * file, as a watcher's is: the loop checks it before it blocks
  * (evq__io_check), in case the fd was closed and its number reused in
  * between. Otherwise a start as usual (0 or -errno). */
@@ -536,6 +541,22 @@ int evq_io_stop(struct evq_io *w)
 int evq_io_is_active(const struct evq_io *w)
 {
 	return w && (w->state & EVQ__ACTIVE);
+}
+
+/* A watcher was started when it has a callback (a zeroed one has none;
+ * stop and the loop's free keep cb, fd and events). */
+int evq_io_fd(const struct evq_io *w)
+{
+	if (!w || !w->cb || (w->state & EVQ__INTERNAL))
+		return -EINVAL;
+	return w->fd;
+}
+
+unsigned evq_io_events(const struct evq_io *w)
+{
+	if (!w || !w->cb || (w->state & EVQ__INTERNAL))
+		return 0;
+	return w->events & (EVQ__IO_MASK | EVQ_EDGE | EVQ_ONESHOT);
 }
 
 int evq_io_unref(struct evq_io *w)

@@ -632,15 +632,32 @@ static void submit_chained(struct evq_loop *loop, struct evq_op *op,
 	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
 }
 
+/* The callback of an op submitted without one (evq.h). */
+static void drop_result(struct evq_loop *loop, struct evq_op *op, int res,
+			unsigned flags)
+{
+	(void)loop;
+	(void)op;
+	(void)res;
+	(void)flags;
+}
+
 int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		  evq_op_cb cb)
 {
 	unsigned special;
 	int r;
 
-	if (evq__unlikely(!loop || !op || !cb ||
+	if (evq__unlikely(!loop || !op ||
 			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return -EINVAL;
+	if (evq__unlikely(!cb)) {
+		/* Fire and forget, but never of an fd or a buffer. */
+		if (op->code == EVQ_OP_ACCEPT || op->code == EVQ_OP_OPENAT ||
+		    (op->flags & EVQ__OPF_POOL))
+			return -EINVAL;
+		cb = drop_result;
+	}
 	special = flags | (op->flags & EVQ__OPF_POOL);
 	if (evq__unlikely(special) && (r = submit_check(loop, op, flags)) < 0)
 		return r;
