@@ -59,6 +59,7 @@ struct evq_defer;
 struct evq_signal;
 struct evq_async;
 struct evq_hook;
+struct evq_child;
 struct evq_op;
 struct evq_pool;
 struct statx;
@@ -104,6 +105,9 @@ typedef void (*evq_defer_cb)(struct evq_loop *loop, struct evq_defer *d);
 typedef void (*evq_signal_cb)(struct evq_loop *loop, struct evq_signal *s);
 typedef void (*evq_async_cb)(struct evq_loop *loop, struct evq_async *a);
 typedef void (*evq_hook_cb)(struct evq_loop *loop, struct evq_hook *h);
+/* status: as waitpid(2) gives it (WIFEXITED(status), ...), or -ECHILD */
+typedef void (*evq_child_cb)(struct evq_loop *loop, struct evq_child *c,
+			     int status);
 
 /* An fd watcher: level-triggered by default. Several watchers may watch
  * one fd in one loop (say one for reading, one for writing), and several
@@ -186,6 +190,20 @@ struct evq_hook {
 	struct evq_hook *prev;
 	uint64_t pass;			/* the pass it was started in */
 	unsigned kind;			/* enum evq_hook_kind */
+	unsigned flags;			/* active, unref */
+};
+
+/* A child process watcher (evq_child_start). */
+struct evq_child {
+	void *data;			/* the caller's */
+	/* private */
+	evq_child_cb cb;
+	struct evq_loop *loop;
+	struct evq_child *next;		/* the loop's child watchers */
+	struct evq_child *prev;
+	struct evq_io io;		/* the loop's own, on the pidfd */
+	int pid;
+	int pidfd;
 	unsigned flags;			/* active, unref */
 };
 
@@ -362,7 +380,7 @@ EVQ_API int evq_loop_fd(struct evq_loop *loop);
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
 
 /* Number of active watchers (io, timers, deferred calls, signals, asyncs,
- * hooks) and ops in flight that keep the loop running: those made not to
+ * hooks, children) and ops in flight that keep the loop running: those made not to
  * (evq_io_unref() and the like, ops submitted with EVQ_OP_UNREF) are not
  * counted. evq_loop_run(EVQ_RUN_DEFAULT) returns when it is zero. */
 EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
@@ -599,6 +617,39 @@ EVQ_API int evq_hook_is_active(const struct evq_hook *h);
  * blocking while anything else keeps it running. */
 EVQ_API int evq_hook_unref(struct evq_hook *h);
 EVQ_API int evq_hook_ref(struct evq_hook *h);
+
+/* ------------------------------------------------------------------------
+ * Child processes
+ * ------------------------------------------------------------------------ */
+
+/* Watch pid, a child of this process, until it exits: then the watcher
+ * stops, the child is reaped (waitid on its pidfd, Linux 5.3) and cb runs
+ * once with its status as waitpid(2) gives it (WIFEXITED(status), ...).
+ * A stopped or continued child is not reported. Nothing process-wide is
+ * used (no SIGCHLD handler), so any number of loops may watch children,
+ * each its own; a pid watched from two loops is reaped by one, and the
+ * other gets -ECHILD. The caller's own waitpid(): a wait for another pid
+ * is fine; one that reaps the watched child (waitpid(-1), or SIGCHLD set
+ * to SIG_IGN) makes the watcher's status -ECHILD. A child that exited
+ * before the start is reported on the loop's next iteration. Returns 0;
+ * -EINVAL for NULL or pid <= 0; -ESRCH when there is no such process;
+ * -ECHILD when pid is not a child of this process or is reaped already;
+ * -ENOSYS on kernels before 5.3 (no pidfd: there is no fallback, so that
+ * one loop never steals another's children through SIGCHLD); -EMFILE;
+ * -EBUSY if c is active. */
+EVQ_API int evq_child_start(struct evq_loop *loop, struct evq_child *c,
+			    int pid, evq_child_cb cb);
+
+/* Stop watching; the child is not reaped (the caller's to wait for). A
+ * no-op when c is not active. */
+EVQ_API int evq_child_stop(struct evq_child *c);
+
+EVQ_API int evq_child_is_active(const struct evq_child *c);
+
+/* Let the watcher not keep the loop running, or again keep it (as for
+ * evq_io_unref). */
+EVQ_API int evq_child_unref(struct evq_child *c);
+EVQ_API int evq_child_ref(struct evq_child *c);
 
 /* ------------------------------------------------------------------------
  * Operations (the completion API)

@@ -252,6 +252,9 @@ struct evq_loop {
 	uint64_t hook_pass;	/* passes begun; hooks started in one skip it */
 	unsigned nidle;		/* active idle hooks: the loop only looks */
 
+	/* child watchers (core/child.c) */
+	struct evq_child *children;
+
 	/* operations (core/ops.c) */
 	struct evq_op *ops_head, *ops_tail;	/* in flight, oldest first */
 	struct evq_op *ops_cursor;	/* next op of a scan of ops_head */
@@ -296,7 +299,8 @@ struct evq_loop {
 /* The core's files, each calling only those listed before it (no file
  * calls back up; docs/ARCHITECTURE.md draws it):
  *   timer.c, pool.c, io.c, hooks.c (backends are reached through the table)
- *   async.c -> io.c;  signal.c -> io.c;  epoll_set.c -> io.c
+ *   async.c -> io.c;  signal.c -> io.c;  child.c -> io.c;
+ *   epoll_set.c -> io.c
  *   threadpool.c -> async.c (its results wake the loop), pool.c
  *   emul.c -> io.c, timer.c, threadpool.c, pool.c
  *   ops.c -> emul.c, threadpool.c, io.c
@@ -332,6 +336,9 @@ EVQ__HIDDEN void evq__fd_end(struct evq_loop *loop, int fd);
 /* core/hooks.c: run the hooks of a kind (one pass); detach them all */
 EVQ__HIDDEN void evq__hooks_run(struct evq_loop *loop, unsigned kind);
 EVQ__HIDDEN void evq__hooks_detach_all(struct evq_loop *loop);
+
+/* core/child.c */
+EVQ__HIDDEN void evq__child_detach_all(struct evq_loop *loop);
 
 /* core/async.c */
 EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);

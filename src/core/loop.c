@@ -99,6 +99,7 @@ int evq_loop_free(struct evq_loop *loop)
 	evq__ops_free_all(loop);
 	evq__pool_detach_all(loop);
 	evq__signal_detach_all(loop);
+	evq__child_detach_all(loop);
 	evq__async_detach_all(loop);
 	evq__wake_close(loop);
 	evq__defer_detach_all(loop);
