@@ -380,9 +380,10 @@ EVQ_API int evq_loop_fd(struct evq_loop *loop);
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
 
 /* Number of active watchers (io, timers, deferred calls, signals, asyncs,
- * hooks, children) and ops in flight that keep the loop running: those made not to
- * (evq_io_unref() and the like, ops submitted with EVQ_OP_UNREF) are not
- * counted. evq_loop_run(EVQ_RUN_DEFAULT) returns when it is zero. */
+ * hooks, children) and ops in flight that keep the loop running: those
+ * made not to (evq_io_unref() and the like, ops submitted with
+ * EVQ_OP_UNREF) are not counted. evq_loop_run(EVQ_RUN_DEFAULT) returns
+ * when it is zero. */
 EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
 
 /* ------------------------------------------------------------------------

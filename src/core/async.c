@@ -245,12 +245,8 @@ int evq_async_unref(struct evq_async *a)
 
 	if (!a)
 		return -EINVAL;
-	if (!(a->flags & EVQ__UNREF)) {
-		a->flags |= EVQ__UNREF;
-		loop = __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE);
-		if (loop)
-			loop->active--;
-	}
+	loop = __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE);
+	evq__set_unref(loop, &a->flags, loop != NULL, true);
 	return 0;
 }
 
@@ -260,12 +256,8 @@ int evq_async_ref(struct evq_async *a)
 
 	if (!a)
 		return -EINVAL;
-	if (a->flags & EVQ__UNREF) {
-		a->flags &= ~EVQ__UNREF;
-		loop = __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE);
-		if (loop)
-			loop->active++;
-	}
+	loop = __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE);
+	evq__set_unref(loop, &a->flags, loop != NULL, false);
 	return 0;
 }
 

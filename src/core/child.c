@@ -146,11 +146,7 @@ int evq_child_unref(struct evq_child *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (!(c->flags & EVQ__UNREF)) {
-		c->flags |= EVQ__UNREF;
-		if (c->flags & CHILD_ACTIVE)
-			c->loop->active--;
-	}
+	evq__set_unref(c->loop, &c->flags, c->flags & CHILD_ACTIVE, true);
 	return 0;
 }
 
@@ -158,11 +154,7 @@ int evq_child_ref(struct evq_child *c)
 {
 	if (!c)
 		return -EINVAL;
-	if (c->flags & EVQ__UNREF) {
-		c->flags &= ~EVQ__UNREF;
-		if (c->flags & CHILD_ACTIVE)
-			c->loop->active++;
-	}
+	evq__set_unref(c->loop, &c->flags, c->flags & CHILD_ACTIVE, false);
 	return 0;
 }
 

@@ -87,11 +87,7 @@ int evq_hook_unref(struct evq_hook *h)
 {
 	if (!h)
 		return -EINVAL;
-	if (!(h->flags & EVQ__UNREF)) {
-		h->flags |= EVQ__UNREF;
-		if (h->flags & HOOK_ACTIVE)
-			h->loop->active--;
-	}
+	evq__set_unref(h->loop, &h->flags, h->flags & HOOK_ACTIVE, true);
 	return 0;
 }
 
@@ -99,11 +95,7 @@ int evq_hook_ref(struct evq_hook *h)
 {
 	if (!h)
 		return -EINVAL;
-	if (h->flags & EVQ__UNREF) {
-		h->flags &= ~EVQ__UNREF;
-		if (h->flags & HOOK_ACTIVE)
-			h->loop->active++;
-	}
+	evq__set_unref(h->loop, &h->flags, h->flags & HOOK_ACTIVE, false);
 	return 0;
 }
 

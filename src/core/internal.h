@@ -454,6 +454,23 @@ static inline bool evq__more_ok(const struct evq_op *op, int res)
 	return op->code == EVQ_OP_ACCEPT ? res >= 0 : res > 0;
 }
 
+/* evq_*_unref and evq_*_ref: set the unref mark (EVQ__UNREF) in *flags,
+ * or clear it; the count of an active watcher follows. loop is read only
+ * when active. Idempotent. */
+static inline void evq__set_unref(struct evq_loop *loop, unsigned *flags,
+				  bool active, bool unref)
+{
+	if (!!(*flags & EVQ__UNREF) == unref)
+		return;
+	*flags ^= EVQ__UNREF;
+	if (active) {
+		if (unref)
+			loop->active--;
+		else
+			loop->active++;
+	}
+}
+
 /* core/backend.c: pick, set loop->backend and init it. */
 EVQ__HIDDEN int evq__backend_open(struct evq_loop *loop,
 				  enum evq_backend want);

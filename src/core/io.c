@@ -563,11 +563,7 @@ int evq_io_unref(struct evq_io *w)
 {
 	if (!w || (w->state & EVQ__INTERNAL))
 		return -EINVAL;
-	if (!(w->state & EVQ__UNREF)) {
-		w->state |= EVQ__UNREF;
-		if (w->state & EVQ__ACTIVE)
-			w->loop->active--;
-	}
+	evq__set_unref(w->loop, &w->state, w->state & EVQ__ACTIVE, true);
 	return 0;
 }
 
@@ -575,11 +571,7 @@ int evq_io_ref(struct evq_io *w)
 {
 	if (!w || (w->state & EVQ__INTERNAL))
 		return -EINVAL;
-	if (w->state & EVQ__UNREF) {
-		w->state &= ~EVQ__UNREF;
-		if (w->state & EVQ__ACTIVE)
-			w->loop->active++;
-	}
+	evq__set_unref(w->loop, &w->state, w->state & EVQ__ACTIVE, false);
 	return 0;
 }
 

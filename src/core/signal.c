@@ -190,11 +190,7 @@ int evq_signal_unref(struct evq_signal *s)
 {
 	if (!s)
 		return -EINVAL;
-	if (!(s->flags & EVQ__UNREF)) {
-		s->flags |= EVQ__UNREF;
-		if (s->loop)
-			s->loop->active--;
-	}
+	evq__set_unref(s->loop, &s->flags, s->loop != NULL, true);
 	return 0;
 }
 
@@ -202,11 +198,7 @@ int evq_signal_ref(struct evq_signal *s)
 {
 	if (!s)
 		return -EINVAL;
-	if (s->flags & EVQ__UNREF) {
-		s->flags &= ~EVQ__UNREF;
-		if (s->loop)
-			s->loop->active++;
-	}
+	evq__set_unref(s->loop, &s->flags, s->loop != NULL, false);
 	return 0;
 }
 

@@ -182,11 +182,7 @@ int evq_timer_unref(struct evq_timer *t)
 {
 	if (!t)
 		return -EINVAL;
-	if (!(t->flags & EVQ__UNREF)) {
-		t->flags |= EVQ__UNREF;
-		if (t->heap_index)
-			t->loop->active--;
-	}
+	evq__set_unref(t->loop, &t->flags, t->heap_index != 0, true);
 	return 0;
 }
 
@@ -194,11 +190,7 @@ int evq_timer_ref(struct evq_timer *t)
 {
 	if (!t)
 		return -EINVAL;
-	if (t->flags & EVQ__UNREF) {
-		t->flags &= ~EVQ__UNREF;
-		if (t->heap_index)
-			t->loop->active++;
-	}
+	evq__set_unref(t->loop, &t->flags, t->heap_index != 0, false);
 	return 0;
 }
 
