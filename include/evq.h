@@ -58,6 +58,8 @@ struct evq_timer;
 struct evq_defer;
 struct evq_signal;
 struct evq_async;
+struct evq_hook;
+struct evq_child;
 struct evq_op;
 struct evq_pool;
 struct statx;
@@ -102,6 +104,10 @@ typedef void (*evq_timer_cb)(struct evq_loop *loop, struct evq_timer *t);
 typedef void (*evq_defer_cb)(struct evq_loop *loop, struct evq_defer *d);
 typedef void (*evq_signal_cb)(struct evq_loop *loop, struct evq_signal *s);
 typedef void (*evq_async_cb)(struct evq_loop *loop, struct evq_async *a);
+typedef void (*evq_hook_cb)(struct evq_loop *loop, struct evq_hook *h);
+/* status: as waitpid(2) gives it (WIFEXITED(status), ...), or -ECHILD */
+typedef void (*evq_child_cb)(struct evq_loop *loop, struct evq_child *c,
+			     int status);
 
 /* An fd watcher: level-triggered by default. Several watchers may watch
  * one fd in one loop (say one for reading, one for writing), and several
@@ -129,6 +135,7 @@ struct evq_timer {
 	uint64_t repeat;		/* ns; 0 for one-shot */
 	uint64_t seq;			/* start order: ties fire in it */
 	unsigned heap_index;		/* 0 when not in the heap */
+	unsigned flags;			/* unref */
 };
 
 /* A call deferred to the next loop iteration. */
@@ -150,6 +157,7 @@ struct evq_signal {
 	struct evq_signal *next;	/* watchers of the same signal */
 	struct evq_signal *prev;
 	int signo;
+	unsigned flags;			/* unref */
 };
 
 /* A cross-thread wakeup. */
@@ -161,6 +169,42 @@ struct evq_async {
 	struct evq_async *next;
 	struct evq_async *prev;
 	unsigned pending;		/* atomic: set by senders, cleared by loop */
+	unsigned flags;			/* unref */
+};
+
+/* Loop hooks (evq_hook_start): when in an iteration the callback runs. */
+enum evq_hook_kind {
+	EVQ_HOOK_PREPARE = 0,	/* right before the loop waits for events */
+	EVQ_HOOK_CHECK,		/* right after the wait returns */
+	EVQ_HOOK_IDLE,		/* when a wait found nothing; no blocking */
+};
+
+/* A loop hook: libev's and libuv's prepare, check and idle watchers in
+ * one struct, the kind chosen when it is started. */
+struct evq_hook {
+	void *data;			/* the caller's */
+	/* private */
+	evq_hook_cb cb;
+	struct evq_loop *loop;
+	struct evq_hook *next;		/* hooks of the same kind */
+	struct evq_hook *prev;
+	uint64_t pass;			/* the pass it was started in */
+	unsigned kind;			/* enum evq_hook_kind */
+	unsigned flags;			/* active, unref */
+};
+
+/* A child process watcher (evq_child_start). */
+struct evq_child {
+	void *data;			/* the caller's */
+	/* private */
+	evq_child_cb cb;
+	struct evq_loop *loop;
+	struct evq_child *next;		/* the loop's child watchers */
+	struct evq_child *prev;
+	struct evq_io io;		/* the loop's own, on the pidfd */
+	int pid;
+	int pidfd;
+	unsigned flags;			/* active, unref */
 };
 
 /* Completion operations (see "Operations" below). */
@@ -189,12 +233,17 @@ enum evq_op_code {
 /* evq_op_submit() flags */
 #define EVQ_OP_LINK	 0x1u	/* the next op submitted waits for this one */
 #define EVQ_OP_MULTISHOT 0x2u	/* accept, or recv from a pool: many results */
+#define EVQ_OP_UNREF	 0x80u	/* the op does not keep the loop running */
 
 /* Completion flags, passed to the callback */
 #define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed */
 #define EVQ_OP_F_BUFFER	0x2u	/* the data is in a pool buffer: see below */
-/* The pool buffer's id, when EVQ_OP_F_BUFFER is set. */
-#define EVQ_OP_F_BUFID(flags) ((unsigned)(flags) >> 16)
+/* The pool buffer's id in a callback's flags, when EVQ_OP_F_BUFFER is
+ * set. Not a flag, so not EVQ_OP_F_*: EVQ_OP_F_BUFID is its old name,
+ * kept until 1.0 because the examples, benchmarks and code written
+ * against 0.1 use it. */
+#define EVQ_OP_BUFID(flags) ((unsigned)(flags) >> 16)
+#define EVQ_OP_F_BUFID(flags) EVQ_OP_BUFID(flags)
 
 /* The most bytes one read, write, recv or send moves (Linux's per-call
  * maximum, 0x7ffff000 on every architecture with 4 KiB pages): a longer
@@ -284,8 +333,12 @@ EVQ_API int evq_loop_new(struct evq_loop **loopp,
  * the callback goes on and completes. */
 EVQ_API int evq_loop_free(struct evq_loop *loop);
 
-/* Run the loop (see enum evq_run_mode). Returns 1 if watchers are still
- * active, 0 if none are (or evq_loop_stop() was called and none are), or
+/* Run the loop (see enum evq_run_mode). EVQ_RUN_DEFAULT runs while
+ * evq_loop_active() is not 0: watchers, hooks and ops made not to keep
+ * the loop running (evq_io_unref(), EVQ_OP_UNREF, ...) do not hold it,
+ * though they run as usual while something else does. Returns 1 if
+ * referenced watchers or ops are still active, 0 if none are (or
+ * evq_loop_stop() was called and none are), or
  * a negative errno when waiting for events failed; -EBUSY if the loop is
  * already running (callbacks must not re-enter it); -EEXIST (uring) when
  * called from another thread than the one that first ran the loop. */
@@ -326,8 +379,11 @@ EVQ_API int evq_loop_fd(struct evq_loop *loop);
  * Timers). Never another negative value. */
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
 
-/* Number of active watchers (io, timers, deferred calls, signals, asyncs):
- * the loop keeps running while it is not zero. */
+/* Number of active watchers (io, timers, deferred calls, signals, asyncs,
+ * hooks, children) and ops in flight that keep the loop running: those
+ * made not to (evq_io_unref() and the like, ops submitted with
+ * EVQ_OP_UNREF) are not counted. evq_loop_run(EVQ_RUN_DEFAULT) returns
+ * when it is zero. */
 EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
 
 /* ------------------------------------------------------------------------
@@ -375,8 +431,8 @@ EVQ_API int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
  * if it is still wanted. Returns -EINVAL if w is not active. */
 EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
 
-/* Restart a stopped watcher with the fd, events and callback of its last
- * start. The caller promises that the fd has not been closed since: then,
+/* Start a stopped watcher again with the fd, events and callback of its
+ * last start. The caller promises that the fd has not been closed since: then,
  * when the kernel still has the fd registered (the stop is not applied
  * yet, as when a watcher is stopped and restarted in one iteration), no
  * syscall is made; evq_io_start() assumes nothing and checks the file
@@ -384,6 +440,10 @@ EVQ_API int evq_io_set(struct evq_io *w, unsigned events);
  * file that is gone. Returns 0 (also when w is active), -EINVAL if w was
  * never started or its loop was freed (w active or stopped then; the
  * freed loop is not read, its address may belong to a new loop). */
+EVQ_API int evq_io_restart(struct evq_io *w);
+
+/* The old name of evq_io_restart(), kept until 1.0 (code written against
+ * 0.1 uses it); the same call. */
 EVQ_API int evq_io_resume(struct evq_io *w);
 
 /* Stop a watcher. Stopping an inactive watcher is a no-op. After this
@@ -393,6 +453,30 @@ EVQ_API int evq_io_stop(struct evq_io *w);
 
 /* 1 if the watcher is active, else 0. */
 EVQ_API int evq_io_is_active(const struct evq_io *w);
+
+/* The fd of the watcher's last start, also once it is stopped (so a
+ * callback need not carry the fd in data): -EINVAL for NULL or a watcher
+ * never started. */
+EVQ_API int evq_io_fd(const struct evq_io *w);
+
+/* The events of the watcher's last start or evq_io_set(): EVQ_READ and/or
+ * EVQ_WRITE, with EVQ_EDGE or EVQ_ONESHOT if it was started with them;
+ * 0 for NULL or a watcher never started. Not what happened: that is the
+ * callback's revents. */
+EVQ_API unsigned evq_io_events(const struct evq_io *w);
+
+/* Reference counting, libuv's uv_unref/uv_ref and libev's ev_unref: an
+ * unref'd watcher works as usual but does not keep the loop running
+ * (evq_loop_active() does not count it), so evq_loop_run() in
+ * EVQ_RUN_DEFAULT returns once only such watchers remain. The mark is the
+ * watcher's, not its start's: it may be set before or while the watcher is
+ * active, and it stays across stop and start until evq_io_ref() takes it
+ * off. Both are idempotent and return 0, or -EINVAL for NULL. The same pair
+ * exists for timers, signals, asyncs and hooks; an op is made not to keep
+ * the loop running by submitting it with EVQ_OP_UNREF. A deferred call
+ * has none: it keeps the loop for one iteration at most. */
+EVQ_API int evq_io_unref(struct evq_io *w);
+EVQ_API int evq_io_ref(struct evq_io *w);
 
 /* ------------------------------------------------------------------------
  * Timers
@@ -422,6 +506,11 @@ EVQ_API int evq_timer_start(struct evq_loop *loop, struct evq_timer *t,
 EVQ_API int evq_timer_stop(struct evq_timer *t);
 
 EVQ_API int evq_timer_is_active(const struct evq_timer *t);
+
+/* Let the timer not keep the loop running, or again keep it (as for
+ * evq_io_unref). */
+EVQ_API int evq_timer_unref(struct evq_timer *t);
+EVQ_API int evq_timer_ref(struct evq_timer *t);
 
 /* ------------------------------------------------------------------------
  * Deferred calls
@@ -459,6 +548,14 @@ EVQ_API int evq_signal_stop(struct evq_signal *s);
 
 EVQ_API int evq_signal_is_active(const struct evq_signal *s);
 
+/* Let the signal watcher not keep the loop running, or again keep it (as
+ * for evq_io_unref): a SIGTERM watcher that shuts the program down when
+ * the signal comes, but lets evq_loop_run() return when the work is
+ * done. The signal stays claimed and blocked while the watcher is
+ * active. */
+EVQ_API int evq_signal_unref(struct evq_signal *s);
+EVQ_API int evq_signal_ref(struct evq_signal *s);
+
 /* ------------------------------------------------------------------------
  * Cross-thread wakeups
  * ------------------------------------------------------------------------ */
@@ -475,6 +572,85 @@ EVQ_API int evq_async_send(struct evq_async *a);
 EVQ_API int evq_async_stop(struct evq_async *a);
 
 EVQ_API int evq_async_is_active(const struct evq_async *a);
+
+/* Let the async not keep the loop running, or again keep it (as for
+ * evq_io_unref). Loop thread only, like start and stop. */
+EVQ_API int evq_async_unref(struct evq_async *a);
+EVQ_API int evq_async_ref(struct evq_async *a);
+
+/* ------------------------------------------------------------------------
+ * Loop hooks: prepare, check, idle
+ *
+ * What integrations with other libraries need (libev's ev_prepare,
+ * ev_check, ev_idle; libuv's uv_prepare_t, uv_check_t, uv_idle_t). In one
+ * iteration of evq_loop_run():
+ *   EVQ_HOOK_PREPARE  runs first, before the deferred calls run, the
+ *                     submitted ops start and interest changes reach the
+ *                     kernel: what a prepare callback starts, submits or
+ *                     changes is part of the wait that follows;
+ *   EVQ_HOOK_CHECK    runs right after the wait returns (also when it
+ *                     was interrupted), before the callbacks of what it
+ *                     found (fds, op results, then timers);
+ *   EVQ_HOOK_IDLE     while one is active the loop never blocks (its
+ *                     waits only look); runs after a look that found
+ *                     nothing to do: no fd event, no op result, no timer
+ *                     due, no work queued.
+ * Hooks of a kind run in the order they were started; one started while
+ * the hooks of its kind run waits for their next run. Active hooks count in
+ * evq_loop_active(), so an idle hook keeps the loop spinning and a
+ * prepare hook keeps it running, unless unref'd.
+ * ------------------------------------------------------------------------ */
+
+/* Start h as a hook of this kind. Starting an active hook restarts it
+ * with the new kind and callback (it then runs after the hooks already
+ * there). Returns 0, or -EINVAL for a NULL pointer or an unknown kind. */
+EVQ_API int evq_hook_start(struct evq_loop *loop, struct evq_hook *h,
+			   enum evq_hook_kind kind, evq_hook_cb cb);
+
+/* Stop a hook; a no-op when it is not active. After this returns its
+ * callback does not run, even later in the pass that is running. */
+EVQ_API int evq_hook_stop(struct evq_hook *h);
+
+EVQ_API int evq_hook_is_active(const struct evq_hook *h);
+
+/* Let the hook not keep the loop running, or again keep it (as for
+ * evq_io_unref). An unref'd idle hook still keeps the loop from
+ * blocking while anything else keeps it running. */
+EVQ_API int evq_hook_unref(struct evq_hook *h);
+EVQ_API int evq_hook_ref(struct evq_hook *h);
+
+/* ------------------------------------------------------------------------
+ * Child processes
+ * ------------------------------------------------------------------------ */
+
+/* Watch pid, a child of this process, until it exits: then the watcher
+ * stops, the child is reaped (waitid on its pidfd, Linux 5.3) and cb runs
+ * once with its status as waitpid(2) gives it (WIFEXITED(status), ...).
+ * A stopped or continued child is not reported. Nothing process-wide is
+ * used (no SIGCHLD handler), so any number of loops may watch children,
+ * each its own; a pid watched from two loops is reaped by one, and the
+ * other gets -ECHILD. The caller's own waitpid(): a wait for another pid
+ * is fine; one that reaps the watched child (waitpid(-1), or SIGCHLD set
+ * to SIG_IGN) makes the watcher's status -ECHILD. A child that exited
+ * before the start is reported on the loop's next iteration. Returns 0;
+ * -EINVAL for NULL or pid <= 0; -ESRCH when there is no such process;
+ * -ECHILD when pid is not a child of this process or is reaped already;
+ * -ENOSYS on kernels before 5.3 (no pidfd: there is no fallback, so that
+ * one loop never steals another's children through SIGCHLD); -EMFILE;
+ * -EBUSY if c is active. */
+EVQ_API int evq_child_start(struct evq_loop *loop, struct evq_child *c,
+			    int pid, evq_child_cb cb);
+
+/* Stop watching; the child is not reaped (the caller's to wait for). A
+ * no-op when c is not active. */
+EVQ_API int evq_child_stop(struct evq_child *c);
+
+EVQ_API int evq_child_is_active(const struct evq_child *c);
+
+/* Let the watcher not keep the loop running, or again keep it (as for
+ * evq_io_unref). */
+EVQ_API int evq_child_unref(struct evq_child *c);
+EVQ_API int evq_child_ref(struct evq_child *c);
 
 /* ------------------------------------------------------------------------
  * Operations (the completion API)
@@ -601,10 +777,22 @@ EVQ_API void evq_prep_recv_pool(struct evq_op *op, int fd,
 EVQ_API void evq_prep_read_pool(struct evq_op *op, int fd,
 				struct evq_pool *pool, uint64_t offset);
 
-/* Submit a prepared op with EVQ_OP_LINK/EVQ_OP_MULTISHOT flags. Returns 0;
- * -EINVAL for NULL, an unprepared op, unknown flags, or multishot on an op
- * that cannot be; -EBUSY if op is still in flight; -ESHUTDOWN while the
- * loop is being freed. Errors of the operation itself go to cb. */
+/* Submit a prepared op with EVQ_OP_LINK/EVQ_OP_MULTISHOT flags, and
+ * EVQ_OP_UNREF for an op that should not keep the loop running (it is not
+ * counted by evq_loop_active(); evq_loop_ops() counts it). Returns 0;
+ * -EINVAL for a NULL loop or op, an unprepared op, unknown flags, or
+ * multishot on an op that cannot be; -EBUSY if op is still in flight;
+ * -ESHUTDOWN while the loop is being freed. Errors of the operation
+ * itself go to cb.
+ *
+ * Fire and forget: cb may be NULL, and then the result is dropped (a
+ * close, a write, an fsync nobody waits for). The op is still in flight
+ * until it completes: its memory, and what it points to, must stay valid
+ * until evq_op_is_active() says 0 (or the loop is freed), and it links,
+ * cancels and counts as any op. Ops whose result is a resource the caller
+ * would lose, an fd (accept, openat) or a pool buffer (recv_pool,
+ * read_pool), need a callback: -EINVAL. The loop's callbacks get loop as
+ * their first argument, so an op has no getter for its loop. */
 EVQ_API int evq_op_submit(struct evq_loop *loop, struct evq_op *op,
 			  unsigned flags, evq_op_cb cb);
 
@@ -640,6 +828,11 @@ EVQ_API int evq_pool_release(struct evq_pool *pool, unsigned id);
 
 /* Buffers currently available to the kernel/emulation. */
 EVQ_API unsigned evq_pool_available(const struct evq_pool *pool);
+
+/* The size of each buffer, and how many buffers the pool has, as given to
+ * evq_pool_new(); 0 for NULL. Valid also after the pool's loop is freed. */
+EVQ_API size_t evq_pool_buf_size(const struct evq_pool *pool);
+EVQ_API unsigned evq_pool_buf_count(const struct evq_pool *pool);
 
 #ifdef __cplusplus
 }

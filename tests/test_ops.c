@@ -261,6 +261,9 @@ static int submit_validation(void)
 	evq_prep_nop(&op);
 	ASSERT_ERR(evq_op_submit(NULL, &op, 0, dummy_cb), -EINVAL);
 	ASSERT_ERR(evq_op_submit(loop, NULL, 0, dummy_cb), -EINVAL);
+	/* A NULL cb is fire and forget (test_api.c), except where the
+	 * result is an fd or a pool buffer. */
+	evq_prep_accept(&op, sp[0], NULL, NULL, 0);
 	ASSERT_ERR(evq_op_submit(loop, &op, 0, NULL), -EINVAL);
 
 	T_STEP("unprepared op");

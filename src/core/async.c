@@ -183,7 +183,8 @@ int evq_async_start(struct evq_loop *loop, struct evq_async *a,
 	loop->async_head = a;
 	__atomic_store_n(&a->pending, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&a->loop, loop, __ATOMIC_RELEASE);
-	loop->active++;
+	if (!(a->flags & EVQ__UNREF))
+		loop->active++;
 	return 0;
 }
 
@@ -214,7 +215,8 @@ static void async_unlink(struct evq_loop *loop, struct evq_async *a)
 		a->next->prev = a->prev;
 	a->next = a->prev = NULL;
 	__atomic_store_n(&a->loop, NULL, __ATOMIC_RELEASE);
-	loop->active--;
+	if (!(a->flags & EVQ__UNREF))
+		loop->active--;
 }
 
 int evq_async_stop(struct evq_async *a)
@@ -232,6 +234,31 @@ int evq_async_stop(struct evq_async *a)
 int evq_async_is_active(const struct evq_async *a)
 {
 	return a && __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE) != NULL;
+}
+
+/* The unref mark (evq.h, evq_io_unref). a->flags is the loop thread's
+ * only: senders read a->loop and a->pending, never this. The thread
+ * pool's own async never has it (threadpool.c adjusts the count). */
+int evq_async_unref(struct evq_async *a)
+{
+	struct evq_loop *loop;
+
+	if (!a)
+		return -EINVAL;
+	loop = __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE);
+	evq__set_unref(loop, &a->flags, loop != NULL, true);
+	return 0;
+}
+
+int evq_async_ref(struct evq_async *a)
+{
+	struct evq_loop *loop;
+
+	if (!a)
+		return -EINVAL;
+	loop = __atomic_load_n(&a->loop, __ATOMIC_ACQUIRE);
+	evq__set_unref(loop, &a->flags, loop != NULL, false);
+	return 0;
 }
 
 void evq__async_detach_all(struct evq_loop *loop)

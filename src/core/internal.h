@@ -48,6 +48,11 @@
  * op's wait). It may only take note: this can run inside an API call. */
 #define EVQ__TELL_END 0x4u
 
+/* A user watcher's mark that it does not keep the loop running (evq.h,
+ * evq_io_unref): a bit of evq_io.state and of the other watchers' flags.
+ * It stays across stop and start. Internal watchers never have it. */
+#define EVQ__UNREF 0x8u
+
 /* evq_op.state */
 enum {
 	EVQ__OP_IDLE = 0,	/* not in flight */
@@ -250,6 +255,15 @@ struct evq_loop {
 	struct evq_async *async_cursor;	/* next async of a scan */
 	unsigned wake_pending;	/* atomic: an eventfd write is under way */
 
+	/* loop hooks (core/hooks.c), per enum evq_hook_kind */
+	struct evq_hook *hook_head[3], *hook_tail[3];
+	struct evq_hook *hook_cursor;	/* next hook of the pass running */
+	uint64_t hook_pass;	/* passes begun; hooks started in one skip it */
+	unsigned nidle;		/* active idle hooks: the loop only looks */
+
+	/* child watchers (core/child.c) */
+	struct evq_child *children;
+
 	/* operations (core/ops.c) */
 	struct evq_op *ops_head, *ops_tail;	/* in flight, oldest first */
 	struct evq_op *ops_cursor;	/* next op of a scan of ops_head */
@@ -285,7 +299,7 @@ struct evq_loop {
 	uint64_t waits;		/* backend waits done */
 	uint64_t runs;		/* evq_loop_run calls */
 	uint32_t id_index, id_gen;	/* loop.c: identity for stopped
-					 * watchers (evq_io_resume) */
+					 * watchers (evq_io_restart) */
 	unsigned active;	/* active user watchers: the loop's life */
 	unsigned max_events;
 	bool running;
@@ -294,8 +308,9 @@ struct evq_loop {
 
 /* The core's files, each calling only those listed before it (no file
  * calls back up; docs/ARCHITECTURE.md draws it):
- *   timer.c, pool.c, io.c        (backends are reached through the table)
- *   async.c -> io.c;  signal.c -> io.c;  epoll_set.c -> io.c
+ *   timer.c, pool.c, io.c, hooks.c (backends are reached through the table)
+ *   async.c -> io.c;  signal.c -> io.c;  child.c -> io.c;
+ *   epoll_set.c -> io.c
  *   threadpool.c -> async.c (its results wake the loop), pool.c
  *   emul.c -> io.c, timer.c, threadpool.c, pool.c
  *   ops.c -> emul.c, threadpool.c, io.c
@@ -327,6 +342,13 @@ EVQ__HIDDEN void evq__signal_detach_all(struct evq_loop *loop);
 /* core/io.c: end the watch of fd (close op): stop its watchers, drop
  * the kernel registration, new generation. */
 EVQ__HIDDEN void evq__fd_end(struct evq_loop *loop, int fd);
+
+/* core/hooks.c: run the hooks of a kind (one pass); detach them all */
+EVQ__HIDDEN void evq__hooks_run(struct evq_loop *loop, unsigned kind);
+EVQ__HIDDEN void evq__hooks_detach_all(struct evq_loop *loop);
+
+/* core/child.c */
+EVQ__HIDDEN void evq__child_detach_all(struct evq_loop *loop);
 
 /* core/async.c */
 EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);
@@ -443,6 +465,23 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
 static inline bool evq__more_ok(const struct evq_op *op, int res)
 {
 	return op->code == EVQ_OP_ACCEPT ? res >= 0 : res > 0;
+}
+
+/* evq_*_unref and evq_*_ref: set the unref mark (EVQ__UNREF) in *flags,
+ * or clear it; the count of an active watcher follows. loop is read only
+ * when active. Idempotent. */
+static inline void evq__set_unref(struct evq_loop *loop, unsigned *flags,
+				  bool active, bool unref)
+{
+	if (!!(*flags & EVQ__UNREF) == unref)
+		return;
+	*flags ^= EVQ__UNREF;
+	if (active) {
+		if (unref)
+			loop->active--;
+		else
+			loop->active++;
+	}
 }
 
 /* core/backend.c: pick, set loop->backend and init it. */

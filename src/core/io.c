@@ -28,7 +28,7 @@
 /* ------------------------------------------------------------------------
  * Loop identities
  *
- * A stopped watcher keeps w->loop for evq_io_resume(), but its loop may be
+ * A stopped watcher keeps w->loop for evq_io_restart(), but its loop may be
  * freed meanwhile, and a new loop may then live at the same address. So
  * every loop holds an entry of a process-wide table: an index and the
  * entry's generation, which the loop's free bumps. A stopped watcher keeps
@@ -141,7 +141,7 @@ void evq__io_detach_all(struct evq_loop *loop)
 		while (w) {
 			struct evq_io *next = w->next;
 
-			w->state = 0;
+			w->state &= EVQ__UNREF;
 			w->next = w->prev = NULL;
 			w->loop = NULL;
 			w = next;
@@ -215,6 +215,13 @@ static unsigned fd_wanted(const struct evq__fd *slot)
 	return mask;
 }
 
+/* Does a watcher in this state keep the loop running? The unref mark
+ * stays in a stopped watcher's state; internal watchers never have it. */
+static inline bool counts(unsigned state)
+{
+	return !(state & (EVQ__INTERNAL | EVQ__UNREF));
+}
+
 static void io_unlink(struct evq_loop *loop, struct evq_io *w)
 {
 	struct evq__fd *slot = &loop->fds[w->fd];
@@ -226,9 +233,9 @@ static void io_unlink(struct evq_loop *loop, struct evq_io *w)
 	if (w->next)
 		w->next->prev = w->prev;
 	id_mark(w, loop);
-	if (!(w->state & EVQ__INTERNAL))
+	if (counts(w->state))
 		loop->active--;
-	w->state = 0;
+	w->state &= EVQ__UNREF;
 }
 
 /* The file behind fd was closed behind the loop's back: every watcher of
@@ -253,9 +260,9 @@ static void fd_kill(struct evq_loop *loop, int fd)
 
 		next = w->next;
 		id_mark(w, loop);
-		if (!(w->state & EVQ__INTERNAL))
+		if (counts(w->state))
 			loop->active--;
-		w->state = 0;
+		w->state &= EVQ__UNREF;
 		/* An internal watcher that asked to know (an emulated op's
 		 * wait) hears of the end through its own callback: a
 		 * report of EVQ__NVAL after it stopped. It must only take
@@ -335,6 +342,8 @@ static int io_start(struct evq_loop *loop, struct evq_io *w, int fd,
 		return -ENOTSUP;
 	if (w->state & EVQ__ACTIVE)
 		evq_io_stop(w);
+	if (!(state & EVQ__INTERNAL))
+		state |= w->state & EVQ__UNREF;	/* kept across starts */
 	r = fd_reserve(loop, fd);
 	if (r < 0)
 		return r;
@@ -368,7 +377,7 @@ static int io_start(struct evq_loop *loop, struct evq_io *w, int fd,
 	if (slot->head)
 		slot->head->prev = w;
 	slot->head = w;
-	if (!(state & EVQ__INTERNAL))
+	if (counts(state))
 		loop->active++;
 	return 0;
 }
@@ -382,7 +391,7 @@ int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,
 	return io_start(loop, w, fd, events, cb, 0);
 }
 
-int evq_io_resume(struct evq_io *w)
+int evq_io_restart(struct evq_io *w)
 {
 	struct evq_loop *loop;
 	struct evq__fd *slot;
@@ -404,14 +413,20 @@ int evq_io_resume(struct evq_io *w)
 	if (!slot->kmask || (want & ~slot->kmask) ||
 	    (slot->head && ((slot->head->events ^ w->events) & EVQ_EDGE)))
 		return io_start(loop, w, w->fd, w->events, w->cb, 0);
-	w->state = EVQ__ACTIVE;
+	w->state = EVQ__ACTIVE | (w->state & EVQ__UNREF);
 	w->prev = NULL;
 	w->next = slot->head;
 	if (slot->head)
 		slot->head->prev = w;
 	slot->head = w;
-	loop->active++;
+	if (counts(w->state))
+		loop->active++;
 	return 0;
+}
+
+int evq_io_resume(struct evq_io *w)
+{
+	return evq_io_restart(w);
 }
 
 int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
@@ -423,7 +438,7 @@ int evq__io_start_internal(struct evq_loop *loop, struct evq_io *w, int fd,
 /* An emulated op's wait (EVQ__TELL_END, internal). When the op before it
  * on fd waited for the same events and its stop is not flushed yet, the
  * kernel still has that registration: take it over without a syscall
- * (returns 1), as evq_io_resume() does. It is trusted to name the same
+ * (returns 1), as evq_io_restart() does. It is trusted to name the same
  * file, as a watcher's is: the loop checks it before it blocks
  * (evq__io_check), in case the fd was closed and its number reused in
  * between. Otherwise a start as usual (0 or -errno). */
@@ -526,6 +541,38 @@ int evq_io_stop(struct evq_io *w)
 int evq_io_is_active(const struct evq_io *w)
 {
 	return w && (w->state & EVQ__ACTIVE);
+}
+
+/* A watcher was started when it has a callback (a zeroed one has none;
+ * stop and the loop's free keep cb, fd and events). */
+int evq_io_fd(const struct evq_io *w)
+{
+	if (!w || !w->cb || (w->state & EVQ__INTERNAL))
+		return -EINVAL;
+	return w->fd;
+}
+
+unsigned evq_io_events(const struct evq_io *w)
+{
+	if (!w || !w->cb || (w->state & EVQ__INTERNAL))
+		return 0;
+	return w->events & (EVQ__IO_MASK | EVQ_EDGE | EVQ_ONESHOT);
+}
+
+int evq_io_unref(struct evq_io *w)
+{
+	if (!w || (w->state & EVQ__INTERNAL))
+		return -EINVAL;
+	evq__set_unref(w->loop, &w->state, w->state & EVQ__ACTIVE, true);
+	return 0;
+}
+
+int evq_io_ref(struct evq_io *w)
+{
+	if (!w || (w->state & EVQ__INTERNAL))
+		return -EINVAL;
+	evq__set_unref(w->loop, &w->state, w->state & EVQ__ACTIVE, false);
+	return 0;
 }
 
 /* ------------------------------------------------------------------------

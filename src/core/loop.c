@@ -4,18 +4,21 @@
  * core files; none of them calls it.
  *
  * One iteration (evq_loop_run):
+ *   0. run the prepare hooks (hooks.c), so that what they start, submit
+ *      or change is part of this iteration's wait;
  *   1. run the deferred calls queued before the iteration began;
  *   2. start the ops submitted so far, and deliver the results reported
  *      since the last delivery (a watch ended inside an API call; an op
  *      that finished as it started);
  *   3. flush queued interest changes to the backend, one pass;
  *   4. wait in the backend until the next timer deadline (0 if deferred
- *      calls, ops or results are pending or the mode is NOWAIT; forever
- *      if no timer);
+ *      calls, ops or results are pending, an idle hook is active or the
+ *      mode is NOWAIT; forever if no timer); then run the check hooks;
  *   5. dispatch what the backend reported, fd by fd (io.c); then deliver
  *      the op results of this iteration, in the order they were reported
  *      (ops.c): the kernel's, the emulation's, the thread pool's;
- *   6. run the timers that are due.
+ *   6. run the timers that are due; then, if the wait found nothing and
+ *      no work is queued, the idle hooks.
  */
 #include "internal.h"
 #include "io.h"
@@ -96,9 +99,11 @@ int evq_loop_free(struct evq_loop *loop)
 	evq__ops_free_all(loop);
 	evq__pool_detach_all(loop);
 	evq__signal_detach_all(loop);
+	evq__child_detach_all(loop);
 	evq__async_detach_all(loop);
 	evq__wake_close(loop);
 	evq__defer_detach_all(loop);
+	evq__hooks_detach_all(loop);
 	evq__timer_detach_all(loop);
 	evq__io_detach_all(loop);
 	loop->backend->destroy(loop);
@@ -142,7 +147,8 @@ int64_t evq_loop_timeout(struct evq_loop *loop)
 {
 	if (!loop)
 		return -EINVAL;
-	if (loop->defer_head || evq__ops_pending(loop) || loop->nchanges)
+	if (loop->defer_head || evq__ops_pending(loop) || loop->nchanges ||
+	    loop->nidle)
 		return 0;
 	return loop->heap_len ? evq__timer_timeout(loop) : -1;
 }
@@ -191,9 +197,15 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->runs++;
 
 	for (;;) {
-		bool busy = false, ran = false, look = false;
+		bool busy = false, ran = false, look = false, idle;
 		int64_t timeout;
 		int n;
+
+		/* Prepare hooks: only while the loop is to go on, so that an
+		 * unref'd one does not run once more on the way out. */
+		if (evq__unlikely(loop->hook_head[EVQ_HOOK_PREPARE] != NULL) &&
+		    loop->active && !loop->stop)
+			evq__hooks_run(loop, EVQ_HOOK_PREPARE);
 
 		/* Work queued since the last wait: deferred calls, ops to
 		 * start or deliver, interest changes. One test when there is
@@ -231,7 +243,8 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
-		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT))
+		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT ||
+				  loop->nidle))
 			timeout = 0;
 		else if (evq__likely((loop->heap_len | loop->unverified) == 0))
 			timeout = -1;
@@ -243,6 +256,8 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			loop->looked = n == 0;
 		loop->waits++;
 		loop->now_valid = false;
+		if (evq__unlikely(loop->hook_head[EVQ_HOOK_CHECK] != NULL))
+			evq__hooks_run(loop, EVQ_HOOK_CHECK);
 		if (evq__likely(n > 0)) {
 			evq__io_dispatch(loop, n);
 		} else if (n == -EINTR) {
@@ -256,12 +271,19 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			err = n;
 			break;
 		}
+		/* Idle hooks run after a wait that found nothing, with no
+		 * work queued (the clock is read only when they exist). */
+		idle = evq__unlikely(loop->nidle != 0) && n <= 0 &&
+		       !loop->ndone && !busy &&
+		       !(loop->heap_len && evq__timer_due(loop));
 		/* Results that found no room on the road wait, parked, on
 		 * the start queue: the next iteration does not block. */
 		if (loop->ndone)
 			evq__ops_deliver(loop);
 		if (loop->heap_len)
 			evq__timer_run(loop);
+		if (evq__unlikely(idle) && !loop->stop)
+			evq__hooks_run(loop, EVQ_HOOK_IDLE);
 
 		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;

@@ -250,7 +250,8 @@ static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 		loop->ops_head = op;
 	loop->ops_tail = op;
 	loop->nops++;
-	loop->active++;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active++;
 }
 
 static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
@@ -267,7 +268,8 @@ static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 		loop->ops_tail = op->prev;
 	op->next = op->prev = NULL;
 	loop->nops--;
-	loop->active--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
 }
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
@@ -599,7 +601,7 @@ void evq__ops_deliver(struct evq_loop *loop)
 static int submit_check(const struct evq_loop *loop, const struct evq_op *op,
 			unsigned flags)
 {
-	if (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT))
+	if (flags & ~(EVQ_OP_LINK | EVQ_OP_MULTISHOT | EVQ_OP_UNREF))
 		return -EINVAL;
 	if ((flags & EVQ_OP_MULTISHOT) &&
 	    ((flags & EVQ_OP_LINK) ||
@@ -642,8 +644,18 @@ static bool queued_on(const struct evq_loop *loop, int fd)
 	return false;
 }
 
-/* The slow road of evq_op_submit: flags, a pool, an open chain, and
- * every error. */
+/* The callback of an op submitted without one (evq.h). */
+static void drop_result(struct evq_loop *loop, struct evq_op *op, int res,
+			unsigned flags)
+{
+	(void)loop;
+	(void)op;
+	(void)res;
+	(void)flags;
+}
+
+/* The slow road of evq_op_submit: flags, a pool, an open chain, no
+ * callback, and every error. */
 static __attribute__((noinline)) int
 submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	    evq_op_cb cb)
@@ -651,9 +663,16 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	unsigned special;
 	int r;
 
-	if (evq__unlikely(!loop || !op || !cb ||
+	if (evq__unlikely(!loop || !op ||
 			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return -EINVAL;
+	if (evq__unlikely(!cb)) {
+		/* Fire and forget, but never of an fd or a buffer. */
+		if (op->code == EVQ_OP_ACCEPT || op->code == EVQ_OP_OPENAT ||
+		    (op->flags & EVQ__OPF_POOL))
+			return -EINVAL;
+		cb = drop_result;
+	}
 	special = flags | (op->flags & EVQ__OPF_POOL);
 	if (special && (r = submit_check(loop, op, flags)) < 0)
 		return r;

@@ -127,6 +127,16 @@ unsigned evq_pool_available(const struct evq_pool *pool)
 	return pool ? pool->available : 0;
 }
 
+size_t evq_pool_buf_size(const struct evq_pool *pool)
+{
+	return pool ? pool->size : 0;
+}
+
+unsigned evq_pool_buf_count(const struct evq_pool *pool)
+{
+	return pool ? pool->nbufs : 0;
+}
+
 /* Emulation: take a free buffer for a transfer, or -1. */
 int evq__pool_take(struct evq_pool *pool)
 {

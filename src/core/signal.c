@@ -148,7 +148,8 @@ int evq_signal_start(struct evq_loop *loop, struct evq_signal *s, int signo,
 	if (s->next)
 		s->next->prev = s;
 	loop->sig_watchers[signo] = s;
-	loop->active++;
+	if (!(s->flags & EVQ__UNREF))
+		loop->active++;
 	return 0;
 }
 
@@ -171,7 +172,8 @@ int evq_signal_stop(struct evq_signal *s)
 		s->next->prev = s->prev;
 	s->next = s->prev = NULL;
 	s->loop = NULL;
-	loop->active--;
+	if (!(s->flags & EVQ__UNREF))
+		loop->active--;
 	if (!loop->sig_watchers[s->signo])
 		release(loop, s->signo);
 	return 0;
@@ -180,6 +182,24 @@ int evq_signal_stop(struct evq_signal *s)
 int evq_signal_is_active(const struct evq_signal *s)
 {
 	return s && s->loop != NULL;
+}
+
+/* The unref mark (evq.h, evq_io_unref): the claim and the blocked mask
+ * are the watcher's activity, not its count, so they do not change. */
+int evq_signal_unref(struct evq_signal *s)
+{
+	if (!s)
+		return -EINVAL;
+	evq__set_unref(s->loop, &s->flags, s->loop != NULL, true);
+	return 0;
+}
+
+int evq_signal_ref(struct evq_signal *s)
+{
+	if (!s)
+		return -EINVAL;
+	evq__set_unref(s->loop, &s->flags, s->loop != NULL, false);
+	return 0;
 }
 
 void evq__signal_detach_all(struct evq_loop *loop)

@@ -153,7 +153,8 @@ int evq_timer_start(struct evq_loop *loop, struct evq_timer *t,
 	t->loop = loop;
 	if (heap_insert(loop, t) < 0)
 		return -ENOMEM;
-	loop->active++;
+	if (!(t->flags & EVQ__UNREF))
+		loop->active++;
 	return 0;
 }
 
@@ -164,13 +165,33 @@ int evq_timer_stop(struct evq_timer *t)
 	if (!t->heap_index)
 		return 0;
 	heap_remove(t->loop, t);
-	t->loop->active--;
+	if (!(t->flags & EVQ__UNREF))
+		t->loop->active--;
 	return 0;
 }
 
 int evq_timer_is_active(const struct evq_timer *t)
 {
 	return t && t->heap_index != 0;
+}
+
+/* The unref mark (evq.h, evq_io_unref). An emulated timeout op's timer
+ * is zeroed before its start, so it never has it: emul.c's own
+ * adjustments of loop->active stay right. */
+int evq_timer_unref(struct evq_timer *t)
+{
+	if (!t)
+		return -EINVAL;
+	evq__set_unref(t->loop, &t->flags, t->heap_index != 0, true);
+	return 0;
+}
+
+int evq_timer_ref(struct evq_timer *t)
+{
+	if (!t)
+		return -EINVAL;
+	evq__set_unref(t->loop, &t->flags, t->heap_index != 0, false);
+	return 0;
 }
 
 /* Time to the first deadline: -1 when there is none or it is "never"
@@ -226,7 +247,8 @@ void evq__timer_run(struct evq_loop *loop)
 			sift_down(loop->heap, loop->heap_len, 0);
 		} else {
 			heap_remove(loop, t);
-			loop->active--;
+			if (!(t->flags & EVQ__UNREF))
+				loop->active--;
 		}
 		t->cb(loop, t);
 	}
