@@ -54,17 +54,34 @@ static int spawn(int code)
 }
 
 /* Skip where the kernel has no pidfd (before 5.3): -ENOSYS by design. */
-static int no_pidfd(struct evq_loop *loop)
+/* Has the kernel pidfd_open (5.3)? Asked once per process: each probe
+ * forks a child. */
+static bool no_pidfd(struct evq_loop *loop)
 {
-	struct evq_child c = { 0 };
-	int pid = spawn(0), r;
+	static int missing = -1;
 
-	r = evq_child_start(loop, &c, pid, tc_cb);
-	if (r == 0)
-		evq_child_stop(&c);
-	waitpid(pid, NULL, 0);
-	return r == -ENOSYS;
+	if (missing < 0) {
+		struct evq_child c = { 0 };
+		int pid = spawn(0), r;
+
+		r = evq_child_start(loop, &c, pid, tc_cb);
+		if (r == 0)
+			evq_child_stop(&c);
+		waitpid(pid, NULL, 0);
+		missing = r == -ENOSYS;
+	}
+	return missing;
 }
+
+/* Every case needs pidfds: without them it frees its loop and skips. */
+#define SKIP_WITHOUT_PIDFD(loop)					\
+	do {								\
+		if (no_pidfd(loop)) {					\
+			t_loop_free(loop);				\
+			return t_skip("no pidfd_open (Linux < 5.3): "	\
+				      "-ENOSYS");			\
+		}							\
+	} while (0)
 
 static int exit_status_delivered_once(void)
 {
@@ -75,10 +92,7 @@ static int exit_status_delivered_once(void)
 
 	ASSERT_NOTNULL(loop);
 	t_case_timeout(10);
-	if (no_pidfd(loop)) {
-		t_loop_free(loop);
-		return t_skip("no pidfd_open (Linux < 5.3): -ENOSYS");
-	}
+	SKIP_WITHOUT_PIDFD(loop);
 	pid = spawn(7);
 	ASSERT_GT(pid, 0);
 	ASSERT_OK(tc_start(loop, &x, pid));
@@ -109,10 +123,7 @@ static int killed_child_reports_its_signal(void)
 
 	ASSERT_NOTNULL(loop);
 	t_case_timeout(10);
-	if (no_pidfd(loop)) {
-		t_loop_free(loop);
-		return t_skip("no pidfd_open (Linux < 5.3): -ENOSYS");
-	}
+	SKIP_WITHOUT_PIDFD(loop);
 	pid = spawn(-1);
 	ASSERT_GT(pid, 0);
 	ASSERT_OK(tc_start(loop, &x, pid));
@@ -136,10 +147,7 @@ static int exited_before_start_is_reported(void)
 
 	ASSERT_NOTNULL(loop);
 	t_case_timeout(10);
-	if (no_pidfd(loop)) {
-		t_loop_free(loop);
-		return t_skip("no pidfd_open (Linux < 5.3): -ENOSYS");
-	}
+	SKIP_WITHOUT_PIDFD(loop);
 	pid = spawn(3);
 	ASSERT_GT(pid, 0);
 	/* a zombie now, not reaped */
@@ -160,10 +168,7 @@ static int start_errors(void)
 	int pid;
 
 	ASSERT_NOTNULL(loop);
-	if (no_pidfd(loop)) {
-		t_loop_free(loop);
-		return t_skip("no pidfd_open (Linux < 5.3): -ENOSYS");
-	}
+	SKIP_WITHOUT_PIDFD(loop);
 	ASSERT_ERR(evq_child_start(NULL, &x.c, 1, tc_cb), -EINVAL);
 	ASSERT_ERR(evq_child_start(loop, NULL, 1, tc_cb), -EINVAL);
 	ASSERT_ERR(evq_child_start(loop, &x.c, 1, NULL), -EINVAL);
@@ -193,10 +198,7 @@ static int stop_leaves_the_child_to_the_caller(void)
 
 	ASSERT_NOTNULL(loop);
 	t_case_timeout(10);
-	if (no_pidfd(loop)) {
-		t_loop_free(loop);
-		return t_skip("no pidfd_open (Linux < 5.3): -ENOSYS");
-	}
+	SKIP_WITHOUT_PIDFD(loop);
 	pid = spawn(5);
 	ASSERT_OK(tc_start(loop, &x, pid));
 	ASSERT_OK(evq_child_stop(&x.c));
@@ -218,10 +220,7 @@ static int callers_own_waitpid_makes_it_echild(void)
 
 	ASSERT_NOTNULL(loop);
 	t_case_timeout(10);
-	if (no_pidfd(loop)) {
-		t_loop_free(loop);
-		return t_skip("no pidfd_open (Linux < 5.3): -ENOSYS");
-	}
+	SKIP_WITHOUT_PIDFD(loop);
 	pid = spawn(0);
 	ASSERT_OK(tc_start(loop, &x, pid));
 	ASSERT_EQ(waitpid(pid, NULL, 0), pid);	/* the caller reaps it */
