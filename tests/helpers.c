@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -598,4 +599,32 @@ uint64_t t_rand(void)
 	x ^= x >> 27;
 	rand_state = x;
 	return x * 0x2545f4914f6cdd1dull;
+}
+
+int t_tasks_in_openat(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d))) {
+		char p[300], b[64];
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/proc/self/task/%s/syscall",
+			 e->d_name);
+		f = fopen(p, "re");
+		if (!f)
+			continue;
+		if (fgets(b, sizeof(b), f) && atol(b) == SYS_openat &&
+		    b[0] != 'r')
+			n++;
+		fclose(f);
+	}
+	closedir(d);
+	return n;
 }

@@ -190,6 +190,10 @@ void t_sleep_ms(unsigned ms);
  * File descriptors (all non-blocking and close-on-exec)
  * ------------------------------------------------------------------------ */
 
+/* Threads of this process blocked in openat(2) now (read from
+ * /proc/self/task/<tid>/syscall), or -1 when that cannot be read. Tests
+ * of the thread pool wait with it until their jobs really block. */
+int t_tasks_in_openat(void);
 int t_pipe(int fds[2]);			/* 0, or fails the case: -1 */
 int t_socketpair(int fds[2]);		/* AF_UNIX stream */
 int t_write_byte(int fd);		/* 0, or fails the case: -1 */

@@ -14,7 +14,6 @@
 #include "helpers.h"
 #include "ops_helpers.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
@@ -954,34 +953,6 @@ static int cancel_racing_completion(void)
  * Cancel of blocking jobs (the thread pool on emulating backends)
  * ------------------------------------------------------------------------ */
 
-/* Threads of this process blocked in openat(2). */
-static int tasks_in_openat(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		char p[300], b[64];
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "/proc/self/task/%s/syscall", e->d_name);
-		f = fopen(p, "re");
-		if (!f)
-			continue;
-		if (fgets(b, sizeof(b), f) && atol(b) == SYS_openat &&
-		    b[0] != 'r')
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 #define NRUN 4		/* the pool's threads */
 #define NQUEUED 4
 #define NJOB (NRUN + NQUEUED)
@@ -1032,10 +1003,10 @@ static int cancel_blocking_jobs(void)
 		/* Wait (bounded) until every pool thread is in openat. */
 		uint64_t t0 = t_now_ns();
 
-		while (tasks_in_openat() < NRUN) {
+		while (t_tasks_in_openat() < NRUN) {
 			if (t_now_ns() - t0 > 5000 * T_MS) {
 				T_FAILF("pool threads in openat: %d of %d",
-					tasks_in_openat(), NRUN);
+					t_tasks_in_openat(), NRUN);
 				goto out;
 			}
 			t_sleep_ms(1);

@@ -17,7 +17,6 @@
 #include "helpers.h"
 #include "ops_helpers.h"
 
-#include <dirent.h>
 #include <pthread.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -305,35 +304,6 @@ static int free_hands_back_finished_pool_jobs(void)
 	return T_PASS;
 }
 
-/* Threads of this process blocked in openat(2) (/proc/self/task). */
-static int tasks_in_openat(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	struct dirent *e;
-	int n = 0;
-
-	if (!d)
-		return -1;
-	while ((e = readdir(d))) {
-		char p[300], b[64];
-		FILE *f;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p, sizeof(p), "/proc/self/task/%s/syscall",
-			 e->d_name);
-		f = fopen(p, "re");
-		if (!f)
-			continue;
-		if (fgets(b, sizeof(b), f) && atol(b) == SYS_openat &&
-		    b[0] != 'r')
-			n++;
-		fclose(f);
-	}
-	closedir(d);
-	return n;
-}
-
 /* An open that a pool thread is running (a FIFO's read side blocks until
  * a writer comes) when evq_loop_free() is called: the free waits for it
  * and hands back its result, the fd. Deterministic: the case waits until
@@ -374,9 +344,9 @@ static int free_waits_for_a_pool_job_still_running(void)
 	ASSERT_OK(evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0);
 	if (pool) {
 		end = t_now_ns() + 5000 * T_MS;
-		while (tasks_in_openat() < 1 && t_now_ns() < end)
+		while (t_tasks_in_openat() < 1 && t_now_ns() < end)
 			t_sleep_ms(1);
-		ASSERT_GE(tasks_in_openat(), 1);
+		ASSERT_GE(t_tasks_in_openat(), 1);
 	}
 	ASSERT_EQ(o.ncalls, 0);
 
