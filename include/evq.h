@@ -224,18 +224,21 @@ struct evq_msg {
 /* A loop's receiving end of cross-loop messages (evq_port_start). */
 struct evq_port {
 	void *data;			/* the caller's */
-	/* private */
+	/* private: the receiving loop's thread */
 	evq_port_cb cb;
-	struct evq_loop *loop;		/* atomic: NULL when not active */
-	struct evq_msg *head;		/* atomic: sent, newest first */
 	struct evq_msg *pending;	/* taken, to deliver, oldest first */
 	struct evq_msg *pending_tail;
 	struct evq_port *next;		/* the loop's ports */
 	struct evq_port *prev;
 	struct evq_async async;		/* the eventfd doorbell */
-	int ring_fd;			/* atomic: io_uring doorbell, or -1 */
-	unsigned senders;		/* atomic: sends under way */
 	unsigned flags;			/* unref */
+	/* private: what senders touch, on a cache line of its own (the
+	 * receiver writes the fields above once per message) */
+	struct evq_msg *head		/* atomic: sent, newest first */
+		__attribute__((aligned(64)));
+	struct evq_loop *loop;		/* atomic: NULL when not active */
+	int ring_fd;			/* atomic: io_uring doorbell, or -1 */
+	unsigned senders;		/* atomic: sends that may ring */
 };
 
 /* Completion operations (see "Operations" below). */
@@ -628,9 +631,9 @@ EVQ_API int evq_async_ref(struct evq_async *a);
  *    the port's callback: in the receiving loop's run, or, when the port
  *    is stopped first, inside evq_port_stop() (the loop's evq_loop_free()
  *    stops its ports); a send that failed left the message the sender's;
- *  - never blocking: a send is a few atomic operations (a compare and
- *    swap that may retry under contention, no lock) and at most one
- *    wakeup, itself non-blocking; the queue has no bound (its nodes are
+ *  - never blocking: a send is one compare and swap (retried under
+ *    contention, no lock), and, for the one that finds the queue empty,
+ *    a wakeup, itself non-blocking; the queue has no bound (its nodes are
  *    the callers'), so a receiver that does not run makes nobody wait
  *    and nobody fail;
  *  - one wakeup per batch: only the send that finds the queue empty wakes
@@ -698,10 +701,11 @@ EVQ_API int evq_msg_send(struct evq_loop *from, struct evq_port *to,
  * -EPIPE; every message whose send returned 0 is delivered before this
  * returns: those not delivered yet are passed to the callback from inside
  * this call, in order (the callback sees evq_port_is_active() == 0). A
- * send racing with the stop either fails or is delivered here: the stop
- * waits for sends under way (each a few instructions) to finish. After it
- * returns, no thread touches p on evq's behalf: it may be freed once no
- * thread can still call evq_msg_send() on it. A no-op when p is not
+ * send racing with the stop either fails or is delivered here; a send
+ * that is ringing the port's wakeup is waited for (a few instructions).
+ * After it returns, no send that returned 0 touches p any more: it may be
+ * freed once no thread can still call evq_msg_send() on it (say, once
+ * each sender's last message came). A no-op when p is not
  * active (also from its callback while the stop drains it). */
 EVQ_API int evq_port_stop(struct evq_port *p);
 
