@@ -5,7 +5,8 @@
  * message arrives once, in order per sender, in the port's thread (count
  * and checksum over 100,000+ messages); a send never waits for a receiver
  * that does not run; a stop and a loop's free deliver what is in flight;
- * uring and epoll loops talk to each other both ways; errors.
+ * uring and epoll loops talk to each other both ways; an embedded loop's
+ * fd wakes for a message; errors.
  *
  * Labelled `threads`: the TSan build runs it.
  */
@@ -14,6 +15,7 @@
 #endif
 #include "helpers.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -560,6 +562,59 @@ static int run_default_waits_for_a_port_unless_unref(void)
 	return T_PASS;
 }
 
+/* An embedded loop (evq_loop_fd) is woken by a message: through its
+ * eventfd first, then, on uring, by a MSG_RING doorbell from a loop of
+ * another thread (the ring's eventfd makes the embedding fd readable). */
+static int embed_fd_ready(int fd)
+{
+	struct pollfd pf = { .fd = fd, .events = POLLIN };
+
+	return poll(&pf, 1, 5000);
+}
+
+static int an_embedded_loop_wakes_for_a_message(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct tx t0, t;
+	struct rx r;
+	int fd;
+
+	t_case_timeout(30);
+	ASSERT_NOTNULL(loop);
+	fd = evq_loop_fd(loop);
+	if (fd == -ENOTSUP) {
+		t_loop_free(loop);
+		return t_skip("no evq_loop_fd() on this backend");
+	}
+	ASSERT_GE(fd, 0);
+	ASSERT_OK(rx_start(loop, &r));
+	if (tx_init(&t0, 0, &r.port, 1, false, EVQ_BACKEND_AUTO) ||
+	    tx_init(&t, 1, &r.port, 1, true, EVQ_BACKEND_AUTO))
+		return T_FAIL;
+	T_STEP("a message from a plain thread makes the fd readable");
+	tx_thread(&t0);
+	ASSERT_EQ(t0.sent, 1);
+	ASSERT_EQ(embed_fd_ready(fd), 1);
+	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	ASSERT_EQ(r.count, 1);
+	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	T_STEP("one from another loop's run in its thread too");
+	ASSERT_OK(pthread_create(&t.th, NULL, tx_thread, &t));
+	ASSERT_OK(pthread_join(t.th, NULL));
+	ASSERT_EQ(t.sent, 1);
+	ASSERT_EQ(t.errors, 0);
+	ASSERT_EQ(t.run_ret, 0);
+	ASSERT_EQ(embed_fd_ready(fd), 1);
+	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	EXPECT_EQ(r.count, 2);
+	EXPECT_EQ(r.disorder, 0);
+	ASSERT_OK(evq_port_stop(&r.port));
+	tx_fini(&t0);
+	tx_fini(&t);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(messages_from_four_threads_arrive_once_in_order),
 	T_CASE(a_send_never_waits_for_a_receiver_that_does_not_run),
@@ -569,6 +624,7 @@ static const struct t_case cases[] = {
 	T_CASE(uring_and_epoll_loops_send_to_each_other),
 	T_CASE(null_pointers_and_inactive_ports_are_errors),
 	T_CASE(run_default_waits_for_a_port_unless_unref),
+	T_CASE(an_embedded_loop_wakes_for_a_message),
 };
 
 int main(int argc, char **argv)
