@@ -120,8 +120,10 @@
  *     CQE only when its task enters it. The doorbell SQE has
  *     IOSQE_CQE_SKIP_SUCCESS; a failure CQE (the kernel out of memory, the
  *     receiving thread gone) is ignored: the messages stay queued for the
- *     next doorbell or the port's stop. EVQ_URING_NO_MSG_RING=1 turns it
- *     off (eventfd doorbells), for tests and measurements.
+ *     next doorbell or the port's stop. A full SQ is handed to the kernel
+ *     first, as for any SQE; if even that fails, the eventfd rings
+ *     instead. EVQ_URING_NO_MSG_RING=1 turns it off (eventfd doorbells),
+ *     for tests and measurements.
  */
 #include "internal.h"
 #include "epoll_set.h"
