@@ -35,9 +35,14 @@
  * threads: the receiver's sleeping costs nothing); syscalls per 1000
  * messages (both threads); and the receiving loop's wakeups per 1000
  * messages (evq: its waits, counted by a check hook; raw: its epoll_wait
- * calls; libuv: its async callbacks), which say how well sends batch. After timing, the run checks the count, that each
- * message came once and in order (the receiver checks each one's number
- * against the next it expects) and the sum of the pointed-to values.
+ * calls; libuv: its async callbacks), which say how well sends batch.
+ * After timing, the run checks the count, that each message came once and
+ * in order (the receiver checks each one's number against the next it
+ * expects) and the sum of the pointed-to values.
+ *
+ * msg-pingpong (mode 1): one message in flight; loop A sends node i to
+ * loop B, B sends it back, A checks it and sends node i + 1. Every
+ * message wakes a sleeping loop: the wakeup's own cost.
  */
 #define _GNU_SOURCE
 #include "bench.h"
