@@ -20,10 +20,11 @@
  *    included. With the uring backend a call from another thread that
  *    needs the kernel's ring fails: evq_loop_run() returns -EEXIST (and a
  *    loop freed elsewhere keeps its ring until the owner thread exits);
- *    the other backends do not check. The one exception is
- *    evq_async_send(), which is safe from any thread.
+ *    the other backends do not check. The exceptions are
+ *    evq_async_send() and evq_msg_send(), which are safe from any thread.
  *  - Callbacks run from evq_loop_run(), never from inside the call that
- *    started a watcher.
+ *    started a watcher (evq_port_stop() and evq_loop_free() run the
+ *    callbacks of what they end: ops, messages in flight).
  */
 #ifndef EVQ_H
 #define EVQ_H
@@ -224,16 +225,16 @@ struct evq_msg {
 /* A loop's receiving end of cross-loop messages (evq_port_start). */
 struct evq_port {
 	void *data;			/* the caller's */
-	/* private: the receiving loop's thread */
-	evq_port_cb cb;
+	/* private */
+	evq_port_cb cb;			/* the receiving loop's thread's */
 	struct evq_msg *pending;	/* taken, to deliver, oldest first */
 	struct evq_msg *pending_tail;
 	struct evq_port *next;		/* the loop's ports */
 	struct evq_port *prev;
 	struct evq_async async;		/* the eventfd doorbell */
 	unsigned flags;			/* unref */
-	/* private: what senders touch, on a cache line of its own (the
-	 * receiver writes the fields above once per message) */
+	/* what senders touch, on a cache line of its own (the receiver
+	 * writes the fields above once per message) */
 	struct evq_msg *head		/* atomic: sent, newest first */
 		__attribute__((aligned(64)));
 	struct evq_loop *loop;		/* atomic: NULL when not active */
