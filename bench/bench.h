@@ -289,6 +289,8 @@ extern const struct bench_workload bench_workload_fileread_direct128;
 extern const struct bench_workload bench_workload_statstorm;
 extern const struct bench_workload bench_workload_idle5000;
 extern const struct bench_workload bench_workload_idlemax;
+extern const struct bench_workload bench_workload_msg;
+extern const struct bench_workload bench_workload_msg_pingpong;
 
 /* Wall clock for intervals, ns. */
 static inline uint64_t bench_now_ns(void)

@@ -146,6 +146,8 @@ static const struct bench_workload *const workloads[] = {
 	&bench_workload_statstorm,
 	&bench_workload_idle5000,
 	&bench_workload_idlemax,
+	&bench_workload_msg,
+	&bench_workload_msg_pingpong,
 };
 #define NWORKLOADS (sizeof(workloads) / sizeof(workloads[0]))
 

@@ -20,10 +20,11 @@
  *    included. With the uring backend a call from another thread that
  *    needs the kernel's ring fails: evq_loop_run() returns -EEXIST (and a
  *    loop freed elsewhere keeps its ring until the owner thread exits);
- *    the other backends do not check. The one exception is
- *    evq_async_send(), which is safe from any thread.
+ *    the other backends do not check. The exceptions are
+ *    evq_async_send() and evq_msg_send(), which are safe from any thread.
  *  - Callbacks run from evq_loop_run(), never from inside the call that
- *    started a watcher.
+ *    started a watcher (evq_port_stop() and evq_loop_free() run the
+ *    callbacks of what they end: ops, messages in flight).
  */
 #ifndef EVQ_H
 #define EVQ_H
@@ -60,6 +61,8 @@ struct evq_signal;
 struct evq_async;
 struct evq_hook;
 struct evq_child;
+struct evq_port;
+struct evq_msg;
 struct evq_op;
 struct evq_pool;
 struct statx;
@@ -108,6 +111,9 @@ typedef void (*evq_hook_cb)(struct evq_loop *loop, struct evq_hook *h);
 /* status: as waitpid(2) gives it (WIFEXITED(status), ...), or -ECHILD */
 typedef void (*evq_child_cb)(struct evq_loop *loop, struct evq_child *c,
 			     int status);
+/* m: a message evq_msg_send() gave to p, now the receiver's */
+typedef void (*evq_port_cb)(struct evq_loop *loop, struct evq_port *p,
+			    struct evq_msg *m);
 
 /* An fd watcher: level-triggered by default. Several watchers may watch
  * one fd in one loop (say one for reading, one for writing), and several
@@ -205,6 +211,35 @@ struct evq_child {
 	int pid;
 	int pidfd;
 	unsigned flags;			/* active, unref */
+};
+
+/* A cross-loop message (evq_msg_send): the caller's, in memory it owns;
+ * evq allocates nothing per message. */
+struct evq_msg {
+	void *ptr;			/* the sender's: any pointer */
+	uint64_t tag;			/* the sender's: any number */
+	/* private */
+	struct evq_msg *next;		/* evq's while in flight */
+};
+
+/* A loop's receiving end of cross-loop messages (evq_port_start). */
+struct evq_port {
+	void *data;			/* the caller's */
+	/* private */
+	evq_port_cb cb;			/* the receiving loop's thread's */
+	struct evq_msg *pending;	/* taken, to deliver, oldest first */
+	struct evq_msg *pending_tail;
+	struct evq_port *next;		/* the loop's ports */
+	struct evq_port *prev;
+	struct evq_async async;		/* the eventfd doorbell */
+	unsigned flags;			/* unref */
+	/* what senders touch, on a cache line of its own (the receiver
+	 * writes the fields above once per message) */
+	struct evq_msg *head		/* atomic: sent, newest first */
+		__attribute__((aligned(64)));
+	struct evq_loop *loop;		/* atomic: NULL when not active */
+	int ring_fd;			/* atomic: io_uring doorbell, or -1 */
+	unsigned senders;		/* atomic: sends that may ring */
 };
 
 /* Completion operations (see "Operations" below). */
@@ -380,7 +415,7 @@ EVQ_API int evq_loop_fd(struct evq_loop *loop);
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
 
 /* Number of active watchers (io, timers, deferred calls, signals, asyncs,
- * hooks, children) and ops in flight that keep the loop running: those
+ * hooks, children, ports) and ops in flight that keep the loop running: those
  * made not to (evq_io_unref() and the like, ops submitted with
  * EVQ_OP_UNREF) are not counted. evq_loop_run(EVQ_RUN_DEFAULT) returns
  * when it is zero. */
@@ -577,6 +612,113 @@ EVQ_API int evq_async_is_active(const struct evq_async *a);
  * evq_io_unref). Loop thread only, like start and stop. */
 EVQ_API int evq_async_unref(struct evq_async *a);
 EVQ_API int evq_async_ref(struct evq_async *a);
+
+/* ------------------------------------------------------------------------
+ * Cross-loop messages
+ *
+ * Several loops, one per thread (the way a server uses every core), send
+ * each other small messages: a pointer and a number, in a struct evq_msg
+ * the sender owns (embed it in what the pointer points to, or keep a
+ * free list: evq allocates nothing per message). The receiving loop has a
+ * port (evq_port_start); evq_msg_send() puts the message on the port's
+ * queue, from any thread, and the port's callback runs in the receiving
+ * loop's thread with the message.
+ *
+ * The guarantees:
+ *  - in order per sender: two messages one thread sends to one port are
+ *    delivered in the order of the sends (messages of different threads
+ *    interleave in no promised order);
+ *  - never lost: a send that returned 0 is delivered exactly once, by
+ *    the port's callback: in the receiving loop's run, or, when the port
+ *    is stopped first, inside evq_port_stop() (the loop's evq_loop_free()
+ *    stops its ports); a send that failed left the message the sender's;
+ *  - never blocking: a send is one compare and swap (retried under
+ *    contention, no lock), and, for the one that finds the queue empty,
+ *    a wakeup, itself non-blocking; the queue has no bound (its nodes are
+ *    the callers'), so a receiver that does not run makes nobody wait
+ *    and nobody fail;
+ *  - one wakeup per batch: only the send that finds the queue empty wakes
+ *    the receiver, which then takes everything queued at once; so a
+ *    million messages cost as many wakeups as the receiver had batches,
+ *    not a million.
+ *
+ * The queue is a lock-free LIFO of the callers' nodes (a compare and swap
+ * on its head per send; the receiver takes the whole list with one
+ * exchange and reverses it), the Linux kernel's llist: unlike a linked
+ * FIFO with an exchange on the tail (Vyukov's), a sender stopped halfway
+ * never keeps the receiver from the messages before it.
+ *
+ * The wakeup is the doorbell of the receiving loop's backend:
+ *  - between two io_uring loops (a send made from inside the sending
+ *    loop's run, `from` being that loop): IORING_OP_MSG_RING (Linux 5.18;
+ *    evq uses it from 6.3, see docs/BACKENDS.md). The sending ring posts
+ *    a completion into the receiving ring: the SQE goes to the kernel with
+ *    the sending loop's next wait (no syscall of its own; evq_loop_run()
+ *    submits what is left when it returns), and the receiver finds it
+ *    among its completions (no syscall on its side, no eventfd);
+ *  - otherwise (epoll, poll or aio, loops of different backends, `from`
+ *    NULL, a kernel without MSG_RING, EVQ_URING_NO_MSG_RING=1): the
+ *    receiving loop's eventfd, the one evq_async_send() writes: one
+ *    write(2) per wakeup, one read(2) in the receiver.
+ * Only the wakeup differs: the messages always go through the queue, so
+ * order and delivery do not depend on which one rang. Why not one
+ * MSG_RING completion per message: it costs a kernel request per message
+ * (and an allocation in the kernel for a DEFER_TASKRUN receiver, which
+ * evq's rings are), a completion that fails (the receiving ring not
+ * enabled yet, out of memory) would lose or reorder the message, and it
+ * is only possible between two io_uring loops. A doorbell carries
+ * nothing: a late, repeated or failed one loses nothing. A MSG_RING
+ * doorbell can only fail when the kernel is out of memory; the messages
+ * then wait, queued, for the port's next doorbell or its stop.
+ * ------------------------------------------------------------------------ */
+
+/* Start p on loop (from the loop's thread): messages sent to it are
+ * delivered by cb, in loop's thread, once each, in order per sender, in
+ * the iteration after the wakeup (with the fd callbacks of the wait that
+ * found it). cb owns m from then on: it may free it, reuse it, or send
+ * it on (a reply can reuse the request's node). An active port counts in
+ * evq_loop_active() (unless unref'd), so evq_loop_run() in
+ * EVQ_RUN_DEFAULT waits for messages while one is active. Any number of
+ * ports per loop. p must be zeroed before its first start. Returns 0,
+ * -EINVAL for a NULL pointer, -EBUSY if p is active, or the error of
+ * making the loop's wakeup eventfd (-EMFILE, ...). */
+EVQ_API int evq_port_start(struct evq_loop *loop, struct evq_port *p,
+			   evq_port_cb cb);
+
+/* Send m to the port `to`, from any thread, without blocking; fill
+ * m->ptr and m->tag first. `from` is the caller's own loop when called
+ * from that loop's thread (the io_uring doorbell needs it: it is
+ * submitted from the sender's ring), or NULL from any other thread (a
+ * thread without a loop, a signal handler: the send is then
+ * async-signal-safe). m is the port's from a 0 return until its callback
+ * has it; it must not be sent again before that. Returns 0; -EINVAL for
+ * a NULL `to` or m; -EPIPE if the port is not active (never started, or
+ * stopped: m stays the caller's). The port's memory must stay valid while
+ * any thread may still send to it. */
+EVQ_API int evq_msg_send(struct evq_loop *from, struct evq_port *to,
+			 struct evq_msg *m);
+
+/* Stop p (from its loop's thread). Sends that come after fail with
+ * -EPIPE; every message whose send returned 0 is delivered before this
+ * returns: those not delivered yet are passed to the callback from inside
+ * this call, in order (the callback sees evq_port_is_active() == 0). A
+ * send racing with the stop either fails or is delivered here; a send
+ * that is ringing the port's wakeup is waited for (a few instructions).
+ * After it returns, no send that returned 0 touches p any more: it may be
+ * freed once no thread can still call evq_msg_send() on it (say, once
+ * each sender's last message came). A no-op when p is not
+ * active (also from its callback while the stop drains it). */
+EVQ_API int evq_port_stop(struct evq_port *p);
+
+EVQ_API int evq_port_is_active(const struct evq_port *p);
+
+/* Let the port not keep the loop running, or again keep it (as for
+ * evq_io_unref): a loop that also serves other work and should end with
+ * it. Messages sent to an unref'd port are still delivered while the
+ * loop runs, and by evq_port_stop() or evq_loop_free() otherwise. Loop
+ * thread only. */
+EVQ_API int evq_port_unref(struct evq_port *p);
+EVQ_API int evq_port_ref(struct evq_port *p);
 
 /* ------------------------------------------------------------------------
  * Loop hooks: prepare, check, idle

@@ -103,6 +103,27 @@
  *     exactly when the number still names the registered file): one
  *     epoll_ctl per such event, never in a loop run with
  *     EVQ_RUN_DEFAULT.
+ *  p) Cross-loop messages (core/msg.c) ring the receiving loop with
+ *     IORING_OP_MSG_RING (5.18) when both loops are uring loops: the
+ *     sender queues an SQE that posts a CQE with user_data TAG_MSG into
+ *     the receiver's ring, submitted with the sender's next wait; the
+ *     receiver reaps it with its own completions (no eventfd, no syscall
+ *     of its own) and the core takes its ports' queues. The message data
+ *     never rides the CQE: a doorbell only says "look" (evq.h says why).
+ *     Used from Linux 6.3: our rings are DEFER_TASKRUN, and posting into
+ *     such a ring through its task came in 6.2 ("io_uring: do msg_ring in
+ *     target task via tw"), fixed late in that cycle ("fix remote queue
+ *     to disabled ring": our rings start disabled, note n). A ring still
+ *     disabled answers -EBADFD, so a port hands out the fd only once the
+ *     ring is enabled (msg_fd). While a port may be rung, waits go through
+ *     the ring, never epoll_pwait2 (note k): a DEFER_TASKRUN ring gets the
+ *     CQE only when its task enters it. The doorbell SQE has
+ *     IOSQE_CQE_SKIP_SUCCESS; a failure CQE (the kernel out of memory, the
+ *     receiving thread gone) is ignored: the messages stay queued for the
+ *     next doorbell or the port's stop. A full SQ is handed to the kernel
+ *     first, as for any SQE; if even that fails, the eventfd rings
+ *     instead. EVQ_URING_NO_MSG_RING=1 turns it off (eventfd doorbells),
+ *     for tests and measurements.
  */
 #include "internal.h"
 #include "epoll_set.h"
@@ -128,6 +149,7 @@
 /* user_data of the backend's own SQEs; ops are addresses, never this low. */
 #define TAG_IGNORE 0u		/* completion of no interest */
 #define TAG_EPOLL 1u		/* the readiness wait (note b) */
+#define TAG_MSG 2u		/* a cross-loop message doorbell (note p) */
 
 /* The backend's state in each op, in the area evq.h gives native
  * backends (op->wait.native.backend). */
@@ -175,6 +197,8 @@ struct uring_state {
 	uint16_t next_bgid;
 	unsigned inflight;	/* op SQEs whose last CQE has not come */
 	unsigned sq_head_seen;	/* the kernel's SQ head, as last read */
+	bool msg_ring;		/* note p: MSG_RING doorbells */
+	unsigned msg_ports;	/* ports that take them: no direct wait */
 	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
 	struct evq_io cq_io;
 };
@@ -255,6 +279,7 @@ static int probe_ops(struct uring_state *st)
 		if (!io_uring_opcode_supported(p, needed[i]))
 			r = -ENOTSUP;
 	st->epoll_wait_op = io_uring_opcode_supported(p, OP_EPOLL_WAIT);
+	st->msg_ring = io_uring_opcode_supported(p, IORING_OP_MSG_RING);
 	io_uring_free_probe(p);
 	return r;
 }
@@ -296,6 +321,8 @@ static int uring_init(struct evq_loop *loop)
 	st->cancel_fd = kernel_at_least(5, 19);
 	st->direct_ok = kernel_at_least(5, 11) &&
 			!secure_getenv("EVQ_URING_NO_DIRECT");
+	st->msg_ring = st->msg_ring && kernel_at_least(6, 3) &&
+		       !secure_getenv("EVQ_URING_NO_MSG_RING");
 	loop->backend_data = st;
 	if (debug())
 		fprintf(stderr,
@@ -460,7 +487,7 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 			&cq->cqes[(head + i) & cq->ring_mask];
 		uint64_t tag = cqe->user_data;
 
-		if (evq__likely(tag > TAG_EPOLL)) {
+		if (evq__likely(tag > TAG_MSG)) {
 			reap_op(loop, st, (struct evq_op *)(uintptr_t)tag, cqe);
 		} else if (tag == TAG_EPOLL) {
 			st->epoll_armed = false;
@@ -468,6 +495,8 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 				st->epoll_fired = true;
 			else if (cqe->res > 0)
 				st->epoll_ready = cqe->res;
+		} else if (tag == TAG_MSG) {
+			loop->msg_rung = true;
 		}
 	}
 	io_uring_smp_store_release(cq->khead, head + i);
@@ -600,7 +629,7 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
 	 * something else that is in flight. */
 	if ((st->inflight | st->epoll_armed | st->epoll_fired |
-	     st->epoll_ready) == 0 &&
+	     st->epoll_ready | st->msg_ports) == 0 &&
 	    st->ring.sq.sqe_tail == st->ring.sq.sqe_head && st->direct_ok)
 		return wait_direct(loop, st, max, timeout_ns);
 
@@ -608,7 +637,8 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	 * write over them, and there is no reason to block. */
 	if (!st->epoll_armed && !st->epoll_fired && !st->epoll_ready)
 		arm_epoll(loop, st, max);
-	if (io_uring_cq_ready(&st->ring) || st->epoll_fired || st->epoll_ready)
+	if (io_uring_cq_ready(&st->ring) || st->epoll_fired ||
+	    st->epoll_ready || loop->msg_rung)
 		timeout_ns = 0;
 
 	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
@@ -884,6 +914,43 @@ static void uring_op_drain(struct evq_loop *loop)
 }
 
 /* ------------------------------------------------------------------------
+ * Cross-loop message doorbells (note p)
+ * ------------------------------------------------------------------------ */
+
+/* backend->msg_fd: the ring's fd once senders can ring it (the ring is
+ * enabled, note n; a ring still disabled answers -EBADFD). */
+static int uring_msg_fd(struct evq_loop *loop, int delta)
+{
+	struct uring_state *st = loop->backend_data;
+
+	if (!st->msg_ring)
+		return -1;
+	st->msg_ports += (unsigned)delta;
+	return st->owned ? st->ring.ring_fd : -1;
+}
+
+/* backend->msg_ring: a doorbell SQE for the ring behind fd, sent with
+ * the next wait; no CQE here unless it fails, and then it is ignored
+ * (note p). fd -1: submit now what is queued. */
+static int uring_msg_ring(struct evq_loop *loop, int fd)
+{
+	struct uring_state *st = loop->backend_data;
+	struct io_uring_sqe *sqe;
+
+	if (fd < 0)
+		return sq_flush(&st->ring) ? submit(loop, st) : 0;
+	if (!st->msg_ring)
+		return -ENOTSUP;
+	sqe = get_sqe(loop, st);
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_msg_ring(sqe, fd, 0, TAG_MSG, 0);
+	sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+	io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Embedding (note l)
  * ------------------------------------------------------------------------ */
 
@@ -1004,4 +1071,6 @@ const struct evq__backend evq__backend_uring = {
 	.pool_init = uring_pool_init,
 	.pool_release = uring_pool_release,
 	.pool_destroy = uring_pool_destroy,
+	.msg_fd = uring_msg_fd,
+	.msg_ring = uring_msg_ring,
 };

@@ -6,6 +6,8 @@
 #    K = 1..5 with 10K <= T < 10K + 50 (a 10 ms repeating timer: never
 #    early, and late by less than the loop's slack under a sanitizer);
 #  - cross_thread: the three results and "done", exactly;
+#  - cross_loop: six jobs' answers from three worker loops, and "done",
+#    exactly;
 #  - file_size: the size and checksum of a file the script writes (the
 #    numbers 1..20000, one a line), exactly.
 # Exit 0 when the output matches, 1 when not, 77 when the backend is not
@@ -56,6 +58,16 @@ timer_and_pipe)
 cross_thread)
 	printf '%s\n' "result 1: 2262 primes" "result 2: 4203 primes" \
 		"result 3: 6057 primes" "done" > "$T/want"
+	cmp -s "$T/want" "$T/out" ||
+		fail "output differs from: $(cat "$T/want")"
+	;;
+cross_loop)
+	for i in 1 2 3 4 5 6; do
+		set -- 0 1229 2262 3245 4203 5133 6057
+		shift $i
+		echo "job $i: $1 primes below ${i}0000 (worker $(( (i - 1) % 3 + 1 )))"
+	done > "$T/want"
+	echo done >> "$T/want"
 	cmp -s "$T/want" "$T/out" ||
 		fail "output differs from: $(cat "$T/want")"
 	;;

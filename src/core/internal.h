@@ -210,6 +210,15 @@ struct evq__backend {
 	void (*pool_release)(struct evq_loop *loop, struct evq_pool *pool,
 			     unsigned id);
 	void (*pool_destroy)(struct evq_loop *loop, struct evq_pool *pool);
+	/* Cross-loop message doorbells (core/msg.c), optional (uring).
+	 * msg_fd, on the receiving loop's thread: count the ports that take
+	 * doorbells (delta +1 at a start, -1 at a stop, 0 to ask) and return
+	 * the fd senders ring, or -1 when none can be taken now. msg_ring, on
+	 * the sending loop's thread: queue a doorbell to that fd for the
+	 * next wait; fd -1: submit the queued ones now. 0 or -errno (the core
+	 * then rings the eventfd). */
+	int (*msg_fd)(struct evq_loop *loop, int delta);
+	int (*msg_ring)(struct evq_loop *loop, int fd);
 };
 
 EVQ__HIDDEN extern const struct evq__backend evq__backend_epoll;
@@ -260,6 +269,12 @@ struct evq_loop {
 	struct evq_hook *hook_cursor;	/* next hook of the pass running */
 	uint64_t hook_pass;	/* passes begun; hooks started in one skip it */
 	unsigned nidle;		/* active idle hooks: the loop only looks */
+
+	/* cross-loop message ports (core/msg.c) */
+	struct evq_port *ports;
+	struct evq_port *port_cursor;	/* next port of a scan */
+	bool msg_rung;		/* a backend doorbell came: scan the ports */
+	bool msg_owed;		/* a doorbell waits in the backend's queue */
 
 	/* child watchers (core/child.c) */
 	struct evq_child *children;
@@ -312,6 +327,7 @@ struct evq_loop {
  *   async.c -> io.c;  signal.c -> io.c;  child.c -> io.c;
  *   epoll_set.c -> io.c
  *   threadpool.c -> async.c (its results wake the loop), pool.c
+ *   msg.c -> async.c (its eventfd doorbell)
  *   emul.c -> io.c, timer.c, threadpool.c, pool.c
  *   ops.c -> emul.c, threadpool.c, io.c
  *   loop.c -> all of the above, backend.c */
@@ -349,6 +365,13 @@ EVQ__HIDDEN void evq__hooks_detach_all(struct evq_loop *loop);
 
 /* core/child.c */
 EVQ__HIDDEN void evq__child_detach_all(struct evq_loop *loop);
+
+/* core/msg.c: deliver what the ports have (a backend doorbell came);
+ * send the doorbells left in the backend's queue (a run's end); stop
+ * every port (evq_loop_free) */
+EVQ__HIDDEN void evq__msg_run(struct evq_loop *loop);
+EVQ__HIDDEN void evq__msg_flush(struct evq_loop *loop);
+EVQ__HIDDEN void evq__msg_detach_all(struct evq_loop *loop);
 
 /* core/async.c */
 EVQ__HIDDEN void evq__wake_close(struct evq_loop *loop);

@@ -17,6 +17,8 @@
  *   5. dispatch what the backend reported, fd by fd (io.c); then deliver
  *      the op results of this iteration, in the order they were reported
  *      (ops.c): the kernel's, the emulation's, the thread pool's;
+ *      cross-loop messages a backend doorbell announced go between
+ *      the two (msg.c), eventfd-announced ones with the fds;
  *   6. run the timers that are due; then, if the wait found nothing and
  *      no work is queued, the idle hooks.
  */
@@ -95,6 +97,8 @@ int evq_loop_free(struct evq_loop *loop)
 		return -EBUSY;
 	loop->freeing = true;
 
+	/* Messages sent to the loop's ports are delivered now (evq.h). */
+	evq__msg_detach_all(loop);
 	/* Ops first: their callbacks run now and may still stop watchers. */
 	evq__ops_free_all(loop);
 	evq__pool_detach_all(loop);
@@ -271,6 +275,9 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			err = n;
 			break;
 		}
+		/* A backend doorbell for cross-loop messages (msg.c). */
+		if (evq__unlikely(loop->msg_rung))
+			evq__msg_run(loop);
 		/* Idle hooks run after a wait that found nothing, with no
 		 * work queued (the clock is read only when they exist). */
 		idle = evq__unlikely(loop->nidle != 0) && n <= 0 &&
@@ -290,6 +297,8 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	}
 
 	loop->running = false;
+	if (evq__unlikely(loop->msg_owed))
+		evq__msg_flush(loop);	/* doorbells sent in this run */
 	if (err < 0)
 		return err;
 	return loop->active > 0;
