@@ -199,6 +199,24 @@
  *     refusal fails init with that error, and is kept for the process:
  *     the next probe returns it at once. Cost: an eventfd and three
  *     syscalls per loop, next to the ~32 ms of io_destroy() at free.
+ *  l) Embedding. A context is not an fd, but every iocb can signal an
+ *     eventfd when it completes (IOCB_FLAG_RESFD, aio_complete()): that
+ *     eventfd is evq_loop_fd(), made on the first call; from then on each
+ *     flush marks every iocb it submits (polls, the epoll fallback's
+ *     poll, ops), and each wait reads the eventfd empty before it reaps,
+ *     so a completion posted after that read signals it again. Polls
+ *     armed before the first call carry no flag: they are cancelled and
+ *     queued again; ops in flight cannot be (note j), so the loop counts
+ *     as busy (pending) until none is. What the eventfd cannot say is
+ *     work held for the next wait: a report's re-arm is queued and goes
+ *     to the kernel with the next flush, after the callback has run (a
+ *     re-arm before it would report the same data twice). backend->
+ *     pending tells evq_loop_timeout() so (0), as do completions taken
+ *     but not handled (the stash, a ring that fired[] could not empty).
+ *     Cost, only once embedded: an eventfd signal per completion in the
+ *     kernel, a read() per wait, and a second NOWAIT run of the host per
+ *     reported event (the re-arm). A cancelled poll's completion also
+ *     signals it: a host may wake for nothing.
  */
 #include "internal.h"
 
@@ -303,6 +321,11 @@ struct aio_state {
 	int opq_head, nopq, opq_cap;
 	unsigned nnative;	/* submitted, completion not handled yet */
 	uint64_t reported;	/* op results reported, ever */
+
+	/* embedding (note l) */
+	int efd;		/* the IOCB_FLAG_RESFD eventfd; -1: none */
+	bool quiet_ops;		/* ops in flight from before efd */
+	bool reap_full;		/* io_getevents() filled fired[] */
 
 	struct evq__aio_stats stats;
 };
@@ -683,6 +706,7 @@ static int aio_init(struct evq_loop *loop)
 	if (!st)
 		return -ENOMEM;
 	st->set = (struct evq__epoll_set){ .epfd = -1, .embed_fd = -1 };
+	st->efd = -1;
 	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
 	if (!st->events) {
 		free(st);
@@ -729,6 +753,8 @@ static void aio_destroy(struct evq_loop *loop)
 		(void)sys_io_destroy(st->ctx);
 	evq__epoll_set_destroy(&st->set);
 	close(st->idfd);
+	if (st->efd >= 0)
+		close(st->efd);
 	for (int ci = 0; ci < st->nchunks; ci++)
 		free(st->chunks[ci]);
 	free(st->chunks);
@@ -1271,6 +1297,85 @@ static void aio_op_drain(struct evq_loop *loop)
 }
 
 /* ------------------------------------------------------------------------
+ * Embedding (note l)
+ * ------------------------------------------------------------------------ */
+
+/* Every iocb of a flush signals the eventfd when it completes. */
+static void resfd_mark(const struct aio_state *st, struct iocb **b, int nb)
+{
+	for (int i = 0; i < nb; i++) {
+		b[i]->aio_flags |= IOCB_FLAG_RESFD;
+		b[i]->aio_resfd = (uint32_t)st->efd;
+	}
+}
+
+/* At the start of a wait, before reaping: completions posted after this
+ * signal it again. */
+static void efd_drain(struct aio_state *st)
+{
+	uint64_t v;
+
+	while (read(st->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	if (st->quiet_ops && st->nnative == 0)
+		st->quiet_ops = false;
+}
+
+static int aio_embed_fd(struct evq_loop *loop)
+{
+	struct aio_state *st = loop->backend_data;
+
+	if (st->efd >= 0)
+		return st->efd;
+	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (st->efd < 0)
+		return -errno;
+	/* Polls armed without the flag are armed again with it; ops in
+	 * flight cannot be (io_cancel() is for polls only), so the loop
+	 * says it is busy until they are done. */
+	for (int ci = 0; ci < st->nchunks; ci++) {
+		for (int i = 0; st->chunks[ci] && i < CHUNK; i++) {
+			struct rec *rec = &st->chunks[ci][i];
+
+			if (rec->armed && rec->mode == MODE_AIO) {
+				rec_cancel(st, rec);
+				rec_queue(st, ci << CHUNK_SHIFT | i, rec);
+			}
+		}
+	}
+	if (st->ep_armed) {
+		struct io_event ev;
+
+		(void)sys_io_cancel(st->ctx, &st->ep_cb, &ev);
+		st->stats.cancels++;
+		st->ep_armed = false;
+		st->ep_queued = true;
+	}
+	st->quiet_ops = st->nnative > 0;
+	return st->efd;
+}
+
+/* What the next wait has to do that the eventfd does not say: polls to
+ * (re-)arm (a report's re-arm waits for its callback to run), ops to
+ * submit, completions taken but not handled (the stash, a ring or an
+ * io_getevents() that fired[] could not take), ops from before the
+ * eventfd. */
+static bool aio_pending(const struct evq_loop *loop)
+{
+	const struct aio_state *st = loop->backend_data;
+	const struct aio_ring *ring = st->ring;
+
+	if (st->efd < 0)
+		return false;
+	return st->nqueue || st->ep_queued || st->nopq > st->opq_head ||
+	       st->nstash > st->stash_head ||
+	       (st->quiet_ops && st->nnative) ||
+	       (ring ? ring->head != __atomic_load_n(&ring->tail,
+						    __ATOMIC_ACQUIRE)
+		     : st->reap_full);
+}
+
+/* ------------------------------------------------------------------------
  * Wait
  * ------------------------------------------------------------------------ */
 
@@ -1374,6 +1479,8 @@ again:
 	npoll = nb;
 	for (int i = st->opq_head; i < st->nopq; i++)
 		b[nb++] = &st->opq[i];
+	if (evq__unlikely(st->efd >= 0))
+		resfd_mark(st, b, nb);	/* note l */
 
 	for (done = 0; done < nb;) {
 		struct rec *rec;
@@ -1572,6 +1679,7 @@ static int reap_syscall(struct evq_loop *loop, struct aio_state *st, int n)
 	k = sys_io_getevents(st->ctx, 0, loop->fired_cap - n, st->events,
 			     &zero);
 	st->stats.getevents_calls++;
+	st->reap_full = k == loop->fired_cap - n;	/* note l */
 	for (int i = 0; i < k; i++)
 		n = handle(loop, st, &st->events[i], n);
 	return n;
@@ -1585,6 +1693,8 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 	int n = 0, r;
 
 	st->stats.waits++;
+	if (evq__unlikely(st->efd >= 0))
+		efd_drain(st);	/* note l */
 	if (evq__unlikely(st->set.stale))
 		ep_rebuild(loop, st);
 
@@ -1648,6 +1758,8 @@ const struct evq__backend evq__backend_aio = {
 	.modify = aio_modify,
 	.wait = aio_wait,
 	.stale = aio_stale,
+	.embed_fd = aio_embed_fd,
+	.pending = aio_pending,
 	.op_start = aio_op_start,
 	.op_drain = aio_op_drain,
 };
