@@ -324,7 +324,13 @@ EVQ_API int evq_loop_new(struct evq_loop **loopp,
 /* Free a loop. Every op in flight completes before this returns: ops not
  * started, waiting, or queued for the thread pool with -ECANCELED; ops a
  * pool thread is running are waited for and complete with their own
- * result (so an fd from openat is never lost). Those callbacks run from
+ * result (so an fd from openat is never lost). On aio, the O_DIRECT
+ * transfers and fsyncs the kernel runs are waited for up to 2 s in all;
+ * one still running then (a device that does not answer) completes with
+ * -ETIMEDOUT and stays the kernel's: it may write into its buffer (or
+ * read from it) at any later time, so that buffer must stay allocated
+ * for the life of the process, and the aio context is left to the
+ * process's exit, which waits for the op. Those callbacks run from
  * here; submitting on this loop then fails with -ESHUTDOWN. Then active
  * watchers are detached: they become inactive, no callback runs, and their
  * memory stays the caller's. Signal claims are released. Returns 0, or

@@ -183,8 +183,8 @@
  *     complete with -ECANCELED there and then: left queued, they would
  *     be submitted by number after the close, into the file that reuses
  *     it (S1 of issue 9; tests/test_aio.c). evq_loop_free() (op_drain): queued ops
- *     complete with -ECANCELED, submitted ones are waited for, however
- *     long: their buffers are the kernel's until they complete. wait()
+ *     complete with -ECANCELED, submitted ones are waited for, up to a
+ *     bound (note m): their buffers are the kernel's until they complete. wait()
  *     returns when op results arrived, with or without reports, and
  *     blocks in io_getevents() for ops alone when nothing is polled.
  *  k) Probe and init (core/backend.c: auto takes the first backend whose
@@ -217,6 +217,22 @@
  *     kernel, a read() per wait, and a second NOWAIT run of the host per
  *     reported event (the re-arm). A cancelled poll's completion also
  *     signals it: a host may wake for nothing.
+ *  m) evq_loop_free() and ops the kernel runs. Their iocbs cannot be
+ *     cancelled (note j) and their buffers are the kernel's until they
+ *     complete, so free waits for them, but not forever: an O_DIRECT
+ *     transfer or an fsync on a device that does not answer (a hard NFS
+ *     mount whose server is gone, a dead iSCSI or NBD link, a suspended
+ *     dm device) may never complete, and io_destroy() itself waits,
+ *     uninterruptibly, for every request of the context (fs/aio.c:
+ *     io_destroy -> kill_ioctx -> wait_for_completion). So the drain
+ *     waits DRAIN_MS_DEFAULT (2 s) in all; ops still in the kernel then
+ *     complete with -ETIMEDOUT, and the context is leaked, not destroyed:
+ *     free returns. Nothing evq can do makes their memory safe: the
+ *     kernel may still write into a read's buffer (or read a write's)
+ *     whenever the device answers, so the caller must keep such a buffer
+ *     allocated for the rest of the process (evq.h, evq_loop_free). The
+ *     leaked context keeps its share of fs.aio-max-nr, and the exit of
+ *     the process waits for those requests as io_destroy() would.
  */
 #include "internal.h"
 
@@ -1235,6 +1251,36 @@ static void op_complete(struct evq_loop *loop, struct aio_state *st,
 	op_report(loop, st, ev->data, ev->res);
 }
 
+/* Note m: how long evq_loop_free() waits for ops the kernel runs. */
+#define DRAIN_MS_DEFAULT 2000u
+static unsigned drain_ms = DRAIN_MS_DEFAULT;
+
+void evq__aio_test_drain_ms(unsigned ms)
+{
+	drain_ms = ms ? ms : DRAIN_MS_DEFAULT;
+	if (ms == UINT_MAX)
+		drain_ms = 0;
+}
+
+/* Note m: the kernel still has nnative ops after drain_ms. Their results
+ * are delivered first (the road has them), so that the native ops left
+ * on the core's list are exactly those in the kernel; each ends with
+ * -ETIMEDOUT. io_destroy() would wait for them (uninterruptibly), so the
+ * context is not destroyed: it and its ring stay until the process
+ * exits, and so does the kernel's hold on those ops' buffers. */
+static void drain_give_up(struct evq_loop *loop, struct aio_state *st)
+{
+	evq__ops_deliver(loop);
+	for (struct evq_op *op = loop->ops_head; op; op = op->next) {
+		if (op->state != EVQ__OP_NATIVE)
+			continue;
+		op_report(loop, st, TAG_OP | (uintptr_t)op, -ETIMEDOUT);
+	}
+	st->nnative = 0;
+	st->ctx = 0;	/* leaked: aio_destroy() does not io_destroy() */
+	st->ring = NULL;
+}
+
 /* The first k prepared ops went to the kernel (or were refused): drop
  * them from the queue. */
 static void opq_taken(struct aio_state *st, int k)
@@ -1267,14 +1313,19 @@ static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 	opq_taken(st, 0);
 }
 
-/* backend->op_drain, for evq_loop_free: ops prepared but not submitted
- * never reach the kernel (-ECANCELED, like ops the core had not started);
- * submitted ones cannot be cancelled (io_cancel() is for polls only), so
- * wait for each. In a forked child io_getevents() fails (note i): the
- * core then ends what is left with -ECANCELED. */
+/* backend->op_drain, for evq_loop_free (note m): ops prepared but not
+ * submitted never reach the kernel (-ECANCELED, like ops the core had
+ * not started); submitted ones cannot be cancelled (io_cancel() is for
+ * polls only), so wait for them, up to drain_ms in all. Those the kernel
+ * still has then end with -ETIMEDOUT and the context is leaked. In a
+ * forked child io_getevents() fails (note i): the core then ends what is
+ * left with -ECANCELED. */
 static void aio_op_drain(struct evq_loop *loop)
 {
 	struct aio_state *st = loop->backend_data;
+	uint64_t deadline = evq__ns_after(evq__clock_ns(),
+					  (uint64_t)drain_ms * 1000000u);
+	struct timespec ts = { 0, 0 };
 
 	for (int i = st->opq_head; i < st->nopq; i++)
 		op_report(loop, st, st->opq[i].aio_data, -ECANCELED);
@@ -1285,15 +1336,26 @@ static void aio_op_drain(struct evq_loop *loop)
 	st->stash_head = st->nstash = 0;
 	while (st->nnative > 0) {
 		int r = sys_io_getevents(st->ctx, 1, loop->fired_cap,
-					 st->events, NULL);
+					 st->events, &ts);
+		uint64_t now = evq__clock_ns();
 
 		st->stats.getevents_calls++;
 		if (r < 0 && r != -EINTR)
-			break;
+			return;
 		for (int i = 0; i < r; i++)
 			if (st->events[i].data & TAG_OP)
 				op_complete(loop, st, &st->events[i]);
+		if (st->nnative == 0)
+			return;
+		if (r == 0 && now >= deadline)
+			break;
+		ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+		ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+		if (now >= deadline)
+			ts.tv_sec = ts.tv_nsec = 0;
 	}
+	if (st->nnative > 0)
+		drain_give_up(loop, st);
 }
 
 /* ------------------------------------------------------------------------
