@@ -184,9 +184,10 @@
  *     be submitted by number after the close, into the file that reuses
  *     it (S1 of issue 9; tests/test_aio.c). evq_loop_free() (op_drain): queued ops
  *     complete with -ECANCELED, submitted ones are waited for, up to a
- *     bound (note m): their buffers are the kernel's until they complete. wait()
- *     returns when op results arrived, with or without reports, and
- *     blocks in io_getevents() for ops alone when nothing is polled.
+ *     bound (note m): their buffers are the kernel's until they
+ *     complete. wait() returns when op results arrived, with or without
+ *     reports, and blocks in io_getevents() for ops alone when nothing
+ *     is polled.
  *  k) Probe and init (core/backend.c: auto takes the first backend whose
  *     probe and init succeed). The probe is io_setup(0): EINVAL says the
  *     call exists, ENOSYS or EPERM (a seccomp filter) that it does not;
