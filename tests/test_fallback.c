@@ -347,12 +347,81 @@ static int docker_profile_without_aio_and_epoll_gives_poll(void)
 	return run_scenario(&s);
 }
 
+/* EVQ_DEBUG=1 under Docker's profile: one stderr line per backend, in
+ * the order: the refused ones "skipped" with the stage and the error,
+ * the one taken "chosen", the rest "not tried". */
+static int debug_logs_one_line_per_backend(void)
+{
+#ifndef ARCH_NATIVE
+	return t_skip("no seccomp arch value known for this architecture");
+#else
+	static const int nrs[] = { DOCKER, -1 };
+	enum evq_backend order[8], expect = EVQ_BACKEND_AUTO;
+	int n = evq__backend_order(order, 8), p[2], status, lines = 0;
+	char buf[4096], want[128];
+	size_t len = 0;
+	ssize_t k;
+	pid_t pid;
+
+	for (int i = 0; i < n && expect == EVQ_BACKEND_AUTO; i++)
+		if (order[i] != EVQ_BACKEND_URING && works_here(order[i]))
+			expect = order[i];
+	ASSERT_OK(pipe(p));
+	fflush(stderr);
+	pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) {
+		struct evq_loop *loop;
+
+		alarm(20);
+		unsetenv("EVQ_BACKEND");
+		setenv("EVQ_DEBUG", "1", 1);
+		if (dup2(p[1], 2) < 0 || install_filter(nrs) < 0)
+			_exit(3);
+		if (evq_loop_new(&loop, NULL) < 0)
+			_exit(1);
+		evq_loop_free(loop);
+		_exit(0);
+	}
+	close(p[1]);
+	while (len < sizeof(buf) - 1 &&
+	       (k = read(p[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)k;
+	buf[len] = '\0';
+	close(p[0]);
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	ASSERT_TRUE(WIFEXITED(status));
+	if (WEXITSTATUS(status) == 3)
+		return t_skip("cannot install a seccomp filter here");
+	ASSERT_EQ(WEXITSTATUS(status), 0);
+	for (char *l = buf, *e; *l; l = e + 1) {
+		if (!(e = strchr(l, '\n')))
+			break;
+		t_note("stderr: %.*s", (int)(e - l), l);
+	}
+	for (char *l = buf; (l = strstr(l, "evq: auto: ")); l++)
+		lines++;
+	ASSERT_EQ(lines, n);
+	snprintf(want, sizeof(want), "evq: auto: uring skipped: ");
+	ASSERT_NOTNULL(strstr(buf, want));
+	snprintf(want, sizeof(want), "evq: auto: %s chosen (",
+		 evq_backend_name(expect));
+	ASSERT_NOTNULL(strstr(buf, want));
+	snprintf(want, sizeof(want), "evq: auto: poll not tried: after %s (",
+		 evq_backend_name(expect));
+	if (expect != EVQ_BACKEND_POLL)
+		ASSERT_NOTNULL(strstr(buf, want));
+	return T_PASS;
+#endif
+}
+
 static const struct t_case cases[] = {
 	T_CASE(docker_profile_auto_takes_the_next_in_order),
 	T_CASE(docker_profile_without_io_setup_gives_epoll),
 	T_CASE(docker_profile_without_io_submit_gives_epoll),
 	T_CASE(docker_profile_without_epoll_gives_poll),
 	T_CASE(docker_profile_without_aio_and_epoll_gives_poll),
+	T_CASE(debug_logs_one_line_per_backend),
 };
 
 int main(int argc, char **argv)
