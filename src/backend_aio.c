@@ -740,9 +740,12 @@ static int aio_init(struct evq_loop *loop)
 	if (r == 0) {
 		r = selftest(st->ctx);
 		if (r < 0) {
-			/* Not for this process: auto moves on, and the
-			 * next probe says so at once. */
-			if (r != -ENOMEM && r != -EMFILE && r != -ENFILE)
+			/* A refusal (a filter, a kernel without
+			 * IOCB_CMD_POLL) is for the process: the next
+			 * probe says it at once. Anything else (no
+			 * memory, no fds) may pass next time. */
+			if (r == -EPERM || r == -ENOSYS || r == -EINVAL ||
+			    r == -EOPNOTSUPP)
 				__atomic_store_n(&selftest_err, r,
 						 __ATOMIC_RELAXED);
 			(void)sys_io_destroy(st->ctx);
