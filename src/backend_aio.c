@@ -183,12 +183,11 @@
  *     complete with -ECANCELED there and then: left queued, they would
  *     be submitted by number after the close, into the file that reuses
  *     it (S1 of issue 9; tests/test_aio.c). evq_loop_free() (op_drain): queued ops
- *     complete with -ECANCELED, submitted ones are waited for, up to a
- *     bound (note m): their buffers are the kernel's until they
- *     complete. wait() returns when op results arrived, with or without
- *     reports, and blocks in io_getevents() for ops alone when nothing
- *     is polled.
- *  k) Probe and init (core/backend.c: auto takes the first backend whose
+ *     complete with -ECANCELED, submitted ones are waited for, however
+ *     long: their buffers are the kernel's until they complete. wait()
+ *     returns when op results arrived, with or without reports, and
+ *     blocks in io_getevents() for ops alone when nothing is polled.
+ *  l) Probe and init (core/backend.c: auto takes the first backend whose
  *     probe and init succeed). The probe is io_setup(0): EINVAL says the
  *     call exists, ENOSYS or EPERM (a seccomp filter) that it does not;
  *     it makes no context, so no io_destroy() (note e) is paid. A filter
@@ -200,7 +199,7 @@
  *     refusal fails init with that error, and is kept for the process:
  *     the next probe returns it at once. Cost: an eventfd and three
  *     syscalls per loop, next to the ~32 ms of io_destroy() at free.
- *  l) Embedding. A context is not an fd, but every iocb can signal an
+ *  m) Embedding. A context is not an fd, but every iocb can signal an
  *     eventfd when it completes (IOCB_FLAG_RESFD, aio_complete()): that
  *     eventfd is evq_loop_fd(), made on the first call; from then on each
  *     flush marks every iocb it submits (polls, the epoll fallback's
@@ -218,9 +217,10 @@
  *     kernel, a read() per wait, and a second NOWAIT run of the host per
  *     reported event (the re-arm). A cancelled poll's completion also
  *     signals it: a host may wake for nothing.
- *  m) evq_loop_free() and ops the kernel runs. Their iocbs cannot be
- *     cancelled (note j) and their buffers are the kernel's until they
- *     complete, so free waits for them, but not forever: an O_DIRECT
+ *  n) evq_loop_free() and ops the kernel runs (this bounds the wait of
+ *     note j's op_drain). Their iocbs cannot be cancelled (note j) and
+ *     their buffers are the kernel's until they complete, so free waits
+ *     for them, but not forever: an O_DIRECT
  *     transfer or an fsync on a device that does not answer (a hard NFS
  *     mount whose server is gone, a dead iSCSI or NBD link, a suspended
  *     dm device) may never complete, and io_destroy() itself waits,
@@ -339,7 +339,7 @@ struct aio_state {
 	unsigned nnative;	/* submitted, completion not handled yet */
 	uint64_t reported;	/* op results reported, ever */
 
-	/* embedding (note l) */
+	/* embedding (note m) */
 	int efd;		/* the IOCB_FLAG_RESFD eventfd; -1: none */
 	bool quiet_ops;		/* ops in flight from before efd */
 	bool reap_full;		/* io_getevents() filled fired[] */
@@ -433,7 +433,7 @@ static int kernel_ok(void)
 	return ok > 0;
 }
 
-/* What init's self-test (note k) found, kept for the process: 0 not
+/* What init's self-test (note l) found, kept for the process: 0 not
  * known (or it passed), else its -errno. */
 static int selftest_err;
 
@@ -441,7 +441,7 @@ static int selftest_err;
  * ENOSYS or EPERM (seccomp) where it does not; no context is made, so no
  * io_destroy() (note e) is paid. The rest (io_submit, io_cancel,
  * io_getevents allowed, IOCB_CMD_POLL known) is checked by init on its
- * own context (note k); a failure there is remembered, so this says it at
+ * own context (note l); a failure there is remembered, so this says it at
  * once next time. */
 static int aio_probe(void)
 {
@@ -679,7 +679,7 @@ static void ep_rebuild(struct evq_loop *loop, struct aio_state *st)
  * Life
  * ------------------------------------------------------------------------ */
 
-/* Note k: one poll through every call the backend depends on, on the new
+/* Note l: one poll through every call the backend depends on, on the new
  * context, before the loop uses it: io_submit() of an IOCB_CMD_POLL on an
  * eventfd that is not ready (EINVAL before 4.18, EPERM under a filter
  * that allows io_setup() only), io_cancel() of it, and io_getevents() of
@@ -1257,7 +1257,7 @@ static void op_complete(struct evq_loop *loop, struct aio_state *st,
 	op_report(loop, st, ev->data, ev->res);
 }
 
-/* Note m: how long evq_loop_free() waits for ops the kernel runs. */
+/* Note n: how long evq_loop_free() waits for ops the kernel runs. */
 #define DRAIN_MS_DEFAULT 2000u
 static unsigned drain_ms = DRAIN_MS_DEFAULT;
 
@@ -1268,7 +1268,7 @@ void evq__aio_test_drain_ms(unsigned ms)
 		drain_ms = 0;
 }
 
-/* Note m: the kernel still has nnative ops after drain_ms. Their results
+/* Note n: the kernel still has nnative ops after drain_ms. Their results
  * are delivered first (the road has them), so that the native ops left
  * on the core's list are exactly those in the kernel; each ends with
  * -ETIMEDOUT. io_destroy() would wait for them (uninterruptibly), so the
@@ -1319,7 +1319,7 @@ static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 	opq_taken(st, 0);
 }
 
-/* backend->op_drain, for evq_loop_free (note m): ops prepared but not
+/* backend->op_drain, for evq_loop_free (note n): ops prepared but not
  * submitted never reach the kernel (-ECANCELED, like ops the core had
  * not started); submitted ones cannot be cancelled (io_cancel() is for
  * polls only), so wait for them, up to drain_ms in all. Those the kernel
@@ -1365,7 +1365,7 @@ static void aio_op_drain(struct evq_loop *loop)
 }
 
 /* ------------------------------------------------------------------------
- * Embedding (note l)
+ * Embedding (note m)
  * ------------------------------------------------------------------------ */
 
 /* Every iocb of a flush signals the eventfd when it completes. */
@@ -1547,9 +1547,9 @@ again:
 	npoll = nb;
 	for (int i = st->opq_head; i < st->nopq; i++)
 		b[nb++] = &st->opq[i];
-	if (evq__unlikely(st->efd >= 0))
-		resfd_mark(st, b, nb);	/* note l */
 
+	if (evq__unlikely(st->efd >= 0))
+		resfd_mark(st, b, nb);	/* note m: every iocb */
 	for (done = 0; done < nb;) {
 		struct rec *rec;
 
@@ -1747,7 +1747,7 @@ static int reap_syscall(struct evq_loop *loop, struct aio_state *st, int n)
 	k = sys_io_getevents(st->ctx, 0, loop->fired_cap - n, st->events,
 			     &zero);
 	st->stats.getevents_calls++;
-	st->reap_full = k == loop->fired_cap - n;	/* note l */
+	st->reap_full = k == loop->fired_cap - n;	/* note m */
 	for (int i = 0; i < k; i++)
 		n = handle(loop, st, &st->events[i], n);
 	return n;
@@ -1762,7 +1762,7 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 
 	st->stats.waits++;
 	if (evq__unlikely(st->efd >= 0))
-		efd_drain(st);	/* note l */
+		efd_drain(st);	/* note m */
 	if (evq__unlikely(st->set.stale))
 		ep_rebuild(loop, st);
 

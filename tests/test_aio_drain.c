@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_aio_drain.c - evq_loop_free() on aio with ops the kernel runs
- * (note m of src/backend_aio.c): it waits for them, but for a bounded
+ * (note n of src/backend_aio.c): it waits for them, but for a bounded
  * time; an op still in the kernel then completes with -ETIMEDOUT, the
  * context is leaked and free returns. An op that never completes cannot
  * be made here without root and a device that stops answering (a

@@ -9,12 +9,11 @@
  * failed probe does). The order is measured, not assumed
  * (docs/BENCHMARKS.md, docs/BACKENDS.md): it is the one line per backend
  * in `candidates`, and each line says why it stands where it does. Today
- * aio comes after epoll: its one-shot polls and the per-report identity
- * check that close-safety needs cost one syscall per event more than
- * epoll (4 against 3 on a pipe ping-pong, 3 against 2 per request on a
- * TCP echo). Since it also needs an epoll set, auto reaches it only when
- * epoll itself fails, which makes it fail too: moving its line above
- * epoll's is the whole change once aio measures ahead (issue 11).
+ * aio comes after epoll: it measured slower per event on the readiness
+ * and the ops ping-pong (docs/BACKENDS.md has the figures). Since it also
+ * needs an epoll set, auto reaches it only when epoll itself fails, which
+ * makes it fail too: moving its line above epoll's is the whole change
+ * once aio measures ahead (issue 11).
  * EVQ_DEBUG=1 prints, on stderr, one line per backend: the one chosen,
  * and for each other why it was skipped or not tried.
  *
@@ -51,7 +50,7 @@ static const struct candidate candidates[] = {
 	{ EVQ_BACKEND_EPOLL, "epoll", &evq__backend_epoll,
 	  "1 syscall per wait, no per-event check" },
 	{ EVQ_BACKEND_AIO, "aio", &evq__backend_aio,
-	  "after epoll: 1 syscall more per event, measured" },
+	  "after epoll: slower per event, measured" },
 	{ EVQ_BACKEND_POLL, "poll", &evq__backend_poll,
 	  "last: O(fds) per wait" },
 };
