@@ -359,7 +359,13 @@ EVQ_API int evq_loop_new(struct evq_loop **loopp,
 /* Free a loop. Every op in flight completes before this returns: ops not
  * started, waiting, or queued for the thread pool with -ECANCELED; ops a
  * pool thread is running are waited for and complete with their own
- * result (so an fd from openat is never lost). Those callbacks run from
+ * result (so an fd from openat is never lost). On aio, the O_DIRECT
+ * transfers and fsyncs the kernel runs are waited for up to 2 s in all;
+ * one still running then (a device that does not answer) completes with
+ * -ETIMEDOUT and stays the kernel's: it may write into its buffer (or
+ * read from it) at any later time, so that buffer must stay allocated
+ * for the life of the process, and the aio context is left to the
+ * process's exit, which waits for the op. Those callbacks run from
  * here; submitting on this loop then fails with -ESHUTDOWN. Then active
  * watchers are detached: they become inactive, no callback runs, and their
  * memory stays the caller's. Signal claims are released. Returns 0, or
@@ -403,15 +409,21 @@ EVQ_API const char *evq_backend_name(enum evq_backend backend);
  * loop: do not close it. It is made on the first call and stays the same
  * open file until evq_loop_free(), so it may be kept in the host's own
  * epoll set. Returns the fd, -EMFILE or -ENOMEM if it cannot be made, or
- * -ENOTSUP on the poll and aio backends, which have no kernel object that
- * says so. */
+ * -ENOTSUP on the poll backend, which has no kernel object that says so.
+ * On aio it is an eventfd that every completion signals (polls and ops
+ * carry IOCB_FLAG_RESFD from the first call on); a watched fd's poll is
+ * re-armed by the run after the one that reported it (after its
+ * callback), so evq_loop_timeout() says 0 until then: honour it, or a
+ * second event on that fd is not seen. It may be readable with nothing
+ * for the host to do (a cancelled poll completed): a run then finds
+ * nothing. */
 EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:
  * 0 when work is queued (deferred calls, ops to submit, results to
- * deliver), the time to the next timer (at most INT64_MAX), or -1 when
- * there is none or its deadline is "never" (see "Durations" under
- * Timers). Never another negative value. */
+ * deliver; on aio with a loop fd, polls to re-arm), the time to the next
+ * timer (at most INT64_MAX), or -1 when there is none or its deadline is
+ * "never" (see "Durations" under Timers). Never another negative value. */
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);
 
 /* Number of active watchers (io, timers, deferred calls, signals, asyncs,

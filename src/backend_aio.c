@@ -187,6 +187,53 @@
  *     long: their buffers are the kernel's until they complete. wait()
  *     returns when op results arrived, with or without reports, and
  *     blocks in io_getevents() for ops alone when nothing is polled.
+ *  l) Probe and init (core/backend.c: auto takes the first backend whose
+ *     probe and init succeed). The probe is io_setup(0): EINVAL says the
+ *     call exists, ENOSYS or EPERM (a seccomp filter) that it does not;
+ *     it makes no context, so no io_destroy() (note e) is paid. A filter
+ *     may allow io_setup() and refuse the rest, so init, once it has its
+ *     context, sends one IOCB_CMD_POLL through every call the backend
+ *     relies on: io_submit() of a poll on an eventfd that is not ready,
+ *     io_cancel() of it, io_getevents() of its completion (a few us: the
+ *     cancel runs from a work item), which leaves the ring empty. Any
+ *     refusal fails init with that error, and is kept for the process:
+ *     the next probe returns it at once. Cost: an eventfd and three
+ *     syscalls per loop, next to the ~32 ms of io_destroy() at free.
+ *  m) Embedding. A context is not an fd, but every iocb can signal an
+ *     eventfd when it completes (IOCB_FLAG_RESFD, aio_complete()): that
+ *     eventfd is evq_loop_fd(), made on the first call; from then on each
+ *     flush marks every iocb it submits (polls, the epoll fallback's
+ *     poll, ops), and each wait reads the eventfd empty before it reaps,
+ *     so a completion posted after that read signals it again. Polls
+ *     armed before the first call carry no flag: they are cancelled and
+ *     queued again; ops in flight cannot be (note j), so the loop counts
+ *     as busy (pending) until none is. What the eventfd cannot say is
+ *     work held for the next wait: a report's re-arm is queued and goes
+ *     to the kernel with the next flush, after the callback has run (a
+ *     re-arm before it would report the same data twice). backend->
+ *     pending tells evq_loop_timeout() so (0), as do completions taken
+ *     but not handled (the stash, a ring that fired[] could not empty).
+ *     Cost, only once embedded: an eventfd signal per completion in the
+ *     kernel, a read() per wait, and a second NOWAIT run of the host per
+ *     reported event (the re-arm). A cancelled poll's completion also
+ *     signals it: a host may wake for nothing.
+ *  n) evq_loop_free() and ops the kernel runs (this bounds the wait of
+ *     note j's op_drain). Their iocbs cannot be cancelled (note j) and
+ *     their buffers are the kernel's until they complete, so free waits
+ *     for them, but not forever: an O_DIRECT
+ *     transfer or an fsync on a device that does not answer (a hard NFS
+ *     mount whose server is gone, a dead iSCSI or NBD link, a suspended
+ *     dm device) may never complete, and io_destroy() itself waits,
+ *     uninterruptibly, for every request of the context (fs/aio.c:
+ *     io_destroy -> kill_ioctx -> wait_for_completion). So the drain
+ *     waits DRAIN_MS_DEFAULT (2 s) in all; ops still in the kernel then
+ *     complete with -ETIMEDOUT, and the context is leaked, not destroyed:
+ *     free returns. Nothing evq can do makes their memory safe: the
+ *     kernel may still write into a read's buffer (or read a write's)
+ *     whenever the device answers, so the caller must keep such a buffer
+ *     allocated for the rest of the process (evq.h, evq_loop_free). The
+ *     leaked context keeps its share of fs.aio-max-nr, and the exit of
+ *     the process waits for those requests as io_destroy() would.
  */
 #include "internal.h"
 
@@ -202,6 +249,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
@@ -290,6 +338,11 @@ struct aio_state {
 	int opq_head, nopq, opq_cap;
 	unsigned nnative;	/* submitted, completion not handled yet */
 	uint64_t reported;	/* op results reported, ever */
+
+	/* embedding (note m) */
+	int efd;		/* the IOCB_FLAG_RESFD eventfd; -1: none */
+	bool quiet_ops;		/* ops in flight from before efd */
+	bool reap_full;		/* io_getevents() filled fired[] */
 
 	struct evq__aio_stats stats;
 };
@@ -380,9 +433,16 @@ static int kernel_ok(void)
 	return ok > 0;
 }
 
+/* What init's self-test (note l) found, kept for the process: 0 not
+ * known (or it passed), else its -errno. */
+static int selftest_err;
+
 /* Cheap: io_setup(0) fails with EINVAL where the syscall exists, and with
  * ENOSYS or EPERM (seccomp) where it does not; no context is made, so no
- * io_destroy() (note e) is paid. */
+ * io_destroy() (note e) is paid. The rest (io_submit, io_cancel,
+ * io_getevents allowed, IOCB_CMD_POLL known) is checked by init on its
+ * own context (note l); a failure there is remembered, so this says it at
+ * once next time. */
 static int aio_probe(void)
 {
 	aio_context_t ctx = 0;
@@ -390,6 +450,9 @@ static int aio_probe(void)
 
 	if (!kernel_ok())
 		return -ENOSYS;
+	r = __atomic_load_n(&selftest_err, __ATOMIC_RELAXED);
+	if (r < 0)
+		return r;
 	r = sys_io_setup(0, &ctx);
 	if (r == -EINVAL)
 		return 0;
@@ -616,6 +679,44 @@ static void ep_rebuild(struct evq_loop *loop, struct aio_state *st)
  * Life
  * ------------------------------------------------------------------------ */
 
+/* Note l: one poll through every call the backend depends on, on the new
+ * context, before the loop uses it: io_submit() of an IOCB_CMD_POLL on an
+ * eventfd that is not ready (EINVAL before 4.18, EPERM under a filter
+ * that allows io_setup() only), io_cancel() of it, and io_getevents() of
+ * its completion, which leaves nothing behind in the ring. */
+static int selftest(aio_context_t ctx)
+{
+	struct timespec ts = { 0, 100 * 1000000 };
+	struct iocb cb, *cbp = &cb;
+	struct io_event ev;
+	int efd, r;
+
+	efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (efd < 0)
+		return -errno;
+	memset(&cb, 0, sizeof(cb));
+	cb.aio_lio_opcode = IOCB_CMD_POLL;
+	cb.aio_fildes = (uint32_t)efd;
+	cb.aio_buf = POLLIN;
+	r = sys_io_submit(ctx, 1, &cbp);
+	if (r == 1) {
+		r = sys_io_cancel(ctx, &cb, &ev);
+		/* 0: the event was handed back in ev (the old rule of
+		 * io_cancel(2)), not posted; since 4.19 a cancelled poll
+		 * completes from a work item, a few us later. */
+		if (r != 0 && r != -EPERM && r != -ENOSYS) {
+			do
+				r = sys_io_getevents(ctx, 1, 1, &ev, &ts);
+			while (r == -EINTR);
+			r = r == 1 ? 0 : r < 0 ? r : -ETIMEDOUT;
+		}
+	} else if (r >= 0) {
+		r = -EIO;
+	}
+	close(efd);
+	return r;
+}
+
 static int aio_init(struct evq_loop *loop)
 {
 	struct aio_state *st = calloc(1, sizeof(*st));
@@ -624,6 +725,7 @@ static int aio_init(struct evq_loop *loop)
 	if (!st)
 		return -ENOMEM;
 	st->set = (struct evq__epoll_set){ .epfd = -1, .embed_fd = -1 };
+	st->efd = -1;
 	st->events = calloc((size_t)loop->fired_cap, sizeof(*st->events));
 	if (!st->events) {
 		free(st);
@@ -637,6 +739,20 @@ static int aio_init(struct evq_loop *loop)
 	st->nr_events = test_nr_events ? test_nr_events : NR_EVENTS_DEFAULT;
 	st->max_nr_events = test_max_nr_events;
 	r = sys_io_setup(st->nr_events, &st->ctx);
+	if (r == 0) {
+		r = selftest(st->ctx);
+		if (r < 0) {
+			/* A refusal (a filter, a kernel without
+			 * IOCB_CMD_POLL) is for the process: the next
+			 * probe says it at once. Anything else (no
+			 * memory, no fds) may pass next time. */
+			if (r == -EPERM || r == -ENOSYS || r == -EINVAL ||
+			    r == -EOPNOTSUPP)
+				__atomic_store_n(&selftest_err, r,
+						 __ATOMIC_RELAXED);
+			(void)sys_io_destroy(st->ctx);
+		}
+	}
 	if (r < 0) {
 		close(st->idfd);
 		goto fail;
@@ -659,6 +775,8 @@ static void aio_destroy(struct evq_loop *loop)
 		(void)sys_io_destroy(st->ctx);
 	evq__epoll_set_destroy(&st->set);
 	close(st->idfd);
+	if (st->efd >= 0)
+		close(st->efd);
 	for (int ci = 0; ci < st->nchunks; ci++)
 		free(st->chunks[ci]);
 	free(st->chunks);
@@ -1139,6 +1257,36 @@ static void op_complete(struct evq_loop *loop, struct aio_state *st,
 	op_report(loop, st, ev->data, ev->res);
 }
 
+/* Note n: how long evq_loop_free() waits for ops the kernel runs. */
+#define DRAIN_MS_DEFAULT 2000u
+static unsigned drain_ms = DRAIN_MS_DEFAULT;
+
+void evq__aio_test_drain_ms(unsigned ms)
+{
+	drain_ms = ms ? ms : DRAIN_MS_DEFAULT;
+	if (ms == UINT_MAX)
+		drain_ms = 0;
+}
+
+/* Note n: the kernel still has nnative ops after drain_ms. Their results
+ * are delivered first (the road has them), so that the native ops left
+ * on the core's list are exactly those in the kernel; each ends with
+ * -ETIMEDOUT. io_destroy() would wait for them (uninterruptibly), so the
+ * context is not destroyed: it and its ring stay until the process
+ * exits, and so does the kernel's hold on those ops' buffers. */
+static void drain_give_up(struct evq_loop *loop, struct aio_state *st)
+{
+	evq__ops_deliver(loop);
+	for (struct evq_op *op = loop->ops_head; op; op = op->next) {
+		if (op->state != EVQ__OP_NATIVE)
+			continue;
+		op_report(loop, st, TAG_OP | (uintptr_t)op, -ETIMEDOUT);
+	}
+	st->nnative = 0;
+	st->ctx = 0;	/* leaked: aio_destroy() does not io_destroy() */
+	st->ring = NULL;
+}
+
 /* The first k prepared ops went to the kernel (or were refused): drop
  * them from the queue. */
 static void opq_taken(struct aio_state *st, int k)
@@ -1171,14 +1319,19 @@ static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 	opq_taken(st, 0);
 }
 
-/* backend->op_drain, for evq_loop_free: ops prepared but not submitted
- * never reach the kernel (-ECANCELED, like ops the core had not started);
- * submitted ones cannot be cancelled (io_cancel() is for polls only), so
- * wait for each. In a forked child io_getevents() fails (note i): the
- * core then ends what is left with -ECANCELED. */
+/* backend->op_drain, for evq_loop_free (note n): ops prepared but not
+ * submitted never reach the kernel (-ECANCELED, like ops the core had
+ * not started); submitted ones cannot be cancelled (io_cancel() is for
+ * polls only), so wait for them, up to drain_ms in all. Those the kernel
+ * still has then end with -ETIMEDOUT and the context is leaked. In a
+ * forked child io_getevents() fails (note i): the core then ends what is
+ * left with -ECANCELED. */
 static void aio_op_drain(struct evq_loop *loop)
 {
 	struct aio_state *st = loop->backend_data;
+	uint64_t deadline = evq__ns_after(evq__clock_ns(),
+					  (uint64_t)drain_ms * 1000000u);
+	struct timespec ts = { 0, 0 };
 
 	for (int i = st->opq_head; i < st->nopq; i++)
 		op_report(loop, st, st->opq[i].aio_data, -ECANCELED);
@@ -1189,15 +1342,105 @@ static void aio_op_drain(struct evq_loop *loop)
 	st->stash_head = st->nstash = 0;
 	while (st->nnative > 0) {
 		int r = sys_io_getevents(st->ctx, 1, loop->fired_cap,
-					 st->events, NULL);
+					 st->events, &ts);
+		uint64_t now = evq__clock_ns();
 
 		st->stats.getevents_calls++;
 		if (r < 0 && r != -EINTR)
-			break;
+			return;
 		for (int i = 0; i < r; i++)
 			if (st->events[i].data & TAG_OP)
 				op_complete(loop, st, &st->events[i]);
+		if (st->nnative == 0)
+			return;
+		if (r == 0 && now >= deadline)
+			break;
+		ts.tv_sec = (time_t)((deadline - now) / 1000000000u);
+		ts.tv_nsec = (long)((deadline - now) % 1000000000u);
+		if (now >= deadline)
+			ts.tv_sec = ts.tv_nsec = 0;
 	}
+	if (st->nnative > 0)
+		drain_give_up(loop, st);
+}
+
+/* ------------------------------------------------------------------------
+ * Embedding (note m)
+ * ------------------------------------------------------------------------ */
+
+/* Every iocb of a flush signals the eventfd when it completes. */
+static void resfd_mark(const struct aio_state *st, struct iocb **b, int nb)
+{
+	for (int i = 0; i < nb; i++) {
+		b[i]->aio_flags |= IOCB_FLAG_RESFD;
+		b[i]->aio_resfd = (uint32_t)st->efd;
+	}
+}
+
+/* At the start of a wait, before reaping: completions posted after this
+ * signal it again. */
+static void efd_drain(struct aio_state *st)
+{
+	uint64_t v;
+
+	while (read(st->efd, &v, sizeof(v)) < 0 && errno == EINTR)
+		;
+	if (st->quiet_ops && st->nnative == 0)
+		st->quiet_ops = false;
+}
+
+static int aio_embed_fd(struct evq_loop *loop)
+{
+	struct aio_state *st = loop->backend_data;
+
+	if (st->efd >= 0)
+		return st->efd;
+	st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (st->efd < 0)
+		return -errno;
+	/* Polls armed without the flag are armed again with it; ops in
+	 * flight cannot be (io_cancel() is for polls only), so the loop
+	 * says it is busy until they are done. */
+	for (int ci = 0; ci < st->nchunks; ci++) {
+		for (int i = 0; st->chunks[ci] && i < CHUNK; i++) {
+			struct rec *rec = &st->chunks[ci][i];
+
+			if (rec->armed && rec->mode == MODE_AIO) {
+				rec_cancel(st, rec);
+				rec_queue(st, ci << CHUNK_SHIFT | i, rec);
+			}
+		}
+	}
+	if (st->ep_armed) {
+		struct io_event ev;
+
+		(void)sys_io_cancel(st->ctx, &st->ep_cb, &ev);
+		st->stats.cancels++;
+		st->ep_armed = false;
+		st->ep_queued = true;
+	}
+	st->quiet_ops = st->nnative > 0;
+	return st->efd;
+}
+
+/* What the next wait has to do that the eventfd does not say: polls to
+ * (re-)arm (a report's re-arm waits for its callback to run), ops to
+ * submit, completions taken but not handled (the stash, a ring or an
+ * io_getevents() that fired[] could not take), ops from before the
+ * eventfd. */
+static bool aio_pending(const struct evq_loop *loop)
+{
+	const struct aio_state *st = loop->backend_data;
+	const struct aio_ring *ring = st->ring;
+
+	if (st->efd < 0)
+		return false;
+	return st->nqueue || st->ep_queued || st->nopq > st->opq_head ||
+	       st->nstash > st->stash_head ||
+	       (st->quiet_ops && st->nnative) ||
+	       (ring ? ring->head != __atomic_load_n(&ring->tail,
+						    __ATOMIC_ACQUIRE)
+		     : st->reap_full);
 }
 
 /* ------------------------------------------------------------------------
@@ -1305,6 +1548,8 @@ again:
 	for (int i = st->opq_head; i < st->nopq; i++)
 		b[nb++] = &st->opq[i];
 
+	if (evq__unlikely(st->efd >= 0))
+		resfd_mark(st, b, nb);	/* note m: every iocb */
 	for (done = 0; done < nb;) {
 		struct rec *rec;
 
@@ -1502,6 +1747,7 @@ static int reap_syscall(struct evq_loop *loop, struct aio_state *st, int n)
 	k = sys_io_getevents(st->ctx, 0, loop->fired_cap - n, st->events,
 			     &zero);
 	st->stats.getevents_calls++;
+	st->reap_full = k == loop->fired_cap - n;	/* note m */
 	for (int i = 0; i < k; i++)
 		n = handle(loop, st, &st->events[i], n);
 	return n;
@@ -1515,6 +1761,8 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 	int n = 0, r;
 
 	st->stats.waits++;
+	if (evq__unlikely(st->efd >= 0))
+		efd_drain(st);	/* note m */
 	if (evq__unlikely(st->set.stale))
 		ep_rebuild(loop, st);
 
@@ -1578,6 +1826,8 @@ const struct evq__backend evq__backend_aio = {
 	.modify = aio_modify,
 	.wait = aio_wait,
 	.stale = aio_stale,
+	.embed_fd = aio_embed_fd,
+	.pending = aio_pending,
 	.op_start = aio_op_start,
 	.op_drain = aio_op_drain,
 };

@@ -54,4 +54,10 @@ __attribute__((visibility("hidden")))
 void evq__aio_test_params(unsigned nr_events, unsigned max_nr_events,
 			  bool no_ring);
 
+/* For evq_loop_free() in this process (tests only; not thread-safe): how
+ * long the drain waits for ops the kernel runs (note n of backend_aio.c),
+ * in ms; 0: the default (2000); UINT_MAX: not at all. */
+__attribute__((visibility("hidden")))
+void evq__aio_test_drain_ms(unsigned ms);
+
 #endif /* EVQ_BACKEND_AIO_H */

@@ -99,12 +99,13 @@ static struct evq_loop *embed_loop(int *fd)
 	return loop;
 }
 
-/* Does this backend have a loop fd? evq.h: epoll and uring do (so an
- * -ENOTSUP there fails the case, never skips it); poll and aio return
+/* Does this backend have a loop fd? evq.h: epoll, uring and aio do (so
+ * an -ENOTSUP there fails the case, never skips it); poll returns
  * -ENOTSUP. */
 static bool has_loop_fd(void)
 {
-	return t_backend_is("epoll") || t_backend_is("uring");
+	return t_backend_is("epoll") || t_backend_is("uring") ||
+	       t_backend_is("aio");
 }
 
 /* After embed_loop(): T_PASS to go on with fd, T_SKIP after a documented
@@ -307,6 +308,183 @@ static int loop_fd_same_across_rebuild(void)
 	return T_PASS;
 }
 
+/* A strict host: it never polls for longer than evq says it may sleep,
+ * but it does sleep that long (-1: until max_ms), so a wakeup that the
+ * fd fails to give is a failure here, not a 100 ms delay. -1 when the fd
+ * stayed quiet while evq had nothing timed, else the runs. */
+static int host_strict(struct evq_loop *loop, int fd, bool (*done)(void),
+		       unsigned max_ms)
+{
+	uint64_t end = t_now_ns() + max_ms * T_MS;
+	int runs = 0;
+
+	while (!done()) {
+		int64_t t = evq_loop_timeout(loop);
+		uint64_t now = t_now_ns();
+		int ms, r;
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (now >= end)
+			return -1;
+		ms = (int)((end - now) / T_MS);
+		if (t >= 0 && (t + 999999) / 1000000 < ms)
+			ms = (int)((t + 999999) / 1000000);
+		r = poll(&p, 1, ms);
+		if (r < 0 && errno != EINTR)
+			return -1;
+		if (r == 0 && t < 0) {
+			t_note("the loop fd stayed quiet for %d ms", ms);
+			return -1;
+		}
+		if (evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0)
+			return -1;
+		runs++;
+	}
+	return runs;
+}
+
+/* Within a few NOWAIT runs, the loop has nothing to do: no timeout and
+ * a loop fd that is not readable (a host would sleep). */
+static bool settles(struct evq_loop *loop, int fd)
+{
+	for (int i = 0; i < 4; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (evq_loop_timeout(loop) == -1 && poll(&p, 1, 0) == 0)
+			return true;
+		if (evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0)
+			return false;
+	}
+	return false;
+}
+
+/* An idle host sleeps, and its fd wakes it for an event and for that
+ * event only: the loop settles again after the callback (aio re-arms the
+ * poll in the run after the callback, so evq_loop_timeout() says 0
+ * until then; a host that spun, or one that slept through the event,
+ * fails here). Twice, so the re-armed poll is the one that wakes it. */
+static int idle_host_sleeps_and_wakes_for_each_event(void)
+{
+	int r;
+	struct evq_io w = { 0 };
+	struct evq_loop *loop;
+	pthread_t th;
+	int fd, p[2];
+
+	loop = embed_loop(&fd);
+	ASSERT_NOTNULL(loop);
+	if ((r = embed_check(loop, fd)) != T_PASS)
+		return r;
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, io_cb));
+	T_STEP("idle: nothing timed, fd quiet");
+	ASSERT_TRUE(settles(loop, fd));
+	for (int round = 1; round <= 2; round++) {
+		T_STEP("round %d: a write 20 ms later wakes the host", round);
+		io_hits = 0;
+		ASSERT_OK(pthread_create(&th, NULL, write_later, &p[1]));
+		ASSERT_GT(host_strict(loop, fd, io_done, 3000), 0);
+		pthread_join(th, NULL);
+		ASSERT_EQ(io_hits, 1);
+		T_STEP("round %d: settled again, no second callback", round);
+		ASSERT_TRUE(settles(loop, fd));
+		ASSERT_EQ(io_hits, 1);
+	}
+	evq_io_stop(&w);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* The loop fd is asked for only after a watcher's fd is armed in the
+ * kernel (aio: a poll submitted without IOCB_FLAG_RESFD must be armed
+ * again with it). */
+static int loop_fd_made_after_a_watch_is_armed(void)
+{
+	struct evq_io w = { 0 };
+	struct evq_loop *loop = t_loop_new();
+	pthread_t th;
+	int fd, p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, io_cb));
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	ASSERT_EQ(evq_loop_run(loop, EVQ_RUN_NOWAIT), 1);
+	fd = evq_loop_fd(loop);
+	if (!has_loop_fd()) {
+		ASSERT_ERR(fd, -ENOTSUP);
+		evq_io_stop(&w);
+		t_close2(p);
+		t_loop_free(loop);
+		return t_skip("no loop fd on %s (documented)", t_backend());
+	}
+	ASSERT_GE(fd, 0);
+	ASSERT_TRUE(settles(loop, fd));
+	io_hits = 0;
+	ASSERT_OK(pthread_create(&th, NULL, write_later, &p[1]));
+	ASSERT_GT(host_strict(loop, fd, io_done, 3000), 0);
+	pthread_join(th, NULL);
+	ASSERT_EQ(io_hits, 1);
+	evq_io_stop(&w);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* An fsync op's completion wakes the host: native on aio
+ * (IOCB_CMD_FSYNC), the thread pool elsewhere. Once submitted before the
+ * loop fd exists (aio: an iocb in flight without IOCB_FLAG_RESFD, which
+ * cannot be re-armed: the loop must say it is busy until it is done),
+ * once after. */
+static int fsync_op_reaches_host(void)
+{
+	struct evq_op op = { 0 };
+	struct evq_loop *loop = t_loop_new();
+	const char *dir = getenv("TMPDIR");
+	char path[256];
+	int fd, file;
+
+	ASSERT_NOTNULL(loop);
+	snprintf(path, sizeof(path), "%s/evq-embed-XXXXXX",
+		 dir && *dir ? dir : "/tmp");
+	file = mkstemp(path);
+	ASSERT_GE(file, 0);
+	unlink(path);
+	ASSERT_EQ(write(file, "data", 4), 4);
+
+	T_STEP("an fsync in flight before the loop fd is made");
+	op_hits = 0;
+	evq_prep_fsync(&op, file, 0);
+	ASSERT_OK(evq_op_submit(loop, &op, 0, op_cb));
+	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+	fd = evq_loop_fd(loop);
+	if (!has_loop_fd()) {
+		ASSERT_ERR(fd, -ENOTSUP);
+		close(file);
+		t_loop_free(loop);
+		return t_skip("no loop fd on %s (documented)", t_backend());
+	}
+	ASSERT_GE(fd, 0);
+	ASSERT_GE(host_strict(loop, fd, op_done, 3000), 0);
+	ASSERT_EQ(op_hits, 1);
+	ASSERT_OK(op_res);
+
+	T_STEP("an fsync submitted with the loop fd in place");
+	ASSERT_TRUE(settles(loop, fd));
+	op_hits = 0;
+	ASSERT_EQ(write(file, "more", 4), 4);
+	evq_prep_fsync(&op, file, EVQ_FSYNC_DATASYNC);
+	ASSERT_OK(evq_op_submit(loop, &op, 0, op_cb));
+	ASSERT_GT(host_strict(loop, fd, op_done, 3000), 0);
+	ASSERT_EQ(op_hits, 1);
+	ASSERT_OK(op_res);
+	ASSERT_TRUE(settles(loop, fd));
+	close(file);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static int loop_fd_errors(void)
 {
 	ASSERT_ERR(evq_loop_fd(NULL), -EINVAL);
@@ -338,6 +516,9 @@ static const struct t_case cases[] = {
 	T_CASE(watch_another_loops_fd),
 	T_CASE(loop_fd_same_across_rebuild),
 	T_CASE(loop_fd_errors),
+	T_CASE(idle_host_sleeps_and_wakes_for_each_event),
+	T_CASE(loop_fd_made_after_a_watch_is_armed),
+	T_CASE(fsync_op_reaches_host),
 };
 
 int main(int argc, char **argv)

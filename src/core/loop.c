@@ -154,6 +154,9 @@ int64_t evq_loop_timeout(struct evq_loop *loop)
 	if (loop->defer_head || evq__ops_pending(loop) || loop->nchanges ||
 	    loop->nidle)
 		return 0;
+	if (loop->backend->pending && loop->active &&
+	    loop->backend->pending(loop))
+		return 0;
 	return loop->heap_len ? evq__timer_timeout(loop) : -1;
 }
 
