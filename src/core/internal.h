@@ -277,6 +277,7 @@ struct evq_loop {
 	/* cross-loop message ports (core/msg.c) */
 	struct evq_port *ports;
 	struct evq_port *port_cursor;	/* next port of a scan */
+	struct evq_port *port_delivering; /* NULL once its callback stops it */
 	bool msg_rung;		/* a backend doorbell came: scan the ports */
 	bool msg_owed;		/* a doorbell waits in the backend's queue */
 
