@@ -579,6 +579,13 @@ static void uring_stale(struct evq_loop *loop)
 	((struct uring_state *)loop->backend_data)->set.stale = true;
 }
 
+/* Regular files in the epoll set are reported by every wait (epoll_set.c,
+ * note c); neither the ring's eventfd nor the set's fd says so. */
+static bool uring_pending(const struct evq_loop *loop)
+{
+	return ((const struct uring_state *)loop->backend_data)->set.nalways;
+}
+
 static void arm_epoll(struct evq_loop *loop, struct uring_state *st, int max)
 {
 	struct io_uring_sqe *sqe = get_sqe(loop, st);
@@ -1065,6 +1072,7 @@ const struct evq__backend evq__backend_uring = {
 	.wait = uring_wait,
 	.stale = uring_stale,
 	.embed_fd = uring_embed_fd,
+	.pending = uring_pending,
 	.op_start = uring_op_start,
 	.op_queue = uring_op_queue,
 	.op_drain = uring_op_drain,
