@@ -37,8 +37,11 @@
 #include "helpers.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,6 +52,9 @@
 #define MAXT 4
 #define TAG_MAGIC 0xa5ull
 #define TAG_FEED 0xffffffu	/* written by the driver, not by an op */
+#define MAXP 3			/* ports */
+#define NSENDER 3		/* the loop's thread, a thread, a loop's */
+#define MSGS_PER 160		/* messages per sender per sequence */
 
 enum rkind { R_NOP, R_TIMEOUT, R_READ, R_WRITE, R_BADREAD, R_CLOSE,
 	     R_CANCEL };
@@ -79,6 +85,7 @@ struct rop {
 	int res;
 	int seq;
 	bool submitted;
+	bool unref;		/* EVQ_OP_UNREF */
 };
 
 struct rwatch {
@@ -88,6 +95,7 @@ struct rwatch {
 	int file;
 	int end;
 	unsigned events;
+	bool unref;
 };
 
 struct rtimer {
@@ -96,6 +104,52 @@ struct rtimer {
 	bool repeat;
 	uint64_t earliest;	/* no callback before this */
 	int fired;
+	bool unref;
+};
+
+/* A message: state moves SENDING -> ACCEPTED (send returned 0) or
+ * REJECTED (-EPIPE), and ACCEPTED or SENDING -> DELIVERED (the port's
+ * callback; a send may return after its delivery). Atomic: senders run
+ * in other threads. */
+enum { M_FREE, M_SENDING, M_ACCEPTED, M_REJECTED, M_DELIVERED };
+
+struct rmsg {
+	struct evq_msg m;	/* first: the callback's m is the rmsg */
+	int sender;
+	int seq;		/* send order of its sender */
+	int port;
+	int gen;		/* the port's start it was sent to */
+	int state;		/* atomic */
+};
+
+struct rport {
+	struct evq_port *p;	/* static, or heap when it may be freed */
+	struct evq_port *heap;	/* the heap one in use, if any */
+	int gen;		/* starts so far */
+	bool active;		/* the model's view */
+	bool unref;
+	bool in_stop;		/* inside evq_port_stop() */
+	int users;		/* sender threads aiming at it */
+};
+
+/* A sender thread: plain (`from` NULL) or with a loop of its own that
+ * sends from a deferred call in its run (`from` = that loop). */
+struct rsender {
+	pthread_t th;
+	bool running;
+	bool with_loop;
+	int sender;
+	int port;
+	struct evq_port *p;
+	int gen;
+	int n;			/* messages to send */
+	int bad;		/* sends that returned neither 0 nor -EPIPE */
+	int bad_ret;
+	int epipe_delivered;	/* -EPIPE, but the port had it */
+	int done;		/* sends made */
+	struct evq_loop *loop;
+	struct evq_defer d;
+	int loop_err;
 };
 
 struct rseq {
@@ -113,6 +167,15 @@ struct rseq {
 	uint64_t seed;
 	unsigned entries;
 	bool in_cb;
+	struct rport ports[MAXP];
+	struct evq_port sport[MAXP];	/* the ports not on the heap */
+	struct rmsg msgs[NSENDER][MSGS_PER];
+	int nmsg[NSENDER];	/* used per sender */
+	struct rsender thr;	/* one sender thread at a time */
+	bool in_free;		/* inside evq_loop_free() */
+	int loop_fd;		/* evq_loop_fd(), or < 0 */
+	pthread_t main_th;
+	long delivered;
 };
 
 static struct rseq S;
@@ -432,6 +495,460 @@ static void w_end_for_file(int file, bool plain)
 }
 
 /* ------------------------------------------------------------------------
+ * Cross-loop messages: ports on the sequence's loop; senders are the
+ * loop's thread (from the driver and from port callbacks), a plain thread
+ * and a thread with a loop of its own. The model (evq.h, "Cross-loop
+ * messages"): a send that returned 0 is delivered exactly once, in the
+ * loop's thread, in order per sender, while its port's start lasts or
+ * inside the stop that ends it (never after that stop returned); a send
+ * that returned -EPIPE keeps its message (never delivered).
+ * ------------------------------------------------------------------------ */
+
+static int m_state(const struct rmsg *rm)
+{
+	return __atomic_load_n(&rm->state, __ATOMIC_SEQ_CST);
+}
+
+/* A send's return, recorded; the delivery may have come first. Returns
+ * false when the message was delivered although the send failed. */
+static bool m_sent(struct rmsg *rm, int r)
+{
+	int want = M_SENDING;
+
+	if (__atomic_compare_exchange_n(&rm->state, &want,
+					r == 0 ? M_ACCEPTED : M_REJECTED,
+					false, __ATOMIC_SEQ_CST,
+					__ATOMIC_SEQ_CST))
+		return true;
+	return r == 0;	/* delivered before the send returned: fine if 0 */
+}
+
+static struct rmsg *m_new(int sender, int port, int gen)
+{
+	struct rmsg *rm;
+
+	if (S.nmsg[sender] >= MSGS_PER)
+		return NULL;
+	rm = &S.msgs[sender][S.nmsg[sender]];
+	rm->sender = sender;
+	rm->seq = S.nmsg[sender]++;
+	rm->port = port;
+	rm->gen = gen;
+	rm->m.ptr = rm;
+	rm->m.tag = (uint64_t)sender << 32 | (uint64_t)rm->seq;
+	__atomic_store_n(&rm->state, M_SENDING, __ATOMIC_SEQ_CST);
+	return rm;
+}
+
+/* A send from the loop's thread; from: the loop or NULL, both allowed. */
+static void port_send_here(int port, bool from_loop)
+{
+	struct rport *rp = &S.ports[port];
+	struct rmsg *rm;
+	int r;
+
+	if (!rp->p)
+		return;
+	rm = m_new(0, port, rp->gen);
+	if (!rm)
+		return;
+	r = evq_msg_send(from_loop ? S.loop : NULL, rp->p, &rm->m);
+	TR("send msg %d to port %d (gen %d, %s): %d\n", rm->seq, port,
+	   rp->gen, rp->active ? "active" : "stopped", r);
+	if (r != 0 && r != -EPIPE) {
+		VIOL("evq_msg_send: %d", r);
+		return;
+	}
+	if (r == 0 && !rp->active)
+		VIOL("evq_msg_send to stopped port %d returned 0", port);
+	if (r == -EPIPE && rp->active)
+		VIOL("evq_msg_send to active port %d: -EPIPE", port);
+	if (!m_sent(rm, r))
+		VIOL("msg %d to port %d: send returned %d but it was "
+		     "delivered", rm->seq, port, r);
+	if (r == -EPIPE && (rm->m.ptr != rm ||
+			    rm->m.tag != (uint64_t)rm->seq))
+		VIOL("msg %d: -EPIPE, but its ptr or tag changed", rm->seq);
+}
+
+/* After a stop (or the loop's free) returned, and when a sender thread
+ * is joined: a message accepted for a start that is over was lost. */
+static void ports_check_lost(const char *when)
+{
+	int s, i;
+
+	for (s = 0; s < NSENDER; s++)
+		for (i = 0; i < S.nmsg[s]; i++) {
+			struct rmsg *rm = &S.msgs[s][i];
+			struct rport *rp = &S.ports[rm->port];
+
+			if (m_state(rm) != M_ACCEPTED)
+				continue;
+			if (rm->gen == rp->gen && rp->active && !S.in_free)
+				continue;
+			if (s != 0 && S.thr.running)
+				continue;	/* may be under way */
+			VIOL("msg %d of sender %d to port %d (start %d): "
+			     "accepted, never delivered (%s)", rm->seq, s,
+			     rm->port, rm->gen, when);
+			__atomic_store_n(&rm->state, M_DELIVERED,
+					 __ATOMIC_SEQ_CST);
+		}
+}
+
+static void port_start_model(int i);
+static void port_stop_model(int i, bool and_free);
+
+static void port_cb(struct evq_loop *loop, struct evq_port *p,
+		    struct evq_msg *m)
+{
+	struct rmsg *rm = (struct rmsg *)m;
+	struct rport *rp = p->data;
+	int i = (int)(rp - S.ports), st, k;
+	bool draining = rp->in_stop || S.in_free;
+
+	(void)loop;
+	if (in_child)
+		return;		/* a forked child's free: its copy */
+	total_calls++;
+	if (!pthread_equal(pthread_self(), S.main_th))
+		VIOL("port %d: callback in another thread", i);
+	st = m_state(rm);
+	TR("deliver msg %d of sender %d to port %d%s\n", rm->seq, rm->sender,
+	   i, draining ? " (in its stop)" : "");
+	if (st != M_ACCEPTED && st != M_SENDING) {
+		VIOL("port %d: msg %d of sender %d delivered in state %d "
+		     "(%s)", i, rm->seq, rm->sender, st,
+		     st == M_DELIVERED ? "twice" :
+		     st == M_REJECTED ? "its send said -EPIPE" : "never sent");
+		return;
+	}
+	__atomic_store_n(&rm->state, M_DELIVERED, __ATOMIC_SEQ_CST);
+	S.delivered++;
+	if (rm->port != i || rm->gen != rp->gen)
+		VIOL("msg %d of sender %d sent to port %d start %d, "
+		     "delivered by port %d start %d: after the stop that "
+		     "ended its start", rm->seq, rm->sender, rm->port, rm->gen,
+		     i, rp->gen);
+	if (!rp->active && !draining)
+		VIOL("port %d: delivery while stopped, outside its stop", i);
+	if (evq_port_is_active(p) != (!draining))
+		VIOL("port %d: evq_port_is_active() %d in a callback %s", i,
+		     evq_port_is_active(p),
+		     draining ? "of its stop" : "of a run");
+	/* In order per sender: nothing older of its sender to this start
+	 * still waits. */
+	for (k = 0; k < rm->seq; k++) {
+		struct rmsg *o = &S.msgs[rm->sender][k];
+
+		if (o->port == i && o->gen == rm->gen &&
+		    m_state(o) == M_ACCEPTED) {
+			VIOL("port %d: msg %d of sender %d delivered before "
+			     "its older msg %d", i, rm->seq, rm->sender, k);
+			break;
+		}
+	}
+	if (draining)
+		return;
+	switch (rn(12)) {
+	case 0:
+		port_stop_model(i, false);
+		break;
+	case 1:
+		port_stop_model(i, false);
+		if (!rp->users)
+			port_start_model(i);
+		break;
+	case 2:
+		if (!rp->users)
+			port_stop_model(i, true);
+		break;
+	case 3:
+	case 4:
+		port_send_here((int)rn(MAXP), true);
+		break;
+	}
+}
+
+static void port_start_model(int i)
+{
+	struct rport *rp = &S.ports[i];
+	int r;
+
+	if (rp->active || rp->users)
+		return;
+	if (!rp->p)
+		rp->p = &S.sport[i];
+	if (rn(4) == 0) {
+		/* a port in memory of its own, which a callback may free */
+		if (!rp->heap) {
+			rp->heap = aligned_alloc(64, sizeof(struct evq_port));
+			if (!rp->heap)
+				return;
+			memset(rp->heap, 0, sizeof(struct evq_port));
+		}
+		rp->p = rp->heap;
+	}
+	rp->p->data = rp;
+	/* the mark is the struct's: set it on whichever this start uses */
+	if (rn(4) == 0)
+		rp->unref = !rp->unref;
+	if (rp->unref)
+		evq_port_unref(rp->p);
+	else
+		evq_port_ref(rp->p);
+	r = evq_port_start(S.loop, rp->p, port_cb);
+	TR("start port %d (gen %d)%s: %d\n", i, rp->gen + 1,
+	   rp->unref ? " unref" : "", r);
+	if (r != 0) {
+		VIOL("evq_port_start: %d", r);
+		return;
+	}
+	rp->gen++;
+	rp->active = true;
+}
+
+static void port_stop_model(int i, bool and_free)
+{
+	struct rport *rp = &S.ports[i];
+	int r;
+
+	if (!rp->p)
+		return;
+	TR("stop port %d (gen %d)%s\n", i, rp->gen, and_free ?
+	   " and free it" : "");
+	rp->in_stop = true;
+	r = evq_port_stop(rp->p);
+	rp->in_stop = false;
+	if (r != 0)
+		VIOL("evq_port_stop: %d", r);
+	rp->active = false;
+	if (evq_port_is_active(rp->p))
+		VIOL("port %d active after its stop", i);
+	ports_check_lost("its port's stop returned");
+	if (and_free && rp->p == rp->heap && !rp->users) {
+		free(rp->heap);
+		rp->heap = NULL;
+		rp->p = NULL;
+		rp->unref = false;
+	}
+}
+
+/* The sender threads */
+static int thr_send_one(struct rsender *t, struct evq_loop *from)
+{
+	struct rmsg *rm = &S.msgs[t->sender][t->done];
+	int r;
+
+	rm->sender = t->sender;
+	rm->seq = t->done;
+	rm->port = t->port;
+	rm->gen = t->gen;
+	rm->m.ptr = rm;
+	rm->m.tag = (uint64_t)t->sender << 32 | (uint64_t)rm->seq;
+	__atomic_store_n(&rm->state, M_SENDING, __ATOMIC_SEQ_CST);
+	r = evq_msg_send(from, t->p, &rm->m);
+	if (r != 0 && r != -EPIPE) {
+		t->bad++;
+		t->bad_ret = r;
+	}
+	if (!m_sent(rm, r))
+		t->epipe_delivered++;
+	t->done++;
+	return r;
+}
+
+static void thr_defer_cb(struct evq_loop *loop, struct evq_defer *d)
+{
+	struct rsender *t = d->data;
+	int k = 1 + (int)(t->n % 7);
+
+	while (k-- > 0 && t->done < t->n)
+		thr_send_one(t, loop);
+	if (t->done < t->n)
+		evq_defer_start(loop, d, thr_defer_cb);
+}
+
+static void *thr_main(void *arg)
+{
+	struct rsender *t = arg;
+
+	if (t->with_loop) {
+		t->loop_err = evq_loop_new(&t->loop, NULL);
+		if (t->loop_err)
+			return NULL;
+		t->d.data = t;
+		evq_defer_start(t->loop, &t->d, thr_defer_cb);
+		t->loop_err = evq_loop_run(t->loop, EVQ_RUN_DEFAULT);
+		evq_loop_free(t->loop);
+		return NULL;
+	}
+	while (t->done < t->n) {
+		thr_send_one(t, NULL);
+		if (t->done % 5 == 0)
+			sched_yield();
+	}
+	return NULL;
+}
+
+static void thr_join(void)
+{
+	struct rsender *t = &S.thr;
+
+	if (!t->running)
+		return;
+	pthread_join(t->th, NULL);
+	t->running = false;
+	S.ports[t->port].users--;
+	S.nmsg[t->sender] = t->done;
+	TR("join sender %d: %d sends\n", t->sender, t->done);
+	if (t->with_loop && t->loop_err < 0)
+		VIOL("sender loop: %d", t->loop_err);
+	if (t->bad)
+		VIOL("sender %d: evq_msg_send returned %d", t->sender,
+		     t->bad_ret);
+	if (t->epipe_delivered)
+		VIOL("sender %d: %d sends returned -EPIPE but were "
+		     "delivered", t->sender, t->epipe_delivered);
+	ports_check_lost("its sender was joined");
+}
+
+static void thr_spawn(void)
+{
+	struct rsender *t = &S.thr;
+	int port = (int)rn(MAXP), sender = 1 + (int)rn(2);
+	struct rport *rp = &S.ports[port];
+
+	if (t->running || !rp->p || S.nmsg[sender] >= MSGS_PER)
+		return;
+	memset(t, 0, sizeof(*t));
+	t->sender = sender;
+	t->with_loop = sender == 2;
+	t->port = port;
+	t->p = rp->p;
+	t->gen = rp->gen;
+	t->n = 1 + (int)rn(MSGS_PER / 4);
+	/* this thread's messages go on after those of the last one */
+	t->done = S.nmsg[sender];
+	t->n += t->done;
+	if (t->n > MSGS_PER)
+		t->n = MSGS_PER;
+	rp->users++;
+	TR("spawn sender %d (%s) to port %d (gen %d, %s): msgs %d..%d\n",
+	   sender, t->with_loop ? "loop" : "plain", port, rp->gen,
+	   rp->active ? "active" : "stopped", t->done, t->n - 1);
+	if (pthread_create(&t->th, NULL, thr_main, t) != 0) {
+		rp->users--;
+		return;
+	}
+	t->running = true;
+}
+
+/* A thread aiming at a port that was stopped when it started must have
+ * had only -EPIPE: checked at its join through the states. */
+
+/* ------------------------------------------------------------------------
+ * Reference counts: evq_loop_active() against the model
+ * ------------------------------------------------------------------------ */
+
+/* What keeps the loop running in the model's view: [lo, hi] (watchers
+ * whose fd was closed behind evq's back are stopped when evq notices),
+ * and whether some of it never ends by itself. */
+static void active_range(unsigned *lo, unsigned *hi, bool *endless)
+{
+	int i;
+
+	*lo = *hi = 0;
+	*endless = false;
+	for (i = 0; i < MAXW; i++) {
+		struct rwatch *w = &S.w[i];
+
+		if (!w->active || w->unref || w->dead == 1)
+			continue;
+		(*hi)++;
+		*endless = true;
+		/* a close op in flight may have ended it already */
+		if (!w->dead && !S.files[w->file].dead)
+			(*lo)++;
+	}
+	for (i = 0; i < MAXT; i++)
+		if (S.tm[i].active && !S.tm[i].unref) {
+			(*lo)++, (*hi)++;
+			if (S.tm[i].repeat)
+				*endless = true;
+		}
+	if (evq_timer_is_active(&S.tick))
+		(*lo)++, (*hi)++;
+	for (i = 0; i < MAXP; i++)
+		if (S.ports[i].active && !S.ports[i].unref) {
+			(*lo)++, (*hi)++;
+			*endless = true;
+		}
+	for (i = 0; i < S.nops; i++) {
+		struct rop *o = &S.ops[i];
+
+		if (!o->submitted || o->ncb)
+			continue;
+		/* a read of a pipe may wait forever, and so may what is
+		 * linked behind it */
+		if (o->kind == R_READ)
+			*endless = true;
+		if (!o->unref)
+			(*lo)++, (*hi)++;
+	}
+}
+
+static void check_active(const char *when)
+{
+	unsigned lo, hi, a = evq_loop_active(S.loop);
+	bool endless;
+
+	active_range(&lo, &hi, &endless);
+	if (a < lo || a > hi) {
+		int i, nw = 0, nt = 0, np = 0, no = 0;
+
+		for (i = 0; i < MAXW; i++)
+			nw += evq_io_is_active(&S.w[i].io) && !S.w[i].unref;
+		for (i = 0; i < MAXT; i++)
+			nt += evq_timer_is_active(&S.tm[i].t) &&
+			      !S.tm[i].unref;
+		for (i = 0; i < MAXP; i++)
+			np += S.ports[i].p && !S.ports[i].unref &&
+			      evq_port_is_active(S.ports[i].p);
+		for (i = 0; i < S.nops; i++) {
+			no += evq_op_is_active(&S.ops[i].op) &&
+			      !S.ops[i].unref;
+			if (evq_op_is_active(&S.ops[i].op) !=
+			    (S.ops[i].submitted && !S.ops[i].ncb))
+				TR("op %d: active %d, model %d\n", i,
+				   evq_op_is_active(&S.ops[i].op),
+				   S.ops[i].submitted && !S.ops[i].ncb);
+		}
+		for (i = 0; i < MAXW; i++)
+			if (evq_io_is_active(&S.w[i].io) != S.w[i].active)
+				TR("watcher %d: active %d, model %d dead %d "
+				   "unref %d\n", i, evq_io_is_active(&S.w[i].io),
+				   S.w[i].active, S.w[i].dead, S.w[i].unref);
+		for (i = 0; i < MAXT; i++)
+			if (evq_timer_is_active(&S.tm[i].t) != S.tm[i].active)
+				TR("timer %d: active %d, model %d\n", i,
+				   evq_timer_is_active(&S.tm[i].t),
+				   S.tm[i].active);
+		for (i = 0; i < MAXP; i++)
+			if (S.ports[i].p && evq_port_is_active(S.ports[i].p)
+			    != S.ports[i].active)
+				TR("port %d: active %d, model %d\n", i,
+				   evq_port_is_active(S.ports[i].p),
+				   S.ports[i].active);
+		tr_n += 0;
+		VIOL("evq_loop_active() %u %s, the model says %u..%u (evq "
+		     "says active: %d watchers, %d timers, tick %d, %d ports, "
+		     "%d ops)", a, when, lo, hi, nw, nt,
+		     evq_timer_is_active(&S.tick), np, no);
+	}
+}
+
+/* ------------------------------------------------------------------------
  * Files
  * ------------------------------------------------------------------------ */
 
@@ -639,14 +1156,17 @@ static int submit(struct rop *o, bool link)
 
 	o->pred = S.last_linked;
 	o->submit_ns = t_now_ns();
-	r = evq_op_submit(S.loop, &o->op, link ? EVQ_OP_LINK : 0, op_cb);
+	o->unref = rn(5) == 0;
+	r = evq_op_submit(S.loop, &o->op, (link ? EVQ_OP_LINK : 0) |
+			  (o->unref ? EVQ_OP_UNREF : 0), op_cb);
 	if (r != 0) {
 		VIOL("evq_op_submit(%s): %d", kname(o->kind), r);
 		return r;
 	}
 	o->submitted = true;
-	TR("submit op %d %s fd %d file %d%s pred %d\n", (int)(o - S.ops),
-	   kname(o->kind), o->op.fd, o->file, link ? " LINK" : "", o->pred);
+	TR("submit op %d %s fd %d file %d%s%s pred %d\n", (int)(o - S.ops),
+	   kname(o->kind), o->op.fd, o->file, link ? " LINK" : "",
+	   o->unref ? " UNREF" : "", o->pred);
 	S.last_linked = link ? (int)(o - S.ops) : -1;
 	return 0;
 }
@@ -745,6 +1265,14 @@ static void watcher_start(void)
 		return;
 	ev = S.files[file].kind == F_PIPE ? EVQ_READ : 1 + rn(3);
 	w->io.data = w;
+	if (rn(4) == 0) {
+		/* the mark is the watcher's: it stays across starts */
+		w->unref = !w->unref;
+		if (w->unref)
+			evq_io_unref(&w->io);
+		else
+			evq_io_ref(&w->io);
+	}
 	TR("watch %d on file %d (%s) fd %d events %#x\n", k, file,
 	   S.files[file].kind == F_PIPE ? "pipe" : "memfd",
 	   S.files[file].fd[0], ev);
@@ -765,6 +1293,13 @@ static void timer_start(void)
 	uint64_t after = (uint64_t)rn(15000) * 1000;
 
 	r->t.data = r;
+	if (rn(4) == 0) {
+		r->unref = !r->unref;
+		if (r->unref)
+			evq_timer_unref(&r->t);
+		else
+			evq_timer_ref(&r->t);
+	}
 	r->repeat = rn(3) == 0;
 	r->earliest = t_now_ns() + after;
 	r->fired = 0;
@@ -789,6 +1324,129 @@ static void run_once(void)
 	}
 	if (r < 0)
 		VIOL("evq_loop_run: %d", r);
+	else if (r != (evq_loop_active(S.loop) != 0))
+		VIOL("evq_loop_run returned %d, evq_loop_active() %u", r,
+		     evq_loop_active(S.loop));
+	check_active("after a run");
+}
+
+/* Embedding (evq_loop_fd): the host sleeps on the fd as long as
+ * evq_loop_timeout() says, then runs NOWAIT. What the model knows is
+ * ready (a watcher on a memfd, or on a pipe with data; an accepted
+ * message for an active port) must wake it: a host that waits 50 ms
+ * where evq said "sleep longer" and sees a quiet fd has lost an event. */
+static const char *model_ready(void)
+{
+	static char why[64];
+	int i, s, n;
+
+	/* with nothing referenced active a run returns before it waits:
+	 * unref'd watchers and ports do not run then (evq_loop_run) */
+	if (!evq_loop_active(S.loop))
+		return NULL;
+
+	for (i = 0; i < MAXW; i++) {
+		struct rwatch *w = &S.w[i];
+		struct rfile *f = &S.files[w->file];
+
+		if (!w->active || w->dead || f->dead || f->kind == F_NONE)
+			continue;
+		if (f->kind == F_MEMFD) {
+			snprintf(why, sizeof(why), "watcher %d on a memfd", i);
+			return why;
+		}
+		if ((w->events & EVQ_READ) &&
+		    ioctl(f->fd[0], FIONREAD, &n) == 0 && n > 0) {
+			snprintf(why, sizeof(why), "watcher %d on a pipe "
+				 "with %d bytes", i, n);
+			return why;
+		}
+	}
+	for (s = 0; s < NSENDER; s++)
+		for (i = 0; i < (s ? 0 : S.nmsg[0]); i++) {
+			struct rmsg *rm = &S.msgs[s][i];
+
+			if (m_state(rm) == M_ACCEPTED &&
+			    S.ports[rm->port].active &&
+			    S.ports[rm->port].gen == rm->gen) {
+				snprintf(why, sizeof(why), "msg %d for port "
+					 "%d", rm->seq, rm->port);
+				return why;
+			}
+		}
+	return NULL;
+}
+
+static void host_run(void)
+{
+	struct pollfd pf = { .fd = S.loop_fd, .events = POLLIN };
+	const char *ready = model_ready();
+	int64_t t = evq_loop_timeout(S.loop);
+	int r, ms;
+
+	S.last_linked = -1;
+	if (t < -1)
+		VIOL("evq_loop_timeout: %lld", (long long)t);
+	if (t != 0) {
+		ms = t < 0 || t > 50 * (int64_t)T_MS ? 50 :
+		     (int)((t + T_MS - 1) / T_MS);
+		r = poll(&pf, 1, ms);
+		TR("host: timeout %lld ns, poll %d ms: %d%s%s\n",
+		   (long long)t, ms, r, ready ? ", ready: " : "",
+		   ready ? ready : "");
+		if (r == 0 && ready && (t < 0 || t > 50 * (int64_t)T_MS))
+			VIOL("embedded loop: %s, but evq_loop_timeout() said "
+			     "%lld and the loop fd stayed quiet for 50 ms",
+			     ready, (long long)t);
+	}
+	r = evq_loop_run(S.loop, EVQ_RUN_NOWAIT);
+	if (r < 0)
+		VIOL("evq_loop_run(NOWAIT) from the host: %d", r);
+	check_active("after a host run");
+}
+
+/* EVQ_RUN_DEFAULT returns once nothing referenced is active: with only
+ * work that ends by itself, it must return (a 3 s guard says it did
+ * not); otherwise an unref'd timer stops it. Either way its return is 1
+ * exactly when referenced work is left. */
+static bool guard_fired;
+
+static void guard_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)t;
+	guard_fired = true;
+	evq_loop_stop(loop);
+}
+
+static void default_run(void)
+{
+	struct evq_timer guard = { 0 };
+	unsigned lo, hi, a;
+	bool endless;
+	int r;
+
+	S.last_linked = -1;
+	active_range(&lo, &hi, &endless);
+	if (lo != hi)
+		endless = true;
+	guard_fired = false;
+	evq_timer_unref(&guard);
+	evq_timer_start(S.loop, &guard, endless ? (1 + rn(20)) * T_MS :
+			3000 * T_MS, 0, guard_cb);
+	TR("run DEFAULT (%s, active %u..%u)\n", endless ? "endless" :
+	   "ends", lo, hi);
+	r = evq_loop_run(S.loop, EVQ_RUN_DEFAULT);
+	evq_timer_stop(&guard);
+	a = evq_loop_active(S.loop);
+	if (r < 0)
+		VIOL("evq_loop_run(DEFAULT): %d", r);
+	else if (r != (a != 0))
+		VIOL("evq_loop_run(DEFAULT) returned %d, evq_loop_active() "
+		     "%u", r, a);
+	if (!endless && guard_fired)
+		VIOL("evq_loop_run(DEFAULT) did not return in 3 s with only "
+		     "work that ends (active %u)", a);
+	check_active("after a DEFAULT run");
 }
 
 static void do_fork(void)
@@ -796,6 +1454,7 @@ static void do_fork(void)
 	pid_t pid;
 	int status, i;
 
+	thr_join();	/* a thread may hold a lock the child would need */
 	fflush(stdout);
 	pid = fork();
 	if (pid < 0)
@@ -865,12 +1524,20 @@ static int seq_run(uint64_t seed, unsigned steps)
 		VIOL("evq_loop_new: %d", r);
 		return -1;
 	}
+	S.main_th = pthread_self();
+	S.loop_fd = -1;
+	if (rn(2) && !skip("embed")) {
+		S.loop_fd = evq_loop_fd(S.loop);
+		if (S.loop_fd < 0 && !(S.loop_fd == -ENOTSUP &&
+				       t_backend_is("poll")))
+			VIOL("evq_loop_fd: %d", S.loop_fd);
+	}
 	for (i = 0; i < MAXFILES / 2; i++)
 		if (file_open(i) != 0)
 			return -1;
 
 	for (i = 0; i < (int)steps && S.nops < MAXOPS - 40; i++) {
-		unsigned a = rn(100), k = rn(MAXFILES);
+		unsigned a = rn(125), k = rn(MAXFILES);
 
 		if (a < 14) {
 			unsigned len = 2 + rn(rn(4) ? 4 : 14);
@@ -921,8 +1588,33 @@ static int seq_run(uint64_t seed, unsigned steps)
 		} else if (a < 70) {
 			if (rn(4) == 0 && !skip("fork"))
 				do_fork();
-		} else {
+		} else if (a < 100) {
 			run_once();
+		} else if (a < 104) {
+			if (!skip("msg"))
+				port_start_model((int)rn(MAXP));
+		} else if (a < 106) {
+			int p = (int)rn(MAXP);
+
+			if (!skip("msg"))
+				port_stop_model(p, rn(3) == 0 &&
+						!S.ports[p].users);
+		} else if (a < 111) {
+			if (!skip("msg"))
+				port_send_here((int)rn(MAXP), rn(2));
+		} else if (a < 113) {
+			if (!skip("msg") && !skip("thread"))
+				thr_spawn();
+		} else if (a < 114) {
+			thr_join();
+		} else if (a < 121) {
+			if (S.loop_fd >= 0)
+				host_run();
+			else
+				run_once();
+		} else {
+			if (!skip("default"))
+				default_run();
 		}
 		/* a dead pipe's write end goes once nothing writes to it */
 		for (k = 0; k < MAXFILES; k++)
@@ -946,9 +1638,19 @@ static int seq_run(uint64_t seed, unsigned steps)
 			}
 		run_once();
 	}
+	if (rn(2))
+		thr_join();
+	S.in_free = true;
 	r = evq_loop_free(S.loop);
+	S.in_free = false;
 	if (r != 0)
 		VIOL("evq_loop_free: %d", r);
+	for (i = 0; i < MAXP; i++)
+		S.ports[i].active = false;
+	ports_check_lost("the loop's free returned");
+	thr_join();
+	for (i = 0; i < MAXP; i++)
+		free(S.ports[i].heap);
 	for (i = 0; i < S.nops; i++)
 		if (S.ops[i].submitted && S.ops[i].ncb != 1)
 			VIOL("op %d (%s) completed %d times by the end", i,
