@@ -387,9 +387,13 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		finish(loop, op, -EBADF, 0);
 		return;
 	}
-	/* A report came through the registration: it is alive. */
-	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
-	if (evq__likely(op->flags == 0 && plain_rw(op))) {
+	/* A report came through the registration, but it may be another
+	 * file's (aio re-arms a poll by number, on whatever file took it):
+	 * only a result proves the registration is the op's. An op that
+	 * must wait again stays unverified, so that a check ending the
+	 * stale watch starts it over rather than failing it (-EBADF). */
+	if (evq__likely((op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
+			plain_rw(op))) {
 		/* Single-shot, non-blocking: one try, no burst. */
 		how = try_plain_rw(op, &res);
 		if (evq__likely(how == TRY_DONE)) {
@@ -412,6 +416,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		how = try_op(op, &res, true);
 		if (how != TRY_DONE)
 			break;
+		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 		if (multishot(op) && evq__more_ok(op, res)) {
 			/* Another result; the op stays armed (only a cancel
 			 * op ends it, and that starts next iteration). */
