@@ -9,7 +9,9 @@
  * bad fd, close ops, cancels) submitted alone, in chains (some longer
  * than the io_uring SQ, some behind a burst of unrelated nops that fills
  * it), plain closes and fd numbers reused by new files; loop runs
- * (NOWAIT, ONCE); loops made on another thread; fork with ops in flight.
+ * (NOWAIT, ONCE, DEFAULT, and NOWAIT from a host polling evq_loop_fd());
+ * loops made on another thread; fork with ops in flight; cross-loop
+ * messages; unref'd watchers and ops.
  * A reference model, written from evq.h's promises only, checks every
  * callback as it comes and the files' contents at the end:
  *  - every op completes exactly once (final call), is inactive inside it;
@@ -24,7 +26,17 @@
  *  - watcher and timer callbacks only while the model says active, with
  *    wanted events; never after a close op ended the watcher or a plain
  *    close() behind its back; timers never early;
- *  - a forked child frees its copy of the loop promptly.
+ *  - a forked child frees its copy of the loop promptly;
+ *  - cross-loop messages (ports started, stopped, restarted, freed from
+ *    their callback; senders: the loop's thread, a plain thread, a loop
+ *    on another thread): every accepted send delivered once, in the
+ *    loop's thread, in order per sender, while its port's start lasts
+ *    or inside the stop or free that ends it; -EPIPE keeps the message;
+ *  - embedded runs (evq_loop_fd): a host that sleeps as long as
+ *    evq_loop_timeout() says is woken for what the model knows is ready;
+ *  - unref'd watchers, timers, ports and ops: evq_loop_active() as the
+ *    model counts, EVQ_RUN_DEFAULT returns by itself when only work that
+ *    ends is referenced, and its return says whether any is left.
  *
  * Seeds: sequence i of a run uses seed base+i; a failure prints the seed
  * and the backend; replay one with EVQ_RANDOM_SEED=<seed> (one sequence).
@@ -206,7 +218,8 @@ static bool in_child;
 /* EVQ_RANDOM_SKIP: comma-separated kinds of step to leave out, to look
  * past a bug already found: burst (nop bursts, and chains as long as the
  * SQ), fork, thread (loops made on another thread), held (the held-chain
- * pattern), close (plain closes), cancel, watch, timer. */
+ * pattern), close (plain closes), cancel, watch, timer, msg (ports and
+ * messages), embed (evq_loop_fd and host runs), default (DEFAULT runs). */
 static const char *skip_list = "";
 
 static bool skip(const char *what)
@@ -1335,7 +1348,7 @@ static void run_once(void)
  * ready (a watcher on a memfd, or on a pipe with data; an accepted
  * message for an active port) must wake it: a host that waits 50 ms
  * where evq said "sleep longer" and sees a quiet fd has lost an event. */
-static const char *model_ready(void)
+static const char *model_ready(bool fds_only)
 {
 	static char why[64];
 	int i, s, n;
@@ -1362,7 +1375,7 @@ static const char *model_ready(void)
 			return why;
 		}
 	}
-	for (s = 0; s < NSENDER; s++)
+	for (s = 0; s < NSENDER && !fds_only; s++)
 		for (i = 0; i < (s ? 0 : S.nmsg[0]); i++) {
 			struct rmsg *rm = &S.msgs[s][i];
 
@@ -1380,13 +1393,21 @@ static const char *model_ready(void)
 static void host_run(void)
 {
 	struct pollfd pf = { .fd = S.loop_fd, .events = POLLIN };
-	const char *ready = model_ready();
+	const char *now = model_ready(true), *ready = model_ready(false);
 	int64_t t = evq_loop_timeout(S.loop);
 	int r, ms;
 
 	S.last_linked = -1;
 	if (t < -1)
 		VIOL("evq_loop_timeout: %lld", (long long)t);
+	/* An fd that is ready now must not cost the host a sleep: the loop
+	 * fd is readable or the timeout 0. (A message may ring a moment
+	 * after its send returned: a MSG_RING doorbell waits in the
+	 * sender's ring for its next wait.) */
+	if (now && t != 0 && poll(&pf, 1, 0) == 0)
+		VIOL("embedded loop: %s, but evq_loop_timeout() says %lld "
+		     "and the loop fd is quiet: the host sleeps", now,
+		     (long long)t);
 	if (t != 0) {
 		ms = t < 0 || t > 50 * (int64_t)T_MS ? 50 :
 		     (int)((t + T_MS - 1) / T_MS);
