@@ -87,14 +87,17 @@
  *        (st_dev, st_ino) cannot tell them apart). Files epoll refuses
  *        (regular files, directories) are compared by (st_dev, st_ino).
  *        Anchors are never deleted: epoll drops them with their file.
- *      - A completion is checked before it is reported; if the number no
- *        longer names the file, EVQ__NVAL is reported instead, which ends
- *        the watch. That is one epoll_ctl() per report of an fd that a
- *        user's watcher watches, the price of close-safety with a
- *        facility that holds files: nothing cheaper can tell a closed or
- *        reused number from the file (docs/BACKENDS.md). Watches of the
- *        loop's own (an emulated op's wait) are checked once per
- *        EVQ_IO_STALE_LIMIT reports, as the epoll set does (must_check).
+ *      - Reports are checked once per EVQ_IO_STALE_LIMIT reports of an
+ *        fd (must_check), as the epoll set checks its registrations; if
+ *        the number no longer names the file, EVQ__NVAL is reported
+ *        instead, which ends the watch. Not every report: that was one
+ *        epoll_ctl() per event, and nothing cheaper tells a closed or
+ *        reused number from the file the poll holds. So the close-safety
+ *        limit is poll(2)'s (evq.h): a closed number is noticed when the
+ *        poll's re-arm fails with EBADF in the next io_submit(), after the
+ *        held file's next event has been reported once; a number reused
+ *        before that re-arm is polled for the old watcher until the
+ *        periodic check, or a watcher starting on it, notices.
  *      - A watcher joining the number, or a change of mask, is checked the
  *        same way first, and gets EVQ__STALE; the old poll is cancelled,
  *        which releases the old file.
@@ -108,11 +111,11 @@
  *        is applied when the loop next iterates: a close() before that
  *        still finds the poll holding the file, which then goes a few ms
  *        after that iteration.
- *      - Re-arms are not checked (a second syscall per event). A re-arm of
- *        a closed number fails with EBADF (EVQ__NVAL); a re-arm of a
- *        reused number polls the new file, whose first completion fails
- *        the check and ends the watch, but until then the poll keeps that
- *        file open: stop a watcher before closing its fd.
+ *      - Re-arms are not checked (a second syscall per event). A re-arm
+ *        of a closed number fails with EBADF (EVQ__NVAL; io_submit()
+ *        stops there and the rest of the batch is submitted again); a
+ *        re-arm of a reused number polls the new file, and holds it open
+ *        until the watch ends: stop a watcher before closing its fd.
  *  h) No edge-triggered mode: a one-shot poll re-armed on a still-ready fd
  *     fires at once, so "new data since the last report" cannot be told
  *     from "data still there". EVQ_EDGE gets -ENOTSUP (no EVQ__CAP_EDGE).
@@ -1395,21 +1398,18 @@ static int ep_collect(struct evq_loop *loop, struct aio_state *st, int n)
 	return n + evq__epoll_set_translate_at(loop, &st->set, k, n);
 }
 
-/* Note g: is this report of fd checked? Always when a user's watcher is
- * on it: evq.h promises it never runs for an event collected after a
- * plain close(), and only a syscall can tell (the poll holds the file).
- * Watches of the loop's own (an emulated op's wait, the async eventfd)
- * are checked once per EVQ_IO_STALE_LIMIT reports, as the epoll set
- * does (the slot's counter: an fd is on AIO or in the set, not both):
- * an op's retry acts on the number, as its syscall would, and a closed
- * number makes the retry fail (EBADF) and the re-arm end the watch. */
+/* Note g: is this report of fd checked? Once per EVQ_IO_STALE_LIMIT
+ * reports of the fd, whoever watches it, as the epoll set does (the
+ * slot's counter: an fd is on AIO or in the set, not both). A closed
+ * number is noticed for free: the re-arm that follows the report fails
+ * with EBADF in the next io_submit(). A number reused by another file
+ * is noticed when a watcher starts on it, or by this check; until then
+ * the old watcher gets the new file's reports, the limit poll(2) has
+ * too (evq.h, close-safety). */
 static bool must_check(struct evq_loop *loop, int fd)
 {
 	struct evq__fd *slot = &loop->fds[fd];
 
-	for (const struct evq_io *w = slot->head; w; w = w->next)
-		if (!(w->state & EVQ__INTERNAL))
-			return true;
 	if (evq__likely(++slot->reports < EVQ_IO_STALE_LIMIT))
 		return false;
 	slot->reports = 0;
