@@ -201,6 +201,8 @@
 #include <limits.h>
 #include <linux/aio_abi.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +237,15 @@ struct aio_ring {
  * addresses never have bit 63 set); a poll's carries its serial number
  * (31 bits) << 32 | its fd. */
 #define TAG_OP (1ull << 63)
+/* With TAG_OP: an emulated op's transfer (note k), whose result goes back
+ * to the core's emulation; and of those, a send (SIGPIPE, note k). */
+#define TAG_XFER (1ull << 62)
+#define TAG_SEND (1ull << 61)
+/* ... and of those, a read into a pool buffer, which the flush picks
+ * (TAG_TAKEN: picked; the backend gives it back on a result <= 0). */
+#define TAG_POOL (1ull << 60)
+#define TAG_TAKEN (1ull << 59)
+#define TAG_MASK (TAG_OP | TAG_XFER | TAG_SEND | TAG_POOL | TAG_TAKEN)
 #define SERIAL_MASK 0x7fffffffu
 
 enum { MODE_AIO = 0, MODE_EPOLL };
@@ -257,7 +268,12 @@ struct rec {
 	uint8_t cancels;	/* cancelled polls not reaped yet (note g) */
 	uint8_t nodirect;	/* note j: the fd's transfers were found not
 				 * native; ops answered so since. 0: ask */
+	uint8_t kind;		/* note k: KIND_*, what fstat said */
+	uint8_t kind_uses;	/* note k: transfers since it said so */
 };
+
+/* Note k: the file behind a record's number, for emulated transfers. */
+enum { KIND_UNKNOWN = 0, KIND_PIPE, KIND_SOCK, KIND_OTHER };
 
 struct aio_state {
 	aio_context_t ctx;
@@ -293,6 +309,10 @@ struct aio_state {
 	int opq_head, nopq, opq_cap;
 	unsigned nnative;	/* submitted, completion not handled yet */
 	uint64_t reported;	/* op results reported, ever */
+	/* note k: transfers io_submit() refused, handed back to the core
+	 * after the flush (never from inside it: the core may queue more) */
+	struct io_event *xrefused;	/* room: opq_cap */
+	int nxrefused;
 
 	struct evq__aio_stats stats;
 };
@@ -668,6 +688,7 @@ static void aio_destroy(struct evq_loop *loop)
 	free(st->queue);
 	free(st->batch);
 	free(st->opq);
+	free(st->xrefused);
 	free(st->events);
 	free(st->stash);
 	free(st);
@@ -851,6 +872,9 @@ static int identify(struct aio_state *st, int fd, struct rec *rec)
 		return -errno;
 	rec->id_epoll = r == 0;
 	rec->nodirect = 0;	/* maybe another file now (note j) */
+	rec->kind = S_ISFIFO(sb.st_mode) ? KIND_PIPE
+		    : S_ISSOCK(sb.st_mode) ? KIND_SOCK : KIND_OTHER;
+	rec->kind_uses = 0;
 	rec->sigfd = (sb.st_mode & S_IFMT) == 0 && is_signalfd(fd);
 	rec->dev = sb.st_dev;
 	rec->ino = sb.st_ino;
@@ -943,6 +967,8 @@ static int flush(struct evq_loop *loop, struct aio_state *st, int *np,
 		 bool ops_only);
 static void opq_cancel_fd(struct evq_loop *loop, struct aio_state *st,
 			  int fd);
+static void xfer_refused_run(struct evq_loop *loop, struct aio_state *st);
+static void opq_taken(struct aio_state *st, int k);
 
 /* Room on the road for every native op not reported yet, plus one: an
  * op is taken only with its room, so reaping never needs memory. */
@@ -956,6 +982,7 @@ static bool done_reserve(struct evq_loop *loop, const struct aio_state *st)
 static bool opq_room(struct aio_state *st)
 {
 	int cap = st->opq_cap ? 2 * st->opq_cap : 16;
+	struct io_event *x;
 	struct iocb *q;
 
 	if (st->nopq < st->opq_cap)
@@ -969,6 +996,10 @@ static bool opq_room(struct aio_state *st)
 	}
 	if (batch_fit(st, st->nrecs + 1 + cap) < 0)
 		return false;
+	x = realloc(st->xrefused, (size_t)cap * sizeof(*x));
+	if (!x)
+		return false;
+	st->xrefused = x;
 	q = realloc(st->opq, (size_t)cap * sizeof(*q));
 	if (!q)
 		return false;
@@ -1085,7 +1116,8 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 		break;
 	case EVQ_OP_CLOSE:
 		if (op->fd >= 0 && rec_at(st, op->fd))
-			rec_at(st, op->fd)->nodirect = 0;	/* note j */
+			rec_at(st, op->fd)->nodirect =
+				rec_at(st, op->fd)->kind = 0;	/* j, k */
 		/* The pool may close fd before the next wait: ops on it
 		 * that started before the close go to the kernel now, and
 		 * so hold the file, as they would elsewhere. What a full
@@ -1098,6 +1130,7 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 
 				(void)flush(loop, st, &n, true);
 				opq_cancel_fd(loop, st, op->fd);
+				xfer_refused_run(loop, st);
 				break;
 			}
 		}
@@ -1116,9 +1149,90 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
+/* backend->xfer_queue (note k): an emulated op's transfer as an
+ * IOCB_CMD_PREAD/PWRITE with RWF_NOWAIT, into the next flush, ahead of
+ * the polls. Only on a pipe or a socket (a socket for recv and send): the
+ * kind comes from the fstat() of the fd's registration (identify), or, for
+ * an fd not registered, from one fstat() per EVQ_IO_STALE_LIMIT transfers
+ * of it (a number closed and reused behind the loop's back is seen so;
+ * until then a transfer acts on the file that has the number, as the
+ * syscall would, but at offset 0 where that file has a position). */
+static int aio_xfer_queue(struct evq_loop *loop, struct evq_op *op,
+			  void *buf, size_t len, unsigned need)
+{
+	struct aio_state *st = loop->backend_data;
+	bool rd = op->code == EVQ_OP_READ || op->code == EVQ_OP_RECV;
+	struct rec *rec;
+	struct iocb *cb;
+
+	if (op->fd < 0 || st->degraded)
+		return EVQ__EMULATE;
+	rec = rec_at(st, op->fd);
+	if (!rec) {
+		if (reserve(st, op->fd) < 0)
+			return EVQ__EMULATE;
+		rec = rec_at(st, op->fd);
+	}
+	if (rec->mode != MODE_AIO)
+		return EVQ__EMULATE;
+	if (rec->kind == KIND_UNKNOWN ||
+	    (!rec->want && ++rec->kind_uses >= EVQ_IO_STALE_LIMIT)) {
+		struct stat sb;
+
+		st->stats.xfer_kind_checks++;
+		if (fstat(op->fd, &sb) < 0)
+			return EVQ__EMULATE;	/* the syscall says why */
+		rec->kind = S_ISFIFO(sb.st_mode) ? KIND_PIPE
+			    : S_ISSOCK(sb.st_mode) ? KIND_SOCK : KIND_OTHER;
+		rec->kind_uses = 0;
+	}
+	if (rec->kind == KIND_OTHER ||
+	    (need != EVQ__XFER_STREAM && rec->kind != KIND_SOCK))
+		return EVQ__EMULATE;
+	if (!opq_room(st) || !done_reserve(loop, st))
+		return EVQ__EMULATE;
+	cb = &st->opq[st->nopq++];
+	memset(cb, 0, sizeof(*cb));
+	cb->aio_data = TAG_OP | TAG_XFER | (uintptr_t)op |
+		       (need == EVQ__XFER_SEND ? TAG_SEND : 0) |
+		       (buf ? 0 : TAG_POOL);
+	cb->aio_lio_opcode = rd ? IOCB_CMD_PREAD : IOCB_CMD_PWRITE;
+	cb->aio_fildes = (uint32_t)op->fd;
+	cb->aio_buf = (uintptr_t)buf;
+	cb->aio_nbytes = len;
+	cb->aio_offset = 0;	/* a pipe or a socket has no position */
+	cb->aio_rw_flags = RWF_NOWAIT;
+	loop->handed_at = loop->waits + 1;
+	return 0;
+}
+
+/* backend->xfer_cancel: a transfer still in the op queue is taken out;
+ * one submitted has run inside io_submit() (note k), its result comes. */
+static int aio_xfer_cancel(struct evq_loop *loop, struct evq_op *op)
+{
+	struct aio_state *st = loop->backend_data;
+	uint64_t key = (uintptr_t)op;
+
+	for (int i = st->opq_head; i < st->nopq; i++) {
+		if ((st->opq[i].aio_data & TAG_XFER) &&
+		    (st->opq[i].aio_data & ~TAG_MASK) == key) {
+			if (st->opq[i].aio_data & TAG_TAKEN)
+				evq__pool_put(op->u.pool.pool,
+					      op->cflags >> 16);
+			memmove(&st->opq[i], &st->opq[i + 1],
+				(size_t)(st->nopq - i - 1) * sizeof(*st->opq));
+			st->nopq--;
+			opq_taken(st, 0);
+			st->stats.xfer_canceled++;
+			return 0;
+		}
+	}
+	return -EALREADY;
+}
+
 static struct evq_op *op_of(uint64_t data)
 {
-	return (struct evq_op *)(uintptr_t)(data & ~TAG_OP);
+	return (struct evq_op *)(uintptr_t)(data & ~TAG_MASK);
 }
 
 /* An op's result onto the road (room: done_reserve). A long becomes an
@@ -1131,6 +1245,23 @@ static void op_report(struct evq_loop *loop, struct aio_state *st,
 	else if (res < -4095)
 		res = -EIO;	/* not an errno */
 	st->reported++;
+	if (data & TAG_XFER) {
+		struct evq_op *op = op_of(data);
+		struct rec *rec = rec_at(st, op->fd);
+
+		/* Note k: a pool buffer goes to the op with data only. */
+		if ((data & TAG_TAKEN) && res <= 0)
+			evq__pool_put(op->u.pool.pool, op->cflags >> 16);
+		if ((data & TAG_POOL) && res <= 0)
+			op->cflags = 0;
+
+		/* Note k: refused for this file; the core makes the
+		 * syscall, and the next transfers of the fd too. */
+		if ((res == -EOPNOTSUPP || res == -EINVAL) && rec)
+			rec->kind = KIND_OTHER;
+		evq__emul_xfer_done(loop, op, (int)res);
+		return;
+	}
 	evq__report(loop, op_of(data), (int)res, 0);
 }
 
@@ -1252,7 +1383,15 @@ static void requeue(struct aio_state *st, struct iocb **cbs, int n)
 /* The kernel took cb: mark it in flight. */
 static void accepted(struct aio_state *st, struct iocb *cb)
 {
-	if (cb->aio_data & TAG_OP) {
+	if (cb->aio_data & TAG_XFER) {
+		st->nnative++;
+		if (cb->aio_data & TAG_SEND)
+			st->stats.xfer_send++;
+		else if (cb->aio_lio_opcode == IOCB_CMD_PREAD)
+			st->stats.xfer_read++;
+		else
+			st->stats.xfer_write++;
+	} else if (cb->aio_data & TAG_OP) {
 		st->nnative++;
 		switch (cb->aio_lio_opcode) {
 		case IOCB_CMD_PREAD: st->stats.op_pread++; break;
@@ -1271,19 +1410,123 @@ static void accepted(struct aio_state *st, struct iocb *cb)
 	}
 }
 
+/* Note k: a send must not raise SIGPIPE (send(MSG_NOSIGNAL)), and an
+ * IOCB_CMD_PWRITE to a socket whose peer is gone does. Nothing to do when
+ * SIGPIPE is ignored (one sigaction() per batch with sends asks); else
+ * it is blocked for the thread around the io_submit() calls, and one
+ * they raised, that was not pending before, is taken back. */
+struct pipe_guard {
+	sigset_t old;
+	bool on, was_pending;
+};
+
+static void pipe_guard_on(struct aio_state *st, struct pipe_guard *g)
+{
+	struct sigaction sa;
+	sigset_t set, pend;
+
+	st->stats.sigpipe_checks++;
+	g->on = false;
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN &&
+	    !(sa.sa_flags & SA_SIGINFO))
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &set, &g->old) != 0)
+		return;
+	g->on = true;
+	st->stats.sigpipe_guards++;
+	g->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
+}
+
+static void pipe_guard_off(struct pipe_guard *g)
+{
+	struct timespec zero = { 0, 0 };
+	sigset_t set, pend;
+
+	if (!g->on)
+		return;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	if (!g->was_pending && sigpending(&pend) == 0 &&
+	    sigismember(&pend, SIGPIPE))
+		(void)sigtimedwait(&set, NULL, &zero);
+	(void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+/* Note k: a pool read's buffer is picked when its iocb is built, so
+ * that between iterations a buffer is either the user's or available,
+ * as in the emulation's try. None left: -ENOBUFS, as the try says. */
+static bool xfer_pick(struct aio_state *st, struct iocb *cb)
+{
+	struct evq_op *op = op_of(cb->aio_data);
+	struct evq_pool *pool = op->u.pool.pool;
+	int id = evq__pool_take(pool);
+
+	if (id < 0) {
+		st->xrefused[st->nxrefused].data = cb->aio_data;
+		st->xrefused[st->nxrefused++].res = -ENOBUFS;
+		cb->aio_data = 0;	/* opq_compact drops it */
+		return false;
+	}
+	op->cflags = (unsigned)id << 16;
+	cb->aio_buf = (uintptr_t)evq_pool_buf(pool, (unsigned)id);
+	cb->aio_data |= TAG_TAKEN;
+	return true;
+}
+
+/* Drop the op queue's entries xfer_pick emptied (aio_data 0); nothing
+ * is submitted yet, so the array may move. */
+static void opq_compact(struct aio_state *st)
+{
+	int k = st->opq_head;
+
+	for (int i = st->opq_head; i < st->nopq; i++)
+		if (st->opq[i].aio_data)
+			st->opq[k++] = st->opq[i];
+	st->nopq = k;
+}
+
+/* Note k: transfers io_submit() refused go back to the core after the
+ * flush: the core may queue more, which moves the op queue. */
+static void xfer_refused_run(struct evq_loop *loop, struct aio_state *st)
+{
+	for (int i = 0; i < st->nxrefused; i++)
+		op_report(loop, st, st->xrefused[i].data, st->xrefused[i].res);
+	st->nxrefused = 0;
+}
+
 /* Note b: submit everything queued, in one io_submit() unless the kernel
- * refuses something: polls first, then the prepared ops (note j). *np
- * counts loop->fired entries used (EVQ__NVAL for fds found closed). With
- * ops_only, the prepared ops alone, and no growth. */
+ * refuses something: the prepared ops first (a transfer before the
+ * re-arm of its fd's poll, note k), then the polls. *np counts
+ * loop->fired entries used (EVQ__NVAL for fds found closed). With
+ * ops_only, the prepared ops alone, and no growth. A refused transfer
+ * is kept in xrefused: the caller hands it back (xfer_refused_run). */
 static int flush(struct evq_loop *loop, struct aio_state *st, int *np,
 		 bool ops_only)
 {
+	struct pipe_guard guard = { .on = false };
+	bool sends = false;
 	struct iocb **b;
-	int nb, npoll, done, r;
+	int nb, nops, done, r;
 
 again:
 	b = st->batch;
 	nb = 0;
+	for (int i = st->opq_head, dropped = 0; i < st->nopq; i++) {
+		struct iocb *cb = &st->opq[i];
+
+		if (evq__unlikely((cb->aio_data & (TAG_POOL | TAG_TAKEN)) ==
+				  TAG_POOL) && !xfer_pick(st, cb))
+			dropped++;	/* -ENOBUFS, after the flush */
+		if (i + 1 == st->nopq && dropped)
+			opq_compact(st);
+	}
+	for (int i = st->opq_head; i < st->nopq; i++) {
+		sends |= (st->opq[i].aio_data & TAG_SEND) != 0;
+		b[nb++] = &st->opq[i];
+	}
+	nops = nb;
 	if (!ops_only) {
 		for (int i = 0; i < st->nqueue; i++) {
 			int fd = st->queue[i];
@@ -1304,9 +1547,8 @@ again:
 		}
 		st->ep_queued = false;
 	}
-	npoll = nb;
-	for (int i = st->opq_head; i < st->nopq; i++)
-		b[nb++] = &st->opq[i];
+	if (sends && !guard.on)
+		pipe_guard_on(st, &guard);
 
 	for (done = 0; done < nb;) {
 		struct rec *rec;
@@ -1334,13 +1576,21 @@ again:
 				r = 0;
 				goto out;
 			}
-			opq_taken(st, done - npoll);
+			opq_taken(st, done < nops ? done : nops);
 			if (grow(st) == 0)
 				goto again;
 			r = degrade(loop, st);
 			if (r < 0)
-				return r;
+				goto out_guard;
 			goto again;
+		}
+		if (r < 0 && (b[done]->aio_data & TAG_XFER)) {
+			/* Note k: back to the core after the flush. */
+			st->xrefused[st->nxrefused].data = b[done]->aio_data;
+			st->xrefused[st->nxrefused++].res = r;
+			st->stats.op_refused++;
+			done++;
+			continue;
 		}
 		if (r < 0 && (b[done]->aio_data & TAG_OP)) {
 			/* Note j: the error the syscall itself gives. */
@@ -1381,7 +1631,9 @@ again:
 	}
 	r = 0;
 out:
-	opq_taken(st, done - npoll);
+	opq_taken(st, done < nops ? done : nops);
+out_guard:
+	pipe_guard_off(&guard);
 	return r;
 }
 
@@ -1523,6 +1775,7 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 
 		if (st->nqueue || st->ep_queued || st->nopq) {
 			r = flush(loop, st, &n, false);
+			xfer_refused_run(loop, st);
 			if (r < 0)
 				return r;
 		}
@@ -1580,4 +1833,6 @@ const struct evq__backend evq__backend_aio = {
 	.stale = aio_stale,
 	.op_start = aio_op_start,
 	.op_drain = aio_op_drain,
+	.xfer_queue = aio_xfer_queue,
+	.xfer_cancel = aio_xfer_cancel,
 };
