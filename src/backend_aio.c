@@ -313,6 +313,8 @@ struct aio_state {
 	 * after the flush (never from inside it: the core may queue more) */
 	struct io_event *xrefused;	/* room: opq_cap */
 	int nxrefused;
+	bool pipe_owed;		/* note k: the guard took a SIGPIPE that a
+				 * write op (not a send) may have raised */
 
 	struct evq__aio_stats stats;
 };
@@ -1259,6 +1261,12 @@ static void op_report(struct evq_loop *loop, struct aio_state *st,
 		 * syscall, and the next transfers of the fd too. */
 		if ((res == -EOPNOTSUPP || res == -EINVAL) && rec)
 			rec->kind = KIND_OTHER;
+		/* A write op (not a send) raises SIGPIPE, as write(2)
+		 * does: if the guard took it, it is raised again. */
+		if (res == -EPIPE && !(data & TAG_SEND) && st->pipe_owed) {
+			st->pipe_owed = false;
+			(void)pthread_kill(pthread_self(), SIGPIPE);
+		}
 		evq__emul_xfer_done(loop, op, (int)res);
 		return;
 	}
@@ -1439,7 +1447,7 @@ static void pipe_guard_on(struct aio_state *st, struct pipe_guard *g)
 	g->was_pending = sigpending(&pend) == 0 && sigismember(&pend, SIGPIPE);
 }
 
-static void pipe_guard_off(struct pipe_guard *g)
+static void pipe_guard_off(struct aio_state *st, struct pipe_guard *g)
 {
 	struct timespec zero = { 0, 0 };
 	sigset_t set, pend;
@@ -1449,8 +1457,9 @@ static void pipe_guard_off(struct pipe_guard *g)
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
 	if (!g->was_pending && sigpending(&pend) == 0 &&
-	    sigismember(&pend, SIGPIPE))
-		(void)sigtimedwait(&set, NULL, &zero);
+	    sigismember(&pend, SIGPIPE) &&
+	    sigtimedwait(&set, NULL, &zero) == SIGPIPE)
+		st->pipe_owed = true;	/* see op_report */
 	(void)pthread_sigmask(SIG_SETMASK, &g->old, NULL);
 }
 
@@ -1547,8 +1556,11 @@ again:
 		}
 		st->ep_queued = false;
 	}
-	if (sends && !guard.on)
-		pipe_guard_on(st, &guard);
+	if (!guard.on) {
+		st->pipe_owed = false;	/* only for this batch's writes */
+		if (sends)
+			pipe_guard_on(st, &guard);
+	}
 
 	for (done = 0; done < nb;) {
 		struct rec *rec;
@@ -1633,7 +1645,7 @@ again:
 out:
 	opq_taken(st, done < nops ? done : nops);
 out_guard:
-	pipe_guard_off(&guard);
+	pipe_guard_off(st, &guard);
 	return r;
 }
 

@@ -771,6 +771,220 @@ static int closed_fd_in_mid_batch_ends_only_its_watch(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * Emulated ops' transfers in the batch (note k)
+ * ------------------------------------------------------------------------ */
+
+#define NCONN 16
+
+/* Sixteen sockets with a multishot pool recv each, all made readable
+ * at once: one wait reports their polls, and the next io_submit() carries
+ * the sixteen reads (IOCB_CMD_PREAD), whose results come with the MORE
+ * flag and a pool buffer holding the bytes, as on every backend. */
+static int one_io_submit_carries_the_reads_of_all_ready_connections(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s1;
+	struct t_op o[NCONN] = { 0 };
+	struct evq_pool *pool;
+	int sv[NCONN][2], i, runs;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(evq_pool_new(loop, &pool, 2 * NCONN, 64));
+	for (i = 0; i < NCONN; i++) {
+		ASSERT_OK(t_socketpair(sv[i]));
+		t_op_init(&o[i]);
+		evq_prep_recv_pool(&o[i].op, sv[i][0], pool, 0);
+		ASSERT_OK(t_op_submit(loop, &o[i], EVQ_OP_MULTISHOT));
+	}
+	T_STEP("the recvs find nothing and wait");
+	ASSERT_OK(t_run_nowait(loop, 3));
+	for (i = 0; i < NCONN; i++)
+		ASSERT_EQ(o[i].nmore + o[i].ncalls, 0);
+	T_STEP("all peers write; the polls report, the reads are queued");
+	for (i = 0; i < NCONN; i++)
+		ASSERT_EQ(write(sv[i][1], "ab", 2), 2);
+	s0 = stats(loop);
+	for (runs = 0; runs < 10; runs++) {
+		int got = 0;
+
+		ASSERT_GE(t_run_once(loop, 2000), 0);
+		for (i = 0; i < NCONN; i++)
+			got += o[i].nmore;
+		if (got == NCONN)
+			break;
+	}
+	s1 = stats(loop);
+	t_note("%d runs, %llu io_submit calls, %llu PREADs",
+	       runs + 1,
+	       (unsigned long long)(s1.submit_calls - s0.submit_calls),
+	       (unsigned long long)(s1.xfer_read - s0.xfer_read));
+	ASSERT_EQ(s1.xfer_read - s0.xfer_read, NCONN);
+	ASSERT_LE(s1.submit_calls - s0.submit_calls, 2);
+	ASSERT_EQ(s1.getevents_calls - s0.getevents_calls, 0);
+	for (i = 0; i < NCONN; i++) {
+		unsigned id = EVQ_OP_BUFID(o[i].flags);
+
+		ASSERT_EQ(o[i].nmore, 1);
+		ASSERT_EQ(o[i].res, 2);
+		ASSERT_TRUE(o[i].flags & EVQ_OP_F_MORE);
+		ASSERT_TRUE(o[i].flags & EVQ_OP_F_BUFFER);
+		ASSERT_EQ(memcmp(evq_pool_buf(pool, id), "ab", 2), 0);
+		ASSERT_OK(evq_pool_release(pool, id));
+	}
+	T_STEP("EOF ends each one, buffers all back");
+	for (i = 0; i < NCONN; i++)
+		t_close(sv[i][1]);
+	for (i = 0; i < NCONN; i++) {
+		ASSERT_OK(t_op_wait(loop, &o[i], 2000));
+		ASSERT_EQ(o[i].res, 0);
+		ASSERT_EQ(o[i].ncalls, 1);
+	}
+	ASSERT_EQ(evq_pool_available(pool), 2 * NCONN);
+	for (i = 0; i < NCONN; i++)
+		t_close(sv[i][0]);
+	ASSERT_OK(evq_pool_free(pool));
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static volatile sig_atomic_t sigpipes;
+
+static void count_sigpipe(int sig)
+{
+	(void)sig;
+	sigpipes++;
+}
+
+/* A send op raises no SIGPIPE (MSG_NOSIGNAL on every backend), even as an
+ * IOCB_CMD_PWRITE in the batch, which does raise it: with SIGPIPE ignored
+ * nothing is needed (one sigaction() per batch asks); with a handler the
+ * batch blocks it and takes it back. A write op raises it, as write(2)
+ * does, also when a send in the same batch made the batch take one. */
+static int batched_send_raises_no_sigpipe_write_does(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct sigaction sa = { 0 }, old;
+	struct evq__aio_stats s0, s1;
+	struct t_op snd = { 0 }, wr = { 0 };
+	int a[2], b[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_socketpair(a));
+	ASSERT_OK(t_socketpair(b));
+	t_close(a[1]);
+	t_close(b[1]);
+	sa.sa_handler = count_sigpipe;
+	sigemptyset(&sa.sa_mask);
+	ASSERT_OK(sigaction(SIGPIPE, &sa, &old));
+	sigpipes = 0;
+
+	T_STEP("a send to a gone peer: -EPIPE, no signal");
+	s0 = stats(loop);
+	t_op_init(&snd);
+	evq_prep_send(&snd.op, a[0], "x", 1, 0);
+	ASSERT_OK(t_op_submit(loop, &snd, 0));
+	ASSERT_OK(t_op_wait(loop, &snd, 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(snd.res, -EPIPE);
+	ASSERT_EQ(sigpipes, 0);
+	ASSERT_EQ(s1.xfer_send - s0.xfer_send, 1);
+	ASSERT_EQ(s1.sigpipe_guards - s0.sigpipe_guards, 1);
+
+	T_STEP("a write op there: -EPIPE and SIGPIPE, as write(2)");
+	t_op_init(&wr);
+	evq_prep_write(&wr.op, b[0], "x", 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &wr, 0));
+	ASSERT_OK(t_op_wait(loop, &wr, 2000));
+	ASSERT_EQ(wr.res, -EPIPE);
+	ASSERT_EQ(sigpipes, 1);
+
+	T_STEP("both in one batch: the write's signal is still raised");
+	sigpipes = 0;
+	s0 = stats(loop);
+	t_op_init(&snd);
+	t_op_init(&wr);
+	evq_prep_send(&snd.op, a[0], "x", 1, 0);
+	evq_prep_write(&wr.op, b[0], "x", 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &snd, 0));
+	ASSERT_OK(t_op_submit(loop, &wr, 0));
+	ASSERT_OK(t_op_wait(loop, &snd, 2000));
+	ASSERT_OK(t_op_wait(loop, &wr, 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(snd.res, -EPIPE);
+	ASSERT_EQ(wr.res, -EPIPE);
+	ASSERT_EQ(sigpipes, 1);
+	ASSERT_EQ(s1.xfer_send - s0.xfer_send, 1);
+	ASSERT_EQ(s1.xfer_write - s0.xfer_write, 1);
+
+	T_STEP("SIGPIPE ignored: asked, not blocked");
+	ASSERT_OK(sigaction(SIGPIPE, &old, NULL));
+	s0 = stats(loop);
+	t_op_init(&snd);
+	evq_prep_send(&snd.op, a[0], "x", 1, 0);
+	ASSERT_OK(t_op_submit(loop, &snd, 0));
+	ASSERT_OK(t_op_wait(loop, &snd, 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(snd.res, -EPIPE);
+	ASSERT_EQ(s1.sigpipe_checks - s0.sigpipe_checks, 1);
+	ASSERT_EQ(s1.sigpipe_guards - s0.sigpipe_guards, 0);
+	t_close(a[0]);
+	t_close(b[0]);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* A transfer built but not submitted yet is cancellable: a cancel op, or
+ * a close op on its fd, started in the same iteration, takes it out of
+ * the batch; it completes with -ECANCELED and nothing reaches the peer. */
+static int queued_transfer_is_cancelled_by_cancel_and_close_ops(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s1;
+	struct t_op snd = { 0 }, can = { 0 }, cl = { 0 };
+	int sv[2];
+	char c;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_socketpair(sv));
+	T_STEP("send, then a cancel of it, started together");
+	s0 = stats(loop);
+	t_op_init(&snd);
+	t_op_init(&can);
+	evq_prep_send(&snd.op, sv[0], "x", 1, 0);
+	evq_prep_cancel(&can.op, &snd.op);
+	ASSERT_OK(t_op_submit(loop, &snd, 0));
+	ASSERT_OK(t_op_submit(loop, &can, 0));
+	ASSERT_OK(t_op_wait(loop, &snd, 2000));
+	ASSERT_OK(t_op_wait(loop, &can, 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(snd.res, -ECANCELED);
+	ASSERT_EQ(can.res, 0);
+	ASSERT_EQ(s1.xfer_canceled - s0.xfer_canceled, 1);
+	ASSERT_EQ(s1.xfer_send - s0.xfer_send, 0);
+	ASSERT_EQ(recv(sv[1], &c, 1, MSG_DONTWAIT), -1);
+	ASSERT_EQ(errno, EAGAIN);
+
+	T_STEP("write, then a close op of its fd, started together");
+	s0 = stats(loop);
+	t_op_init(&snd);
+	t_op_init(&cl);
+	evq_prep_write(&snd.op, sv[0], "y", 1, EVQ_OFFSET_CURRENT);
+	evq_prep_close(&cl.op, sv[0]);
+	ASSERT_OK(t_op_submit(loop, &snd, 0));
+	ASSERT_OK(t_op_submit(loop, &cl, 0));
+	ASSERT_OK(t_op_wait(loop, &snd, 2000));
+	ASSERT_OK(t_op_wait(loop, &cl, 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(snd.res, -ECANCELED);
+	ASSERT_EQ(cl.res, 0);
+	ASSERT_EQ(s1.xfer_canceled - s0.xfer_canceled, 1);
+	ASSERT_EQ(recv(sv[1], &c, 1, MSG_DONTWAIT), 0);	/* EOF only */
+	t_close(sv[1]);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 /* Freeing the loop destroys the context, which cancels every poll. */
 static int loop_free_releases_files(void)
 {
@@ -1760,6 +1974,9 @@ static const struct t_case cases[] = {
 	T_CASE(close_then_event_reported_once_then_watch_ends),
 	T_CASE(close_reuse_rearm_checked_within_stale_limit),
 	T_CASE(closed_fd_in_mid_batch_ends_only_its_watch),
+	T_CASE(one_io_submit_carries_the_reads_of_all_ready_connections),
+	T_CASE(batched_send_raises_no_sigpipe_write_does),
+	T_CASE(queued_transfer_is_cancelled_by_cancel_and_close_ops),
 	T_CASE(loop_free_releases_files),
 	T_CASE(mask_changes),
 	T_CASE(direct_ops_native),
