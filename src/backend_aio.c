@@ -128,8 +128,8 @@
  *     IOCB_CMD_PREAD/PWRITE/PREADV/PWRITEV, and fsync on any fd, as
  *     IOCB_CMD_FSYNC/FDSYNC (vfs_fsync() from a kworker: io_submit() only
  *     queues the work). Everything else gets EVQ__EMULATE: sockets and
- *     pipes are tried non-blocking and wait for readiness through this
- *     backend's polls; files and openat, statx, close go to the loop's
+ *     pipes are tried non-blocking (in the batch, note k) and wait for
+ *     readiness through this backend's polls; files and openat, statx, close go to the loop's
  *     thread pool. Why no more:
  *      - Buffered reads and writes run inside io_submit(): aio_read()
  *        calls ->read_iter synchronously, and only direct I/O returns
@@ -190,6 +190,52 @@
  *     long: their buffers are the kernel's until they complete. wait()
  *     returns when op results arrived, with or without reports, and
  *     blocks in io_getevents() for ops alone when nothing is polled.
+ *  k) Emulated ops' transfers in the batch (issue 11). The core's
+ *     emulation (core/emul.c) keeps deciding what an op does; where it
+ *     would call read, write, recv or send on a pipe or socket (the retry
+ *     after readiness, a write or send when it starts) it offers the
+ *     transfer to xfer_queue, which prepares an IOCB_CMD_PREAD/PWRITE with
+ *     aio_rw_flags = RWF_NOWAIT and offset 0, in the op queue. The flush
+ *     submits the op queue first, then the polls, in one io_submit():
+ *     iocbs run in order, so a read runs before the re-arm of its fd's
+ *     poll, which then stays armed if the read drained the socket (and
+ *     completes at once if not: the op comes back for more). On a pipe or
+ *     socket such a request runs inside io_submit(), on a blocking fd too
+ *     (RWF_NOWAIT: -EAGAIN when empty or full, short counts as the
+ *     syscall's), and its result is in the ring when the call returns;
+ *     the reap hands it back (evq__emul_xfer_done), and the op goes on as
+ *     if the syscall had returned it: EAGAIN waits for the poll, a short
+ *     transfer completes short. A file without FMODE_NOWAIT (a pty) is
+ *     refused by io_submit() with EOPNOTSUPP, so RWF_NOWAIT never lets a
+ *     transfer block the batch; such a refusal (or EINVAL) marks the fd
+ *     and the op makes the syscall. Offset 0: -1, preadv2's "current
+ *     position", is EINVAL for an iocb, and a pipe or socket has no
+ *     position; so only pipes and sockets (sockets for recv and send) go
+ *     into the batch: the kind comes from the fstat() of the fd's
+ *     registration (identify), or for an fd without one (a write end)
+ *     from one fstat() per EVQ_IO_STALE_LIMIT transfers; an evq close op
+ *     forgets it. A number closed and reused by a regular file behind the
+ *     loop's back until then gets the transfer at offset 0 where the
+ *     syscall would use the file's position (both act on a file that is
+ *     not the op's: the caller broke the close rule of evq.h).
+ *     Pool reads: the buffer is picked when the flush builds the iocb
+ *     (TAG_TAKEN), so between iterations a buffer is the user's or
+ *     available; none left is -ENOBUFS, as the try says; a result <= 0
+ *     gives it back here. Cancel: a transfer still in the op queue is
+ *     taken out (xfer_cancel; an evq close op cancels its fd's ops first,
+ *     so none is submitted after the close); one submitted has run, its
+ *     result comes. A refused transfer is handed back after the flush,
+ *     never from inside it (the core may queue more).
+ *     SIGPIPE: PWRITE on a socket whose peer is gone raises it (no
+ *     MSG_NOSIGNAL), which a send must not; a write op raises it as
+ *     write(2) does. A flush with sends asks sigaction(SIGPIPE) once
+ *     (0 more syscalls when it is ignored, as servers do); otherwise it
+ *     blocks SIGPIPE for the thread around its io_submit() calls, takes
+ *     back one they raised that was not pending before (sigtimedwait),
+ *     and raises it again if a write op of that batch got EPIPE.
+ *     Not in the batch: readv/writev, recvmsg/sendmsg, accept, connect,
+ *     linked recv/send (MSG_WAITALL), positioned transfers and blocking
+ *     accept: they keep the syscall.
  */
 #include "internal.h"
 

@@ -6,7 +6,11 @@
  *   sockets, pipes   try the syscall in its non-blocking form (MSG_DONTWAIT,
  *                    RWF_NOWAIT), whatever the fd's own O_NONBLOCK says; on
  *                    EAGAIN wait for readiness with an internal fd watcher
- *                    embedded in the op, then try again
+ *                    embedded in the op, then try again. A backend that
+ *                    batches (aio: backend->xfer_queue) makes the try of
+ *                    a read, write, recv or send in its next batch
+ *                    instead, and hands the result back (xfer_try,
+ *                    evq__emul_xfer_done)
  *   files, and ops   the loop's thread pool (threadpool.c): openat, statx,
  *   without          fsync, close, connect on a blocking socket, reads and
  *   readiness        writes a file would block
