@@ -359,6 +359,7 @@ struct aio_state {
 	 * after the flush (never from inside it: the core may queue more) */
 	struct io_event *xrefused;	/* room: opq_cap */
 	int nxrefused;
+	int last_reports;	/* note k: what the last wait reported */
 	bool pipe_owed;		/* note k: the guard took a SIGPIPE that a
 				 * write op (not a send) may have raised */
 
@@ -1215,6 +1216,16 @@ static int aio_xfer_queue(struct evq_loop *loop, struct evq_op *op,
 
 	if (op->fd < 0 || st->degraded)
 		return EVQ__EMULATE;
+	/* A single-shot op's retry after the only report of the last wait
+	 * would most likely be the batch's only transfer: its syscall now
+	 * costs the same and saves the loop an iteration (ping-pong: 2.51
+	 * -> 2.08 s of CPU per million events). With more reports, the
+	 * reads of all of them share the next io_submit(); a multishot
+	 * recv (a server's) always goes in (echo-64: 0.54 -> 0.2-0.3
+	 * syscalls per request). */
+	if ((need & EVQ__XFER_RETRY) && st->last_reports <= 1)
+		return EVQ__EMULATE;
+	need &= ~EVQ__XFER_RETRY;
 	rec = rec_at(st, op->fd);
 	if (!rec) {
 		if (reserve(st, op->fd) < 0)
@@ -1817,7 +1828,7 @@ static int reap_syscall(struct evq_loop *loop, struct aio_state *st, int n)
 	return n;
 }
 
-static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
+static int wait_reap(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct aio_state *st = loop->backend_data;
 	uint64_t deadline = 0;
@@ -1870,6 +1881,15 @@ static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
 		/* Only stale or filtered completions: submit what they
 		 * queued, and wait for the rest of the timeout. */
 	}
+}
+
+static int aio_wait(struct evq_loop *loop, int64_t timeout_ns)
+{
+	int n = wait_reap(loop, timeout_ns);
+
+	/* note k: how many reports the core is about to dispatch */
+	((struct aio_state *)loop->backend_data)->last_reports = n;
+	return n;
 }
 
 /* The core saw reports of registrations it had ended: rebuild the epoll

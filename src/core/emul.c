@@ -347,8 +347,10 @@ static inline __attribute__((always_inline)) int try_op(struct evq_op *op, int *
  * <= 0 (-ENOBUFS if none is left), so that between iterations a buffer
  * is the user's or available, as with the try. The op's wait, if any,
  * stays as it is: the backend re-arms its poll after the transfer, in
- * the same batch. Returns whether it was taken. */
-static bool xfer_try(struct evq_loop *loop, struct evq_op *op)
+ * the same batch. retry: EVQ__XFER_RETRY for the try of a single-shot op
+ * that follows a readiness report (the backend may prefer the syscall
+ * then: see note k of backend_aio.c). Returns whether it was taken. */
+static bool xfer_try(struct evq_loop *loop, struct evq_op *op, unsigned retry)
 {
 	int (*queue)(struct evq_loop *, struct evq_op *, void *, size_t,
 		     unsigned) = loop->backend->xfer_queue;
@@ -404,7 +406,7 @@ static bool xfer_try(struct evq_loop *loop, struct evq_op *op)
 		buf = op->u.sr.buf;
 		len = op->u.sr.len;
 	}
-	if (queue(loop, op, buf, len, need) != 0)
+	if (queue(loop, op, buf, len, need | retry) != 0)
 		return false;
 	if (op->state != EVQ__OP_WAIT_IO)
 		op->wait.io = (struct evq_io){ 0 };	/* no wait */
@@ -481,7 +483,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 	if (evq__likely(op->flags == 0 && plain_rw(op))) {
 		/* Single-shot, non-blocking: one try, no burst. */
-		if (xfer_try(loop, op))
+		if (xfer_try(loop, op, EVQ__XFER_RETRY))
 			return;
 		how = try_plain_rw(op, &res);
 		if (evq__likely(how == TRY_DONE)) {
@@ -495,7 +497,8 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	/* One try per report in the batch; the level-triggered watch,
 	 * re-armed after it, brings the op back while data remains. */
 	if (!(op->flags & EVQ__OPF_BLOCKING) &&
-	    (!multishot(op) || evq__done_room(loop, 1)) && xfer_try(loop, op))
+	    (!multishot(op) || evq__done_room(loop, 1)) &&
+	    xfer_try(loop, op, multishot(op) ? 0 : EVQ__XFER_RETRY))
 		return;
 	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
 		/* On a blocking fd only the first try is known not to
@@ -707,7 +710,7 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 	if (evq__likely(plain_rw(op) && op->fd >= 0)) {
 		if (op->code == EVQ_OP_READ && wait_first(loop, op))
 			how = TRY_WAIT_READ;
-		else if (op->code == EVQ_OP_WRITE && xfer_try(loop, op))
+		else if (op->code == EVQ_OP_WRITE && xfer_try(loop, op, 0))
 			return;
 		else
 			how = try_plain_rw(op, &res);
@@ -757,7 +760,7 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 		}
 		if (wait_first(loop, op))
 			how = TRY_WAIT_READ;
-		else if (op->code == EVQ_OP_SEND && xfer_try(loop, op))
+		else if (op->code == EVQ_OP_SEND && xfer_try(loop, op, 0))
 			return;
 		else
 			how = try_op(op, &res, false);

@@ -121,6 +121,8 @@ struct evq__tpool;
  * batch (xfer_queue): a stream (pipe or socket: no position), a socket
  * (recv), or a socket and no SIGPIPE (send: MSG_NOSIGNAL). */
 enum { EVQ__XFER_STREAM = 1, EVQ__XFER_SOCK, EVQ__XFER_SEND };
+/* Or'ed in: the try that follows a readiness report of the op's fd. */
+#define EVQ__XFER_RETRY 0x10u
 
 /* One readiness report from the kernel: fd, the generation the fd's slot
  * had when it was registered, and EVQ_READ/EVQ_WRITE/EVQ__NVAL bits. */
