@@ -129,8 +129,8 @@
  *     IOCB_CMD_FSYNC/FDSYNC (vfs_fsync() from a kworker: io_submit() only
  *     queues the work). Everything else gets EVQ__EMULATE: sockets and
  *     pipes are tried non-blocking (in the batch, note k) and wait for
- *     readiness through this backend's polls; files and openat, statx, close go to the loop's
- *     thread pool. Why no more:
+ *     readiness through this backend's polls; files and openat, statx,
+ *     close go to the loop's thread pool. Why no more:
  *      - Buffered reads and writes run inside io_submit(): aio_read()
  *        calls ->read_iter synchronously, and only direct I/O returns
  *        -EIOCBQUEUED. A cold 1 MiB buffered read spent 1.7 ms inside
@@ -360,8 +360,8 @@ struct aio_state {
 	struct io_event *xrefused;	/* room: opq_cap */
 	int nxrefused;
 	int last_reports;	/* note k: what the last wait reported */
-	bool pipe_owed;		/* note k: the guard took a SIGPIPE that a
-				 * write op (not a send) may have raised */
+	bool pipe_owed;		/* note k: the guard took a SIGPIPE that
+				 * a write op (not a send) may have raised */
 
 	struct evq__aio_stats stats;
 };

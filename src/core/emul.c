@@ -783,7 +783,7 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 
 	op->state = EVQ__OP_WAIT_IO;
 	if ((op->flags & EVQ__OPF_POOL) && res > 0)
-		op->cflags |= EVQ_OP_F_BUFFER;	/* picked by the backend */
+		op->cflags |= EVQ_OP_F_BUFFER;	/* the backend's pick */
 	if (res == -EAGAIN || res == -EOPNOTSUPP || res == -EINVAL) {
 		if (res != -EAGAIN) {
 			/* The kernel would not take it for this file (the

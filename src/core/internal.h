@@ -67,9 +67,10 @@ enum {
 	EVQ__OP_NATIVE,		/* handed to the backend (op_start) */
 	EVQ__OP_CLOSE_WAIT,	/* emulation: a close op waits for the ops
 				 * on its fd that pool threads are running */
-	EVQ__OP_XFER,		/* emulation: its non-blocking transfer is in
-				 * the backend's batch (xfer_queue); its
-				 * result comes through evq__emul_xfer_done */
+	EVQ__OP_XFER,		/* emulation: its non-blocking transfer is
+				 * in the backend's batch (xfer_queue); its
+				 * result comes through
+				 * evq__emul_xfer_done */
 };
 
 /* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */
