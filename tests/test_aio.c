@@ -985,6 +985,56 @@ static int queued_transfer_is_cancelled_by_cancel_and_close_ops(void)
 	return T_PASS;
 }
 
+/* Only pipes and sockets go into the batch: an iocb has no "current
+ * position" (offset 0 instead), which a pipe ignores and a regular file
+ * does not. The kind of an fd that is never polled (a pipe's write end)
+ * costs one fstat() per EVQ_IO_STALE_LIMIT transfers; a regular file's
+ * write at the current position stays a syscall and lands there. */
+static int only_pipes_and_sockets_go_into_the_batch(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	char path[] = "/tmp/evq-test-aio-XXXXXX", got[8] = { 0 };
+	struct evq__aio_stats s0, s1;
+	struct t_op o = { 0 };
+	int p[2], f, i;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	T_STEP("4 * EVQ_IO_STALE_LIMIT writes to a pipe: PWRITEs");
+	s0 = stats(loop);
+	for (i = 0; i < 4 * EVQ_IO_STALE_LIMIT; i++) {
+		t_op_init(&o);
+		evq_prep_write(&o.op, p[1], "x", 1, EVQ_OFFSET_CURRENT);
+		ASSERT_OK(t_op_submit(loop, &o, 0));
+		ASSERT_OK(t_op_wait(loop, &o, 2000));
+		ASSERT_EQ(o.res, 1);
+		ASSERT_EQ(t_drain(p[0]), 1);
+	}
+	s1 = stats(loop);
+	ASSERT_EQ(s1.xfer_write - s0.xfer_write, 4 * EVQ_IO_STALE_LIMIT);
+	ASSERT_LE(s1.xfer_kind_checks - s0.xfer_kind_checks, 5);
+
+	T_STEP("a regular file at its position: the syscall, at offset 4");
+	f = mkstemp(path);
+	ASSERT_GE(f, 0);
+	unlink(path);
+	ASSERT_EQ(write(f, "abcd", 4), 4);
+	s0 = stats(loop);
+	t_op_init(&o);
+	evq_prep_write(&o.op, f, "EF", 2, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &o, 0));
+	ASSERT_OK(t_op_wait(loop, &o, 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(o.res, 2);
+	ASSERT_EQ(s1.xfer_write - s0.xfer_write, 0);
+	ASSERT_EQ(pread(f, got, sizeof(got), 0), 6);
+	ASSERT_STREQ(got, "abcdEF");
+	close(f);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 /* Freeing the loop destroys the context, which cancels every poll. */
 static int loop_free_releases_files(void)
 {
@@ -1977,6 +2027,7 @@ static const struct t_case cases[] = {
 	T_CASE(one_io_submit_carries_the_reads_of_all_ready_connections),
 	T_CASE(batched_send_raises_no_sigpipe_write_does),
 	T_CASE(queued_transfer_is_cancelled_by_cancel_and_close_ops),
+	T_CASE(only_pipes_and_sockets_go_into_the_batch),
 	T_CASE(loop_free_releases_files),
 	T_CASE(mask_changes),
 	T_CASE(direct_ops_native),
