@@ -259,8 +259,8 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			timeout = block_timeout(loop, &look);
 
 		n = loop->backend->wait(loop, timeout);
-		if (evq__unlikely(look))
-			loop->looked = n == 0;
+		if (evq__unlikely(look))	/* results count (aio batch) */
+			loop->looked = n == 0 && !loop->ndone;
 		loop->waits++;
 		loop->now_valid = false;
 		if (evq__unlikely(loop->hook_head[EVQ_HOOK_CHECK] != NULL))
