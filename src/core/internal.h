@@ -67,6 +67,9 @@ enum {
 	EVQ__OP_NATIVE,		/* handed to the backend (op_start) */
 	EVQ__OP_CLOSE_WAIT,	/* emulation: a close op waits for the ops
 				 * on its fd that pool threads are running */
+	EVQ__OP_KERNEL,		/* NATIVE, queued by evq_op_submit's fast
+				 * path (op_queue): not on the in-flight
+				 * list (core/ops.c) */
 };
 
 /* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */

@@ -254,6 +254,20 @@ static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 		loop->active++;
 }
 
+/* An op the backend took from evq_op_submit's fast path (EVQ__OP_KERNEL)
+ * is not on the list, only counted: the list serves what the core itself
+ * must find (cancels of what it holds, close, the emulation's checks,
+ * the loop's free), and the kernel finds its own ops (a cancel of an op
+ * not on the list goes to the backend, which says -ENOENT if it has none
+ * such: do_cancel). That keeps the list's upkeep off the common op. */
+static inline void inflight_count_off(struct evq_loop *loop,
+				      const struct evq_op *op)
+{
+	loop->nops--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
+}
+
 static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 {
 	if (loop->ops_cursor == op)
@@ -466,11 +480,14 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		op->link = NULL;
 		if (link)
 			ok = op_success(op, res);
-		op->state = EVQ__OP_IDLE;
 		if (loop->chain_tail == op)
 			loop->chain_tail = op_success(op, res) ? NULL
 							       : &chain_broken;
-		inflight_remove(loop, op);
+		if (op->state == EVQ__OP_KERNEL)
+			inflight_count_off(loop, op);
+		else
+			inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
 		if (evq__unlikely(loop->cancels != NULL)) {
 			if (cancel_of_one(op))
 				cancels_remove(loop, op);
@@ -533,7 +550,7 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 	struct evq_op *op = d.op;
 	bool rearm = false;
 
-	if (op->state == EVQ__OP_NATIVE) {
+	if (op->state == EVQ__OP_NATIVE || op->state == EVQ__OP_KERNEL) {
 		if (!native_result(&d))
 			return;
 		/* A multishot op the backend runs single-shot: this result
@@ -578,8 +595,11 @@ void evq__ops_deliver(struct evq_loop *loop)
 			struct evq__done d = loop->done[i];	/* may move */
 
 			if (evq__likely(plain(loop, &d))) {
+				if (evq__likely(d.op->state == EVQ__OP_KERNEL))
+					inflight_count_off(loop, d.op);
+				else
+					inflight_remove(loop, d.op);
 				d.op->state = EVQ__OP_IDLE;
-				inflight_remove(loop, d.op);
 				loop->callbacks++;
 				d.op->cb(loop, d.op, d.res, 0);
 				continue;
@@ -705,11 +725,61 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	return 0;
 }
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+/* evq_op_submit's common op, taken by a backend that queues it now
+ * (op_queue): off the in-flight list (see inflight_count_off), only
+ * counted. Out of line, so that evq_op_submit itself needs no frame. */
+static __attribute__((noinline)) int submit_kernel(struct evq_loop *loop,
+						   struct evq_op *op)
 {
 	int r;
 
+	op->state = EVQ__OP_KERNEL;
+	r = loop->backend->op_queue(loop, op);
+	if (evq__likely(r == 0)) {
+		loop->nops++;
+		loop->active++;
+		loop->handed_at = loop->waits + 1;
+		return 0;
+	}
+	op->state = EVQ__OP_NATIVE;
+	inflight_add(loop, op);
+	if (r != EVQ__LATER) {
+		loop->handed_at = loop->waits + 1;
+		end(loop, op, r);
+		return 0;
+	}
+	sq_append(loop, op);
+	return 0;
+}
+
+/* evq_op_submit's common op otherwise: on the in-flight list, and
+ * queued for the next iteration's start, or (emulation) set waiting on
+ * the registration its fd keeps. */
+static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
+						 struct evq_op *op)
+{
+	inflight_add(loop, op);
+	if (loop->running && !native(loop)) {
+		if (loop->sq_head) {
+			/* Queued before it on the same fd: it waits its
+			 * turn (another read's start must come first). */
+			if (!queued_on(loop, op->fd) &&
+			    evq__emul_queue(loop, op))
+				return 0;
+		} else if (!loop->backend->op_queue &&
+			   evq__emul_queue(loop, op)) {
+			/* Emulated: a read that will only wait on the
+			 * registration its fd keeps waits now (emul.c). */
+			return 0;
+		}
+	}
+	sq_append(loop, op);
+	return 0;
+}
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
 	/* The common submission: no flag, no pool, no chain open, an idle
 	 * op of a known kind on a loop not being freed. */
 	if (evq__unlikely(!op))
@@ -725,7 +795,6 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	op->link = NULL;
 	op->cflags = 0;
 	op->flags = 0;
-	inflight_add(loop, op);
 	/* On a backend that runs every op, the op of a running loop takes
 	 * its SQE now instead of at the next iteration's start. That is
 	 * still only queuing (the kernel takes it at the next wait, as it
@@ -737,33 +806,11 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	 * user closed the fd). Only in a running loop, whose thread is the
 	 * ring's (backend_uring.c, note n). Cancels and closes always start
 	 * with their batch. */
-	if (loop->running) {
-		if (loop->sq_head) {
-			/* Queued before it on the same fd: it waits its
-			 * turn (another read's start must come first). */
-			if (!native(loop) && !queued_on(loop, op->fd) &&
-			    evq__emul_queue(loop, op))
-				return 0;
-		} else if (loop->backend->op_queue) {
-			if (op->code != EVQ_OP_CANCEL &&
-			    op->code != EVQ_OP_CLOSE) {
-				op->state = EVQ__OP_NATIVE;
-				r = loop->backend->op_queue(loop, op);
-				if (evq__likely(r != EVQ__LATER)) {
-					loop->handed_at = loop->waits + 1;
-					if (evq__unlikely(r < 0))
-						end(loop, op, r);
-					return 0;
-				}
-			}
-		} else if (!native(loop) && evq__emul_queue(loop, op)) {
-			/* Emulated: a read that will only wait on the
-			 * registration its fd keeps waits now (emul.c). */
-			return 0;
-		}
-	}
-	sq_append(loop, op);
-	return 0;
+	if (evq__likely(loop->running) && !loop->sq_head &&
+	    loop->backend->op_queue && op->code != EVQ_OP_CANCEL &&
+	    op->code != EVQ_OP_CLOSE)
+		return submit_kernel(loop, op);
+	return submit_core(loop, op);
 }
 
 int evq_op_is_active(const struct evq_op *op)
@@ -829,6 +876,7 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 		}
 		break;
 	case EVQ__OP_NATIVE:
+	case EVQ__OP_KERNEL:
 		return native(loop) ? 1 : -EALREADY;
 	case EVQ__OP_IDLE:
 		return -ENOENT;
@@ -901,8 +949,11 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 		}
 		return n > 0 ? n : -ENOENT;
 	}
-	if (t == op || !in_flight(loop, t))
+	if (t == op)
 		return -ENOENT;
+	if (!in_flight(loop, t))	/* maybe one the kernel has, off the
+					 * list (EVQ__OP_KERNEL) */
+		return native(loop) ? TO_BACKEND : -ENOENT;
 	n = cancel_one(loop, t);
 	return n == 1 ? TO_BACKEND : n;
 }
