@@ -631,12 +631,8 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	 * to its caller, and a plain close() made since would not stop
 	 * their delivery. Check each one's registration (one epoll_ctl
 	 * each); a loop run with EVQ_RUN_DEFAULT never pays this. */
-	if (evq__unlikely(n > 0 && st->epoll_run != loop->runs)) {
-		st->set.verify_all = true;
-		n = evq__epoll_set_translate(loop, &st->set, n);
-		st->set.verify_all = false;
-		return n;
-	}
+	if (evq__unlikely(n > 0 && st->epoll_run != loop->runs))
+		return evq__epoll_set_translate_verify(loop, &st->set, n);
 	return evq__epoll_set_translate(loop, &st->set, n);
 }
 

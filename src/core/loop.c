@@ -170,8 +170,11 @@ unsigned evq_loop_active(const struct evq_loop *loop)
  * a busy loop, nothing needs checking yet; a look that finds nothing is
  * followed by the check, then the wait. */
 static __attribute__((noinline)) int64_t
-block_timeout(struct evq_loop *loop, bool *look)
+block_timeout(struct evq_loop *loop, bool busy, enum evq_run_mode mode,
+	      bool *look)
 {
+	if (busy || mode == EVQ_RUN_NOWAIT || loop->nidle)
+		return 0;
 	if (loop->unverified) {
 		if (!loop->looked) {
 			*look = true;
@@ -243,13 +246,13 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
-		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT ||
-				  loop->nidle))
-			timeout = 0;
-		else if (evq__likely((loop->heap_len | loop->unverified) == 0))
+		/* One test for the common wait: forever. */
+		if (evq__likely((busy | loop->nidle | loop->heap_len |
+				 loop->unverified) == 0 &&
+				mode != EVQ_RUN_NOWAIT))
 			timeout = -1;
 		else
-			timeout = block_timeout(loop, &look);
+			timeout = block_timeout(loop, busy, mode, &look);
 
 		n = loop->backend->wait(loop, timeout);
 		if (evq__unlikely(look))
@@ -271,19 +274,25 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 			err = n;
 			break;
 		}
-		/* Idle hooks run after a wait that found nothing, with no
-		 * work queued (the clock is read only when they exist). */
-		idle = evq__unlikely(loop->nidle != 0) && n <= 0 &&
-		       !loop->ndone && !busy &&
-		       !(loop->heap_len && evq__timer_due(loop));
-		/* Results that found no room on the road wait, parked, on
-		 * the start queue: the next iteration does not block. */
-		if (loop->ndone)
-			evq__ops_deliver(loop);
-		if (loop->heap_len)
-			evq__timer_run(loop);
-		if (evq__unlikely(idle) && !loop->stop)
-			evq__hooks_run(loop, EVQ_HOOK_IDLE);
+		/* Results, timers, idle hooks: one test when there are
+		 * none, as in a busy loop of readiness only. */
+		if ((loop->ndone | loop->heap_len | loop->nidle) != 0) {
+			/* Idle hooks run after a wait that found nothing,
+			 * with no work queued (the clock is read only when
+			 * they exist). */
+			idle = evq__unlikely(loop->nidle != 0) && n <= 0 &&
+			       !loop->ndone && !busy &&
+			       !(loop->heap_len && evq__timer_due(loop));
+			/* Results that found no room on the road wait,
+			 * parked, on the start queue: the next iteration
+			 * does not block. */
+			if (loop->ndone)
+				evq__ops_deliver(loop);
+			if (loop->heap_len)
+				evq__timer_run(loop);
+			if (evq__unlikely(idle) && !loop->stop)
+				evq__hooks_run(loop, EVQ_HOOK_IDLE);
+		}
 
 		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;
