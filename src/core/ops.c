@@ -268,7 +268,7 @@ static inline void inflight_count_off(struct evq_loop *loop,
 		loop->active--;
 }
 
-static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
 {
 	if (loop->ops_cursor == op)
 		loop->ops_cursor = op->next;
@@ -284,6 +284,15 @@ static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 	loop->nops--;
 	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
 		loop->active--;
+}
+
+/* Before op's state becomes IDLE: it tells whether op is on the list. */
+static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+{
+	if (evq__unlikely(op->state == EVQ__OP_KERNEL))
+		inflight_count_off(loop, op);
+	else
+		inflight_unlink(loop, op);
 }
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
@@ -483,10 +492,7 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		if (loop->chain_tail == op)
 			loop->chain_tail = op_success(op, res) ? NULL
 							       : &chain_broken;
-		if (op->state == EVQ__OP_KERNEL)
-			inflight_count_off(loop, op);
-		else
-			inflight_remove(loop, op);
+		inflight_remove(loop, op);
 		op->state = EVQ__OP_IDLE;
 		if (evq__unlikely(loop->cancels != NULL)) {
 			if (cancel_of_one(op))
@@ -590,15 +596,27 @@ static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 
 void evq__ops_deliver(struct evq_loop *loop)
 {
-	{
+	/* Only a backend with op_queue has ops off the list. */
+	if (loop->backend->op_queue) {
 		for (int i = 0; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
 
 			if (evq__likely(plain(loop, &d))) {
-				if (evq__likely(d.op->state == EVQ__OP_KERNEL))
-					inflight_count_off(loop, d.op);
-				else
-					inflight_remove(loop, d.op);
+				inflight_remove(loop, d.op);
+				d.op->state = EVQ__OP_IDLE;
+				loop->callbacks++;
+				d.op->cb(loop, d.op, d.res, 0);
+				continue;
+			}
+			deliver_one(loop, d);
+		}
+		loop->ndone = 0;
+	} else {
+		for (int i = 0; i < loop->ndone; i++) {
+			struct evq__done d = loop->done[i];	/* may move */
+
+			if (evq__likely(plain(loop, &d))) {
+				inflight_unlink(loop, d.op);
 				d.op->state = EVQ__OP_IDLE;
 				loop->callbacks++;
 				d.op->cb(loop, d.op, d.res, 0);
