@@ -385,16 +385,23 @@ static int own_ring(struct uring_state *st)
 static int enter(struct uring_state *st, unsigned to_submit,
 		 unsigned min_complete, int64_t timeout_ns)
 {
+	/* Without a timeout the kernel reads the same argument each time. */
+	static const struct io_uring_getevents_arg forever = {
+		.sigmask_sz = _NSIG / 8
+	};
 	struct __kernel_timespec ts;
-	struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8 };
+	struct io_uring_getevents_arg arg;
+	const struct io_uring_getevents_arg *argp = &forever;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int fd = st->ring.ring_fd;
 	long r;
 
-	if (timeout_ns >= 0 && min_complete) {
+	if (evq__unlikely(timeout_ns >= 0 && min_complete)) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
+		arg = forever;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
+		argp = &arg;
 	}
 	if (evq__unlikely(!st->owned)) {
 		int e = own_ring(st);
@@ -411,7 +418,7 @@ static int enter(struct uring_state *st, unsigned to_submit,
 	}
 	/* Made directly (sys.h): libc's syscall() goes through errno. */
 	r = evq__syscall6(__NR_io_uring_enter, fd, to_submit, min_complete,
-			  flags, (long)(uintptr_t)&arg, sizeof(arg));
+			  flags, (long)(uintptr_t)argp, sizeof(*argp));
 	return (int)r;
 }
 
@@ -461,6 +468,18 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 		uint64_t tag = cqe->user_data;
 
 		if (evq__likely(tag > TAG_EPOLL)) {
+			if (evq__likely(cqe->flags == 0)) {
+				/* An op's last result, no buffer: the
+				 * common CQE, straight onto the road. */
+				struct evq__done *d =
+					&loop->done[loop->ndone++];
+
+				st->inflight--;
+				d->op = (struct evq_op *)(uintptr_t)tag;
+				d->res = cqe->res;
+				d->flags = 0;
+				continue;
+			}
 			reap_op(loop, st, (struct evq_op *)(uintptr_t)tag, cqe);
 		} else if (tag == TAG_EPOLL) {
 			st->epoll_armed = false;
@@ -586,7 +605,12 @@ static int wait_direct(struct evq_loop *loop, struct uring_state *st,
 	return evq__epoll_set_translate(loop, &st->set, n);
 }
 
-static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
+static int wait_tail(struct evq_loop *loop, struct uring_state *st,
+		     int max);
+
+/* Every wait but the common one (uring_wait). */
+static __attribute__((noinline)) int
+uring_wait_full(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct uring_state *st = loop->backend_data;
 	/* No rebuild while a wait is armed: the kernel took its epoll fd
@@ -594,7 +618,7 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	 * Every wait that is not armed afterwards is armed on the new set. */
 	int max = evq__epoll_set_prepare(loop, &st->set, &timeout_ns,
 					 !st->epoll_armed);
-	int r, n;
+	int r;
 
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
 	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
@@ -616,7 +640,14 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	    r != -EAGAIN)
 		return r;
 	reap(loop, st);
-	n = st->epoll_ready;
+	return wait_tail(loop, st, max);
+}
+
+/* After the reap: hand the readiness the ring collected to the core. */
+static int wait_tail(struct evq_loop *loop, struct uring_state *st, int max)
+{
+	int n = st->epoll_ready;
+
 	st->epoll_ready = 0;
 	if (st->epoll_fired) {
 		/* Fallback readiness: the set said readable; collect. */
@@ -634,6 +665,38 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	if (evq__unlikely(n > 0 && st->epoll_run != loop->runs))
 		return evq__epoll_set_translate_verify(loop, &st->set, n);
 	return evq__epoll_set_translate(loop, &st->set, n);
+}
+
+/* The common wait of a ring with ops in flight: the readiness SQE is in
+ * the kernel, nothing it collected waits, no rebuild is due and no fd is
+ * always ready. uring_wait_full does the same then, with more tests. */
+static __attribute__((noinline)) int
+uring_wait_ring(struct evq_loop *loop, struct uring_state *st,
+		int64_t timeout_ns)
+{
+	int r;
+
+	if (io_uring_cq_ready(&st->ring))
+		timeout_ns = 0;
+	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
+	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
+	    r != -EAGAIN)
+		return r;
+	reap(loop, st);
+	if (evq__likely(st->epoll_ready == 0) && evq__likely(!st->epoll_fired))
+		return 0;	/* op completions only */
+	return wait_tail(loop, st, loop->fired_cap);
+}
+
+static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct uring_state *st = loop->backend_data;
+
+	if (evq__likely(st->epoll_armed && !st->epoll_fired &&
+			!st->epoll_ready && !st->set.stale &&
+			!st->set.nalways))
+		return uring_wait_ring(loop, st, timeout_ns);
+	return uring_wait_full(loop, timeout_ns);
 }
 
 /* ------------------------------------------------------------------------
@@ -807,15 +870,33 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
+/* op_queue's SQE for an op other than a plain read or write. */
+static __attribute__((noinline)) int
+op_queue_other(struct evq_loop *loop, struct uring_state *st,
+	       struct io_uring_sqe *sqe, struct evq_op *op)
+{
+	int r = prep_op(loop, st, sqe, op);
+
+	if (evq__unlikely(r < 0)) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		return r;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+	st->inflight++;
+	return 0;
+}
+
 /* backend->op_queue: a plain op's SQE, if the SQ has room for it without
- * entering the ring (the kernel's head is read again before saying no). */
+ * entering the ring (the kernel's head is read again before saying no).
+ * A plain read or write (no pool: op_queue gets no flags), the common
+ * op, is filled here without prep_op's switch, and calls nothing. */
 static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 {
 	struct uring_state *st = loop->backend_data;
 	struct io_uring_sq *sq = &st->ring.sq;
 	struct io_uring_sqe *sqe;
 	unsigned tail = sq->sqe_tail;
-	int r;
 
 	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
 		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
@@ -824,24 +905,13 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 	}
 	sq->sqe_tail = tail + 1;
 	sqe = &sq->sqes[tail & sq->ring_mask];
-	/* A plain read or write (no pool: op_queue gets no flags) is the
-	 * common op: its SQE without prep_op's switch. */
-	if (op->code == EVQ_OP_READ) {
-		io_uring_prep_read(sqe, op->fd, op->u.rw.buf,
-				   (unsigned)op->u.rw.len, op->u.rw.off);
-		r = 0;
-	} else if (op->code == EVQ_OP_WRITE) {
-		io_uring_prep_write(sqe, op->fd, op->u.rw.buf,
-				    (unsigned)op->u.rw.len, op->u.rw.off);
-		r = 0;
-	} else {
-		r = prep_op(loop, st, sqe, op);
-	}
-	if (evq__unlikely(r < 0)) {
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		return r;
-	}
+	if (evq__unlikely(op->code != EVQ_OP_READ &&
+			  op->code != EVQ_OP_WRITE))
+		return op_queue_other(loop, st, sqe, op);
+	io_uring_prep_rw(op->code == EVQ_OP_READ ? IORING_OP_READ
+						 : IORING_OP_WRITE,
+			 sqe, op->fd, op->u.rw.buf, (unsigned)op->u.rw.len,
+			 op->u.rw.off);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 	st->inflight++;
 	return 0;

@@ -170,11 +170,8 @@ unsigned evq_loop_active(const struct evq_loop *loop)
  * a busy loop, nothing needs checking yet; a look that finds nothing is
  * followed by the check, then the wait. */
 static __attribute__((noinline)) int64_t
-block_timeout(struct evq_loop *loop, bool busy, enum evq_run_mode mode,
-	      bool *look)
+block_timeout(struct evq_loop *loop, bool *look)
 {
-	if (busy || mode == EVQ_RUN_NOWAIT || loop->nidle)
-		return 0;
 	if (loop->unverified) {
 		if (!loop->looked) {
 			*look = true;
@@ -251,8 +248,10 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 				 loop->unverified) == 0 &&
 				mode != EVQ_RUN_NOWAIT))
 			timeout = -1;
+		else if (busy || mode == EVQ_RUN_NOWAIT || loop->nidle)
+			timeout = 0;
 		else
-			timeout = block_timeout(loop, busy, mode, &look);
+			timeout = block_timeout(loop, &look);
 
 		n = loop->backend->wait(loop, timeout);
 		if (evq__unlikely(look))

@@ -600,7 +600,22 @@ void evq__ops_deliver(struct evq_loop *loop)
 	if (loop->backend->op_queue) {
 		for (int i = 0; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
+			struct evq_op *op = d.op;
 
+			/* The common result there: an op op_queue took (never
+			 * a cancel: those start with their batch), no flag,
+			 * no restart code, no cancel in flight. */
+			if (evq__likely(op->state == EVQ__OP_KERNEL &&
+					(d.flags | op->flags) == 0 &&
+					(unsigned)(d.res + 516) > 4 &&
+					!loop->cancels)) {
+				loop->nops--;
+				loop->active--;	/* flags 0: not UNREF */
+				op->state = EVQ__OP_IDLE;
+				loop->callbacks++;
+				op->cb(loop, op, d.res, 0);
+				continue;
+			}
 			if (evq__likely(plain(loop, &d))) {
 				inflight_remove(loop, d.op);
 				d.op->state = EVQ__OP_IDLE;
@@ -745,28 +760,39 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 
 /* evq_op_submit's common op, taken by a backend that queues it now
  * (op_queue): off the in-flight list (see inflight_count_off), only
- * counted. Out of line, so that evq_op_submit itself needs no frame. */
+ * counted; counted first, so that nothing is left to do after the
+ * backend's call but to look at its answer. Out of line, so that
+ * evq_op_submit itself needs no frame. */
+static int submit_refused(struct evq_op *op, int r);
+
 static __attribute__((noinline)) int submit_kernel(struct evq_loop *loop,
 						   struct evq_op *op)
 {
 	int r;
 
 	op->state = EVQ__OP_KERNEL;
+	loop->nops++;
+	loop->active++;	/* no EVQ_OP_UNREF on this path */
+	loop->handed_at = loop->waits + 1;
 	r = loop->backend->op_queue(loop, op);
-	if (evq__likely(r == 0)) {
-		loop->nops++;
-		loop->active++;
-		loop->handed_at = loop->waits + 1;
+	if (evq__likely(r == 0))
 		return 0;
-	}
+	return submit_refused(op, r);
+}
+
+/* The backend's op_queue refused op (EVQ__LATER, or -errno): undo the
+ * count evq_op_submit made, and put op on the list, the long way. */
+static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
+{
+	struct evq_loop *loop = op->loop;
+
+	inflight_count_off(loop, op);
 	op->state = EVQ__OP_NATIVE;
 	inflight_add(loop, op);
-	if (r != EVQ__LATER) {
-		loop->handed_at = loop->waits + 1;
+	if (r != EVQ__LATER)
 		end(loop, op, r);
-		return 0;
-	}
-	sq_append(loop, op);
+	else
+		sq_append(loop, op);
 	return 0;
 }
 
