@@ -163,7 +163,8 @@ struct uring_state {
 				 * not yet handed to the core */
 	bool owned;		/* note n: a thread has entered the ring */
 	int reg_index;		/* registered ring fd of the owner, or -1 */
-	pthread_t owner;	/* the thread that first entered */
+	uintptr_t owner;	/* the thread that first entered
+				 * (this_thread()) */
 	pid_t owner_tid;
 	pid_t pid;		/* the process that made the ring */
 	bool multishot_accept;	/* note h */
@@ -357,6 +358,23 @@ static unsigned sq_flush(struct io_uring *ring)
 	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* Which thread runs: the thread pointer where the compiler gives it
+ * (no call: the owner test runs on every enter), else pthread_self().
+ * Either names a thread uniquely while it lives, which is what note n
+ * needs. */
+static inline uintptr_t this_thread(void)
+{
+#if defined(__has_builtin)
+#if __has_builtin(__builtin_thread_pointer)
+	return (uintptr_t)__builtin_thread_pointer();
+#else
+	return (uintptr_t)pthread_self();
+#endif
+#else
+	return (uintptr_t)pthread_self();
+#endif
+}
+
 /* Note n: the first thread to enter the ring owns it: enable the ring
  * (made disabled, so that SINGLE_ISSUER binds it to this thread, not to
  * the one that made the loop) and register its fd in this thread's
@@ -372,7 +390,7 @@ static int own_ring(struct uring_state *st)
 	    syscall(__NR_io_uring_register, st->ring.ring_fd,
 		    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
 		return -errno;
-	st->owner = pthread_self();
+	st->owner = this_thread();
 	st->owner_tid = (pid_t)syscall(SYS_gettid);
 	st->owned = true;
 	/* 5.18; without it the ring is entered by its fd. */
@@ -412,7 +430,7 @@ static int enter(struct uring_state *st, unsigned to_submit,
 	/* The registered index means this ring only in the owner thread;
 	 * another thread enters by the fd, and a SINGLE_ISSUER ring then
 	 * says -EEXIST (note n). */
-	if (st->reg_index >= 0 && pthread_equal(st->owner, pthread_self())) {
+	if (st->reg_index >= 0 && st->owner == this_thread()) {
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
@@ -670,10 +688,24 @@ static int wait_tail(struct evq_loop *loop, struct uring_state *st, int max)
 /* The common wait of a ring with ops in flight: the readiness SQE is in
  * the kernel, nothing it collected waits, no rebuild is due and no fd is
  * always ready. uring_wait_full does the same then, with more tests. */
+/* uring_wait_ring's end when a CQE is not an op's plain last result, or
+ * the road has no room: the general reap, from the CQ's head on. */
+static __attribute__((noinline)) int
+wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
+{
+	reap(loop, st);
+	if (st->epoll_ready == 0 && !st->epoll_fired)
+		return 0;
+	return wait_tail(loop, st, loop->fired_cap);
+}
+
 static __attribute__((noinline)) int
 uring_wait_ring(struct evq_loop *loop, struct uring_state *st,
 		int64_t timeout_ns)
 {
+	struct io_uring_cq *cq = &st->ring.cq;
+	struct evq__done *d;
+	unsigned head, n, i;
 	int r;
 
 	if (io_uring_cq_ready(&st->ring))
@@ -682,7 +714,30 @@ uring_wait_ring(struct evq_loop *loop, struct uring_state *st,
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
 		return r;
-	reap(loop, st);
+	/* reap(), for CQEs that are all plain last results of ops (no
+	 * flag, no buffer: the common batch), that the road has room for:
+	 * the first other one hands the rest to reap(). */
+	head = *cq->khead;
+	n = io_uring_smp_load_acquire(cq->ktail) - head;
+	if (evq__unlikely(loop->ndone + (int)n > loop->done_cap))
+		return wait_reap_rest(loop, st);
+	d = &loop->done[loop->ndone];
+	for (i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe =
+			&cq->cqes[(head + i) & cq->ring_mask];
+
+		if (evq__unlikely(cqe->user_data <= TAG_EPOLL ||
+				  cqe->flags != 0))
+			break;
+		d[i].op = (struct evq_op *)(uintptr_t)cqe->user_data;
+		d[i].res = cqe->res;
+		d[i].flags = 0;
+	}
+	loop->ndone += (int)i;
+	st->inflight -= i;
+	io_uring_smp_store_release(cq->khead, head + i);
+	if (evq__unlikely(i != n))
+		return wait_reap_rest(loop, st);
 	if (evq__likely(st->epoll_ready == 0) && evq__likely(!st->epoll_fired))
 		return 0;	/* op completions only */
 	return wait_tail(loop, st, loop->fired_cap);
