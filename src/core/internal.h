@@ -373,6 +373,14 @@ EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
 /* From evq_op_submit, with nothing queued before op: start op now if that
  * only sets it waiting without a syscall; false if it did not. */
 EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
+/* Only reads are ever taken by evq__emul_queue: the test that spares
+ * every other op the call. */
+static inline bool evq__emul_may_queue(const struct evq_op *op)
+{
+	_Static_assert(EVQ_OP__COUNT <= 32, "op codes fit a 32-bit mask");
+	return (1u << op->code) & (1u << EVQ_OP_READ | 1u << EVQ_OP_READV |
+				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
+}
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* Start the close ops that waited for pool jobs on their fd once those
  * are reaped (all of them, at once, when force: the loop's free). */

@@ -239,8 +239,19 @@ void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
  * Bookkeeping: the in-flight list and the queue
  * ------------------------------------------------------------------------ */
 
-/* The in-flight list is in submission order, oldest first. */
-static void inflight_add(struct evq_loop *loop, struct evq_op *op)
+/* The in-flight list holds the ops the core must find itself: for a
+ * cancel (by op or by fd), a close, the emulation's checks (emul.c) and
+ * the loop's free. It is in the order ops joined it, oldest first.
+ *
+ * An op of evq_op_submit's fast path is only counted, off the list
+ * (op->next == op), while nothing needs to find it there: queued (the
+ * start queue is walked instead), handed to a backend that runs every op
+ * (its kernel finds its own: a cancel of an op not on the list goes to
+ * it, and it says -ENOENT when it has no such op), or finished (its
+ * result on the road is found there). It joins the list only when it
+ * goes waiting in the core (op_start). That keeps the list's upkeep off
+ * the common op: a write that completes as it starts, a native op. */
+static void inflight_link(struct evq_loop *loop, struct evq_op *op)
 {
 	op->next = NULL;
 	op->prev = loop->ops_tail;
@@ -249,17 +260,29 @@ static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 	else
 		loop->ops_head = op;
 	loop->ops_tail = op;
+}
+
+static void inflight_add(struct evq_loop *loop, struct evq_op *op)
+{
+	inflight_link(loop, op);
 	loop->nops++;
 	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
 		loop->active++;
 }
 
-/* An op the backend took from evq_op_submit's fast path (EVQ__OP_KERNEL)
- * is not on the list, only counted: the list serves what the core itself
- * must find (cancels of what it holds, close, the emulation's checks,
- * the loop's free), and the kernel finds its own ops (a cancel of an op
- * not on the list goes to the backend, which says -ENOENT if it has none
- * such: do_cancel). That keeps the list's upkeep off the common op. */
+/* The fast path's op (no flag: not EVQ_OP_UNREF), counted off the list. */
+static inline void inflight_count(struct evq_loop *loop, struct evq_op *op)
+{
+	op->next = op;
+	loop->nops++;
+	loop->active++;
+}
+
+static inline bool inflight_off(const struct evq_op *op)
+{
+	return op->next == op;
+}
+
 static inline void inflight_count_off(struct evq_loop *loop,
 				      const struct evq_op *op)
 {
@@ -286,10 +309,10 @@ static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
 		loop->active--;
 }
 
-/* Before op's state becomes IDLE: it tells whether op is on the list. */
+/* An op's last result: it leaves the list, or only the count. */
 static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 {
-	if (evq__unlikely(op->state == EVQ__OP_KERNEL))
+	if (inflight_off(op))
 		inflight_count_off(loop, op);
 	else
 		inflight_unlink(loop, op);
@@ -631,7 +654,7 @@ void evq__ops_deliver(struct evq_loop *loop)
 			struct evq__done d = loop->done[i];	/* may move */
 
 			if (evq__likely(plain(loop, &d))) {
-				inflight_unlink(loop, d.op);
+				inflight_remove(loop, d.op);
 				d.op->state = EVQ__OP_IDLE;
 				loop->callbacks++;
 				d.op->cb(loop, d.op, d.res, 0);
@@ -771,8 +794,7 @@ static __attribute__((noinline)) int submit_kernel(struct evq_loop *loop,
 	int r;
 
 	op->state = EVQ__OP_KERNEL;
-	loop->nops++;
-	loop->active++;	/* no EVQ_OP_UNREF on this path */
+	inflight_count(loop, op);
 	loop->handed_at = loop->waits + 1;
 	r = loop->backend->op_queue(loop, op);
 	if (evq__likely(r == 0))
@@ -786,9 +808,8 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 {
 	struct evq_loop *loop = op->loop;
 
-	inflight_count_off(loop, op);
 	op->state = EVQ__OP_NATIVE;
-	inflight_add(loop, op);
+	inflight_link(loop, op);
 	if (r != EVQ__LATER)
 		end(loop, op, r);
 	else
@@ -802,20 +823,17 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
 						 struct evq_op *op)
 {
-	inflight_add(loop, op);
-	if (loop->running && !native(loop)) {
-		if (loop->sq_head) {
-			/* Queued before it on the same fd: it waits its
-			 * turn (another read's start must come first). */
-			if (!queued_on(loop, op->fd) &&
-			    evq__emul_queue(loop, op))
-				return 0;
-		} else if (!loop->backend->op_queue &&
-			   evq__emul_queue(loop, op)) {
-			/* Emulated: a read that will only wait on the
-			 * registration its fd keeps waits now (emul.c). */
-			return 0;
-		}
+	inflight_count(loop, op);
+	/* Emulated: a read that will only wait on the registration its fd
+	 * keeps waits now (emul.c), and joins the list. Not when an op on
+	 * the same fd is queued before it: it waits its turn (another
+	 * read's start must come first). */
+	if (evq__emul_may_queue(op) && loop->running && !native(loop) &&
+	    (loop->sq_head ? !queued_on(loop, op->fd)
+			   : !loop->backend->op_queue) &&
+	    evq__emul_queue(loop, op)) {
+		inflight_link(loop, op);
+		return 0;
 	}
 	sq_append(loop, op);
 	return 0;
@@ -948,6 +966,23 @@ static bool has_fd(const struct evq_op *op)
 	}
 }
 
+/* Cancel the ops on fd in one start queue that are off the list. */
+static int cancel_queued_fd(struct evq_loop *loop, struct evq_op **head,
+			    int fd, const struct evq_op *self)
+{
+	struct evq_op *o, *next;
+	int n = 0;
+
+	for (o = *head; o; o = next) {
+		next = o->qnext;
+		if (o != self && inflight_off(o) &&
+		    o->state == EVQ__OP_QUEUED && has_fd(o) && o->fd == fd &&
+		    cancel_one(loop, o) == 0)
+			n++;
+	}
+	return n;
+}
+
 /* Cancel every op on fd that the core can; returns how many were. */
 static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
@@ -960,6 +995,10 @@ static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 			n++;
 	}
 	loop->ops_cursor = NULL;
+	/* Queued ops off the list (inflight_link): the ones on the list
+	 * were cancelled above, and leave the queues there. */
+	n += cancel_queued_fd(loop, &loop->batch_head, fd, self);
+	n += cancel_queued_fd(loop, &loop->sq_head, fd, self);
 	return n;
 }
 
@@ -970,6 +1009,17 @@ static bool in_flight(const struct evq_loop *loop, const struct evq_op *t)
 {
 	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
 		if (o == t)
+			return true;
+	/* Off the list (inflight_link): queued, or finished with its
+	 * result on the road. */
+	for (const struct evq_op *o = loop->sq_head; o; o = o->qnext)
+		if (o == t)
+			return true;
+	for (const struct evq_op *o = loop->batch_head; o; o = o->qnext)
+		if (o == t)
+			return true;
+	for (int i = 0; i < loop->ndone; i++)
+		if (loop->done[i].op == t)
 			return true;
 	return false;
 }
@@ -1064,6 +1114,8 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 		r = loop->backend->op_start(loop, op);
 		if (r == 0) {
 			loop->handed_at = loop->waits + 1;
+			if (inflight_off(op))	/* the core cancels it */
+				inflight_link(loop, op);
 			return;
 		}
 		op->state = EVQ__OP_QUEUED;
@@ -1074,6 +1126,10 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 		/* EVQ__EMULATE: not one the backend runs itself. */
 	}
 	evq__emul_start(loop, op);
+	/* Waiting in the core (readiness, a timer, the pool, a close's
+	 * wait): it joins the list, where a cancel or a close finds it. */
+	if (inflight_off(op) && op->state != EVQ__OP_DONE)
+		inflight_link(loop, op);
 }
 
 /* ------------------------------------------------------------------------
