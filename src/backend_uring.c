@@ -686,8 +686,9 @@ static int wait_tail(struct evq_loop *loop, struct uring_state *st, int max)
 }
 
 /* The common wait of a ring with ops in flight: the readiness SQE is in
- * the kernel, nothing it collected waits, no rebuild is due and no fd is
- * always ready. uring_wait_full does the same then, with more tests. */
+ * the kernel, nothing it collected waits, no rebuild is due, no fd is
+ * always ready, the ring has its owner, and the wait is a look or has no
+ * end. uring_wait_full does the same then, with more tests. */
 /* uring_wait_ring's end when a CQE is not an op's plain last result, or
  * the road has no room: the general reap, from the CQ's head on. */
 static __attribute__((noinline)) int
@@ -700,20 +701,31 @@ wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
 }
 
 static __attribute__((noinline)) int
-uring_wait_ring(struct evq_loop *loop, struct uring_state *st,
-		int64_t timeout_ns)
+uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 {
+	static const struct io_uring_getevents_arg forever = {
+		.sigmask_sz = _NSIG / 8
+	};
 	struct io_uring_cq *cq = &st->ring.cq;
+	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	int fd = st->ring.ring_fd;
 	struct evq__done *d;
 	unsigned head, n, i;
-	int r;
+	long r;
 
-	if (io_uring_cq_ready(&st->ring))
-		timeout_ns = 0;
-	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
+	/* enter(), for a ring its owner entered before (note n), with no
+	 * timeout: wait for one CQE unless some are there, or look. */
+	if (evq__likely(st->reg_index >= 0) &&
+	    evq__likely(st->owner == this_thread())) {
+		flags |= IORING_ENTER_REGISTERED_RING;
+		fd = st->reg_index;
+	}
+	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(&st->ring),
+			  block && !io_uring_cq_ready(&st->ring), flags,
+			  (long)(uintptr_t)&forever, sizeof(forever));
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
-		return r;
+		return (int)r;
 	/* reap(), for CQEs that are all plain last results of ops (no
 	 * flag, no buffer: the common batch), that the road has room for:
 	 * the first other one hands the rest to reap(). */
@@ -749,8 +761,8 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 
 	if (evq__likely(st->epoll_armed && !st->epoll_fired &&
 			!st->epoll_ready && !st->set.stale &&
-			!st->set.nalways))
-		return uring_wait_ring(loop, st, timeout_ns);
+			!st->set.nalways && st->owned && timeout_ns <= 0))
+		return uring_wait_ring(loop, st, timeout_ns != 0);
 	return uring_wait_full(loop, timeout_ns);
 }
 
