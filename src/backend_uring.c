@@ -364,13 +364,13 @@ static unsigned sq_flush(struct io_uring *ring)
  * needs. */
 static inline uintptr_t this_thread(void)
 {
-#if defined(__has_builtin)
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__has_builtin)
 #if __has_builtin(__builtin_thread_pointer)
+#define EVQ__THREAD_POINTER 1
 	return (uintptr_t)__builtin_thread_pointer();
-#else
-	return (uintptr_t)pthread_self();
 #endif
-#else
+#endif
+#ifndef EVQ__THREAD_POINTER
 	return (uintptr_t)pthread_self();
 #endif
 }

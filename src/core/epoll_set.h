@@ -104,12 +104,18 @@ static inline unsigned evq__epoll_revents(uint32_t ev)
 	return r;
 }
 
-/* A registration's data is fd | gen << 32 (epoll_set.c, ctl), which is
- * the layout of evq__fired's first two fields: copied in one move. */
+/* A registration's data is fd | gen << 32 (epoll_set.c, ctl): on a
+ * little-endian machine, the layout of evq__fired's first two fields,
+ * copied in one move. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 _Static_assert(offsetof(struct evq__fired, fd) == 0 &&
-		       offsetof(struct evq__fired, gen) == 4 &&
-		       __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+		       offsetof(struct evq__fired, gen) == 4,
 	       "evq__fired starts with the epoll data's fd and gen");
+#define EVQ__FIRED_SET_DATA(f, data) memcpy((f), &(data), sizeof(data))
+#else
+#define EVQ__FIRED_SET_DATA(f, data) \
+	((f)->fd = (int)(uint32_t)(data), (f)->gen = (uint32_t)((data) >> 32))
+#endif
 
 /* After a wait returned n events into set->events: fill loop->fired and
  * return how many entries it has. Every EVQ_IO_STALE_LIMIT reports of an
@@ -128,7 +134,7 @@ evq__epoll_set_translate_fd(struct evq_loop *loop, struct evq__epoll_set *set,
 		uint64_t data = e[i].data.u64;
 		int fd = (int)(uint32_t)data;
 
-		memcpy(&f[i], &data, sizeof(data));	/* fd, gen */
+		EVQ__FIRED_SET_DATA(&f[i], data);	/* fd, gen */
 		f[i].revents = evq__epoll_revents(e[i].events);
 		if (evq__unlikely(++loop->fds[fd].reports >=
 				  EVQ_IO_STALE_LIMIT))
