@@ -71,6 +71,9 @@ enum {
 				 * in the backend's batch (xfer_queue); its
 				 * result comes through
 				 * evq__emul_xfer_done */
+	EVQ__OP_KERNEL,		/* NATIVE, queued by evq_op_submit's fast
+				 * path (op_queue): not on the in-flight
+				 * list (core/ops.c) */
 };
 
 /* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */
@@ -421,6 +424,14 @@ EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
 /* From evq_op_submit, with nothing queued before op: start op now if that
  * only sets it waiting without a syscall; false if it did not. */
 EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
+/* Only reads are ever taken by evq__emul_queue: the test that spares
+ * every other op the call. */
+static inline bool evq__emul_may_queue(const struct evq_op *op)
+{
+	_Static_assert(EVQ_OP__COUNT <= 32, "op codes fit a 32-bit mask");
+	return (1u << op->code) & (1u << EVQ_OP_READ | 1u << EVQ_OP_READV |
+				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
+}
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* A transfer taken by backend->xfer_queue has its result: the op goes on
  * as if the syscall had returned res. Called from the backend's wait (or
