@@ -439,8 +439,9 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  * ------------------------------------------------------------------------ */
 
 /* The most reports a watcher gets for a file that stays open elsewhere
- * (dup, fork) after its fd was closed behind the loop's back (epoll, uring;
- * see close-safety at evq_io_start): then it is stopped. */
+ * (dup, fork) after its fd was closed behind the loop's back (epoll, uring),
+ * or for a file that reused its number (aio; see close-safety at
+ * evq_io_start): then it is stopped. */
 #define EVQ_IO_STALE_LIMIT 64
 
 /* Start watching fd for events (EVQ_READ and/or EVQ_WRITE, optionally
@@ -466,8 +467,11 @@ EVQ_API unsigned evq_loop_active(const struct evq_loop *loop);
  *  - poll: a number reused by a file that no watcher starts on is polled
  *    for the old watcher;
  *  - aio: a pending poll keeps the closed file open (a socket's peer sees
- *    no EOF) until evq notices: at the file's next event, or when a
- *    watcher starts on the number (docs/BACKENDS.md).
+ *    no EOF) until evq notices; the file's next event still reaches the
+ *    watcher, once: the poll's re-arm then finds the number closed and
+ *    ends the watch. As with poll, a number reused (before that re-arm)
+ *    by a file that no watcher starts on is polled for the old watcher,
+ *    for at most EVQ_IO_STALE_LIMIT reports (docs/BACKENDS.md).
  * Stop a watcher (or close its fd with an evq close op) before closing
  * and none of these can happen. */
 EVQ_API int evq_io_start(struct evq_loop *loop, struct evq_io *w, int fd,

@@ -33,6 +33,12 @@ struct evq__aio_stats {
 	uint64_t op_refused;		/* io_submit failed an op's iocb */
 	uint64_t op_throttled;		/* flushes that left ops queued: full */
 	uint64_t op_close_canceled;	/* queued ops ended by a close op */
+	/* emulated ops' transfers in the batch (note k): iocbs accepted */
+	uint64_t xfer_read, xfer_write, xfer_send;
+	uint64_t xfer_canceled;		/* taken back, not submitted */
+	uint64_t xfer_kind_checks;	/* fstat() for a file's kind */
+	uint64_t sigpipe_checks;	/* sigaction() asked: sends */
+	uint64_t sigpipe_guards;	/* ... SIGPIPE not ignored: masked */
 	unsigned op_inflight;		/* native ops not reported yet */
 	unsigned op_queued;		/* prepared, not submitted yet */
 	unsigned nr_events;		/* what the context was asked for */

@@ -80,26 +80,39 @@ epoll_wait_timed(struct evq__epoll_set *set, int max, int64_t timeout_ns)
 	return ms < 0 ? -errno : ms;
 }
 
-static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
+/* A wait with anything out of the common: a rebuild due, always-ready
+ * fds, a finite timeout. */
+static __attribute__((noinline)) int
+epoll_wait_slow(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct evq__epoll_set *set = loop->backend_data;
 	int n, max = evq__epoll_set_prepare(loop, set, &timeout_ns, true);
 
-	if (evq__likely(timeout_ns < 0)) {
-		n = epoll_wait(set->epfd, set->events, max, -1);
-		if (n < 0)
-			return -errno;
-	} else if (timeout_ns == 0) {
-		/* A look: the loop has work queued. */
-		n = epoll_wait(set->epfd, set->events, max, 0);
-		if (n < 0)
-			return -errno;
-	} else {
+	if (timeout_ns <= 0)
+		n = epoll_wait(set->epfd, set->events, max,
+			       timeout_ns < 0 ? -1 : 0);
+	else
 		n = epoll_wait_timed(set, max, timeout_ns);
-		if (n < 0)
-			return n;
-	}
+	if (n < 0)
+		return timeout_ns > 0 ? n : -errno;
 	return evq__epoll_set_translate(loop, set, n);
+}
+
+static int epoll_wait_events(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct evq__epoll_set *set = loop->backend_data;
+	int n;
+
+	/* The common wait: forever, or a look (the loop has work queued),
+	 * on a set with nothing to rebuild and no always-ready fd. */
+	if (evq__unlikely(timeout_ns > 0 || set->stale || set->nalways))
+		return epoll_wait_slow(loop, timeout_ns);
+	n = epoll_wait(set->epfd, set->events, loop->fired_cap,
+		       (int)(timeout_ns >> 63));	/* -1 or 0 */
+	if (evq__unlikely(n < 0))
+		return -errno;
+	/* No always-ready fd: none can be added during the wait. */
+	return evq__epoll_set_translate_fd(loop, set, n, 0);
 }
 
 static void epoll_stale(struct evq_loop *loop)

@@ -185,7 +185,8 @@ struct uring_state {
 				 * not yet handed to the core */
 	bool owned;		/* note n: a thread has entered the ring */
 	int reg_index;		/* registered ring fd of the owner, or -1 */
-	pthread_t owner;	/* the thread that first entered */
+	uintptr_t owner;	/* the thread that first entered
+				 * (this_thread()) */
 	pid_t owner_tid;
 	pid_t pid;		/* the process that made the ring */
 	bool multishot_accept;	/* note h */
@@ -384,6 +385,23 @@ static unsigned sq_flush(struct io_uring *ring)
 	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* Which thread runs: the thread pointer where the compiler gives it
+ * (no call: the owner test runs on every enter), else pthread_self().
+ * Either names a thread uniquely while it lives, which is what note n
+ * needs. */
+static inline uintptr_t this_thread(void)
+{
+#if (defined(__x86_64__) || defined(__aarch64__)) && defined(__has_builtin)
+#if __has_builtin(__builtin_thread_pointer)
+#define EVQ__THREAD_POINTER 1
+	return (uintptr_t)__builtin_thread_pointer();
+#endif
+#endif
+#ifndef EVQ__THREAD_POINTER
+	return (uintptr_t)pthread_self();
+#endif
+}
+
 /* Note n: the first thread to enter the ring owns it: enable the ring
  * (made disabled, so that SINGLE_ISSUER binds it to this thread, not to
  * the one that made the loop) and register its fd in this thread's
@@ -399,7 +417,7 @@ static int own_ring(struct uring_state *st)
 	    syscall(__NR_io_uring_register, st->ring.ring_fd,
 		    IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
 		return -errno;
-	st->owner = pthread_self();
+	st->owner = this_thread();
 	st->owner_tid = (pid_t)syscall(SYS_gettid);
 	st->owned = true;
 	/* 5.18; without it the ring is entered by its fd. */
@@ -412,16 +430,23 @@ static int own_ring(struct uring_state *st)
 static int enter(struct uring_state *st, unsigned to_submit,
 		 unsigned min_complete, int64_t timeout_ns)
 {
+	/* Without a timeout the kernel reads the same argument each time. */
+	static const struct io_uring_getevents_arg forever = {
+		.sigmask_sz = _NSIG / 8
+	};
 	struct __kernel_timespec ts;
-	struct io_uring_getevents_arg arg = { .sigmask_sz = _NSIG / 8 };
+	struct io_uring_getevents_arg arg;
+	const struct io_uring_getevents_arg *argp = &forever;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int fd = st->ring.ring_fd;
 	long r;
 
-	if (timeout_ns >= 0 && min_complete) {
+	if (evq__unlikely(timeout_ns >= 0 && min_complete)) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
+		arg = forever;
 		arg.ts = (uint64_t)(uintptr_t)&ts;
+		argp = &arg;
 	}
 	if (evq__unlikely(!st->owned)) {
 		int e = own_ring(st);
@@ -432,13 +457,13 @@ static int enter(struct uring_state *st, unsigned to_submit,
 	/* The registered index means this ring only in the owner thread;
 	 * another thread enters by the fd, and a SINGLE_ISSUER ring then
 	 * says -EEXIST (note n). */
-	if (st->reg_index >= 0 && pthread_equal(st->owner, pthread_self())) {
+	if (st->reg_index >= 0 && st->owner == this_thread()) {
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
 	/* Made directly (sys.h): libc's syscall() goes through errno. */
 	r = evq__syscall6(__NR_io_uring_enter, fd, to_submit, min_complete,
-			  flags, (long)(uintptr_t)&arg, sizeof(arg));
+			  flags, (long)(uintptr_t)argp, sizeof(*argp));
 	return (int)r;
 }
 
@@ -488,6 +513,18 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 		uint64_t tag = cqe->user_data;
 
 		if (evq__likely(tag > TAG_MSG)) {
+			if (evq__likely(cqe->flags == 0)) {
+				/* An op's last result, no buffer: the
+				 * common CQE, straight onto the road. */
+				struct evq__done *d =
+					&loop->done[loop->ndone++];
+
+				st->inflight--;
+				d->op = (struct evq_op *)(uintptr_t)tag;
+				d->res = cqe->res;
+				d->flags = 0;
+				continue;
+			}
 			reap_op(loop, st, (struct evq_op *)(uintptr_t)tag, cqe);
 		} else if (tag == TAG_EPOLL) {
 			st->epoll_armed = false;
@@ -622,7 +659,12 @@ static int wait_direct(struct evq_loop *loop, struct uring_state *st,
 	return evq__epoll_set_translate(loop, &st->set, n);
 }
 
-static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
+static int wait_tail(struct evq_loop *loop, struct uring_state *st,
+		     int max);
+
+/* Every wait but the common one (uring_wait). */
+static __attribute__((noinline)) int
+uring_wait_full(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct uring_state *st = loop->backend_data;
 	/* No rebuild while a wait is armed: the kernel took its epoll fd
@@ -630,7 +672,7 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	 * Every wait that is not armed afterwards is armed on the new set. */
 	int max = evq__epoll_set_prepare(loop, &st->set, &timeout_ns,
 					 !st->epoll_armed);
-	int r, n;
+	int r;
 
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
 	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
@@ -653,7 +695,14 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	    r != -EAGAIN)
 		return r;
 	reap(loop, st);
-	n = st->epoll_ready;
+	return wait_tail(loop, st, max);
+}
+
+/* After the reap: hand the readiness the ring collected to the core. */
+static int wait_tail(struct evq_loop *loop, struct uring_state *st, int max)
+{
+	int n = st->epoll_ready;
+
 	st->epoll_ready = 0;
 	if (st->epoll_fired) {
 		/* Fallback readiness: the set said readable; collect. */
@@ -668,13 +717,90 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	 * to its caller, and a plain close() made since would not stop
 	 * their delivery. Check each one's registration (one epoll_ctl
 	 * each); a loop run with EVQ_RUN_DEFAULT never pays this. */
-	if (evq__unlikely(n > 0 && st->epoll_run != loop->runs)) {
-		st->set.verify_all = true;
-		n = evq__epoll_set_translate(loop, &st->set, n);
-		st->set.verify_all = false;
-		return n;
-	}
+	if (evq__unlikely(n > 0 && st->epoll_run != loop->runs))
+		return evq__epoll_set_translate_verify(loop, &st->set, n);
 	return evq__epoll_set_translate(loop, &st->set, n);
+}
+
+/* The common wait of a ring with ops in flight: the readiness SQE is in
+ * the kernel, nothing it collected waits, no rebuild is due, no fd is
+ * always ready, the ring has its owner, and the wait is a look or has no
+ * end. uring_wait_full does the same then, with more tests. */
+/* uring_wait_ring's end when a CQE is not an op's plain last result, or
+ * the road has no room: the general reap, from the CQ's head on. */
+static __attribute__((noinline)) int
+wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
+{
+	reap(loop, st);
+	if (st->epoll_ready == 0 && !st->epoll_fired)
+		return 0;
+	return wait_tail(loop, st, loop->fired_cap);
+}
+
+static __attribute__((noinline)) int
+uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
+{
+	static const struct io_uring_getevents_arg forever = {
+		.sigmask_sz = _NSIG / 8
+	};
+	struct io_uring_cq *cq = &st->ring.cq;
+	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+	int fd = st->ring.ring_fd;
+	struct evq__done *d;
+	unsigned head, n, i;
+	long r;
+
+	/* enter(), for a ring its owner entered before (note n), with no
+	 * timeout: wait for one CQE unless some are there, or look. */
+	if (evq__likely(st->reg_index >= 0) &&
+	    evq__likely(st->owner == this_thread())) {
+		flags |= IORING_ENTER_REGISTERED_RING;
+		fd = st->reg_index;
+	}
+	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(&st->ring),
+			  block && !io_uring_cq_ready(&st->ring), flags,
+			  (long)(uintptr_t)&forever, sizeof(forever));
+	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
+	    r != -EAGAIN)
+		return (int)r;
+	/* reap(), for CQEs that are all plain last results of ops (no
+	 * flag, no buffer: the common batch), that the road has room for:
+	 * the first other one hands the rest to reap(). */
+	head = *cq->khead;
+	n = io_uring_smp_load_acquire(cq->ktail) - head;
+	if (evq__unlikely(loop->ndone + (int)n > loop->done_cap))
+		return wait_reap_rest(loop, st);
+	d = &loop->done[loop->ndone];
+	for (i = 0; i < n; i++) {
+		const struct io_uring_cqe *cqe =
+			&cq->cqes[(head + i) & cq->ring_mask];
+
+		if (evq__unlikely(cqe->user_data <= TAG_MSG ||
+				  cqe->flags != 0))
+			break;
+		d[i].op = (struct evq_op *)(uintptr_t)cqe->user_data;
+		d[i].res = cqe->res;
+		d[i].flags = 0;
+	}
+	loop->ndone += (int)i;
+	st->inflight -= i;
+	io_uring_smp_store_release(cq->khead, head + i);
+	if (evq__unlikely(i != n))
+		return wait_reap_rest(loop, st);
+	if (evq__likely(st->epoll_ready == 0) && evq__likely(!st->epoll_fired))
+		return 0;	/* op completions only */
+	return wait_tail(loop, st, loop->fired_cap);
+}
+
+static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct uring_state *st = loop->backend_data;
+
+	if (evq__likely(st->epoll_armed && !st->epoll_fired &&
+			!st->epoll_ready && !st->set.stale &&
+			!st->set.nalways && st->owned && timeout_ns <= 0))
+		return uring_wait_ring(loop, st, timeout_ns != 0);
+	return uring_wait_full(loop, timeout_ns);
 }
 
 /* ------------------------------------------------------------------------
@@ -848,15 +974,33 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
+/* op_queue's SQE for an op other than a plain read or write. */
+static __attribute__((noinline)) int
+op_queue_other(struct evq_loop *loop, struct uring_state *st,
+	       struct io_uring_sqe *sqe, struct evq_op *op)
+{
+	int r = prep_op(loop, st, sqe, op);
+
+	if (evq__unlikely(r < 0)) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+		return r;
+	}
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+	st->inflight++;
+	return 0;
+}
+
 /* backend->op_queue: a plain op's SQE, if the SQ has room for it without
- * entering the ring (the kernel's head is read again before saying no). */
+ * entering the ring (the kernel's head is read again before saying no).
+ * A plain read or write (no pool: op_queue gets no flags), the common
+ * op, is filled here without prep_op's switch, and calls nothing. */
 static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 {
 	struct uring_state *st = loop->backend_data;
 	struct io_uring_sq *sq = &st->ring.sq;
 	struct io_uring_sqe *sqe;
 	unsigned tail = sq->sqe_tail;
-	int r;
 
 	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
 		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
@@ -865,24 +1009,13 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 	}
 	sq->sqe_tail = tail + 1;
 	sqe = &sq->sqes[tail & sq->ring_mask];
-	/* A plain read or write (no pool: op_queue gets no flags) is the
-	 * common op: its SQE without prep_op's switch. */
-	if (op->code == EVQ_OP_READ) {
-		io_uring_prep_read(sqe, op->fd, op->u.rw.buf,
-				   (unsigned)op->u.rw.len, op->u.rw.off);
-		r = 0;
-	} else if (op->code == EVQ_OP_WRITE) {
-		io_uring_prep_write(sqe, op->fd, op->u.rw.buf,
-				    (unsigned)op->u.rw.len, op->u.rw.off);
-		r = 0;
-	} else {
-		r = prep_op(loop, st, sqe, op);
-	}
-	if (evq__unlikely(r < 0)) {
-		io_uring_prep_nop(sqe);
-		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
-		return r;
-	}
+	if (evq__unlikely(op->code != EVQ_OP_READ &&
+			  op->code != EVQ_OP_WRITE))
+		return op_queue_other(loop, st, sqe, op);
+	io_uring_prep_rw(op->code == EVQ_OP_READ ? IORING_OP_READ
+						 : IORING_OP_WRITE,
+			 sqe, op->fd, op->u.rw.buf, (unsigned)op->u.rw.len,
+			 op->u.rw.off);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 	st->inflight++;
 	return 0;

@@ -330,9 +330,11 @@ static int close_other_in_batch(bool reuse)
 		T_STEP("later iteration %d: the closed watcher stays silent",
 		       i);
 		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
-		/* poll's documented limit: a reused number that nobody
-		 * starts a watcher on is polled for the old watcher. */
-		if (reuse && t_backend_is("poll"))
+		/* poll's and aio's documented limit: a reused number that
+		 * nobody starts a watcher on is polled for the old watcher
+		 * (on aio until its check, once per EVQ_IO_STALE_LIMIT
+		 * reports). */
+		if (reuse && (t_backend_is("poll") || t_backend_is("aio")))
 			continue;
 		ASSERT_EQ(h[other]->count, seen);
 	}
@@ -468,7 +470,9 @@ static int close_reuse_then_owner_stops_old(void)
 
 /* A active on N; close(N); the number is reused by a file that evq is not
  * asked to watch. A must never run, however ready the new file is. poll
- * watches numbers and cannot tell (evq.h, close-safety, third limit). */
+ * watches numbers and cannot tell (evq.h, close-safety, third limit);
+ * aio has the same limit, bounded: its re-arm polls the new file, and
+ * the check once per EVQ_IO_STALE_LIMIT reports ends the watch. */
 static int close_reuse_unwatched(void)
 {
 	struct evq_loop *loop;
@@ -489,10 +493,27 @@ static int close_reuse_unwatched(void)
 	ASSERT_OK(t_pipe(p2));
 	ASSERT_EQ(p2[0], n);
 	ASSERT_OK(t_write_byte(p2[1]));
+	if (t_backend_is("aio")) {
+		/* The old file's poll is still pending (it holds the
+		 * file): it completes when that file's HUP reaches it,
+		 * from a kernel work item, so wait for it. Then the
+		 * re-arm polls the new file. */
+		T_STEP("aio: the old file's HUP, then the new file's "
+		       "reports, until the check");
+		ASSERT_GE(t_run_once(loop, 2000), 0);
+		for (i = 0; evq_io_is_active(&A->io) &&
+			    i < 4 * EVQ_IO_STALE_LIMIT; i++)
+			ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		t_note("%d runs, %d callbacks", i, A->count);
+		ASSERT_EQ(evq_io_is_active(&A->io), 0);
+		ASSERT_LE(A->count, EVQ_IO_STALE_LIMIT + 1);
+	}
 	for (i = 0; i < 3; i++) {
+		int seen = A->count;
+
 		T_STEP("iteration %d", i);
 		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
-		ASSERT_EQ(A->count, 0);
+		ASSERT_EQ(A->count, seen);
 	}
 	ASSERT_OK(evq_io_stop(&A->io));
 	hw_reset();
@@ -573,8 +594,17 @@ static int close_with_dup_alive(void)
 	for (i = 0; i < 3; i++) {
 		T_STEP("iteration %d: A never runs", i);
 		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		/* aio's documented limit: its pending poll's completion
+		 * (the file's next event) is reported once; the re-arm
+		 * finds the number closed and ends the watch. */
+		if (t_backend_is("aio")) {
+			ASSERT_LE(A->count, 1);
+			continue;
+		}
 		ASSERT_EQ(A->count, 0);
 	}
+	if (t_backend_is("aio"))
+		ASSERT_EQ(evq_io_is_active(&A->io), 0);
 	ASSERT_OK(evq_io_stop(&A->io));
 	hw_reset();
 	close(d);
@@ -663,7 +693,7 @@ static void fillers_close(int k)
 static int rebuild_takes_number_of_closed_watched_fd(void)
 {
 	struct evq_loop *loop = t_loop_new();
-	int pa[2], p1[2], p2[2], pc[2], n, a, d, i, k;
+	int pa[2], p1[2], p2[2], pc[2], n, a, d, i, k, a_runs;
 	struct hw *A, *S, *B, *C;
 
 	ASSERT_NOTNULL(loop);
@@ -691,8 +721,8 @@ static int rebuild_takes_number_of_closed_watched_fd(void)
 	       a);
 	k = fill_below(a);
 	close(a);
-	/* aio notices a closed fd at its file's next event (evq.h); the
-	 * other backends see EPIPE here: nobody has the file open. */
+	/* aio notices a closed fd after its file's next event (evq.h);
+	 * the other backends see EPIPE here: nobody has the file open. */
 	if (write(pa[1], "x", 1) < 0)
 		ASSERT_ERR(-errno, -EPIPE);
 	for (i = 0; i < 3; i++)
@@ -700,7 +730,9 @@ static int rebuild_takes_number_of_closed_watched_fd(void)
 	t_note("fd %d after the runs: %s", a,
 	       fcntl(a, F_GETFD) >= 0 ? "taken (the new epoll set)" : "free");
 	fillers_close(k);
-	ASSERT_EQ(A->count, 0);
+	/* aio: the file's next event is reported once (evq.h). */
+	ASSERT_LE(A->count, t_backend_is("aio") ? 1 : 0);
+	a_runs = A->count;
 	ASSERT_EQ(evq_io_is_active(&A->io), 0);
 	ASSERT_EQ(evq_io_is_active(&B->io), 1);
 	ASSERT_EQ(B->count, 0);
@@ -715,7 +747,7 @@ static int rebuild_takes_number_of_closed_watched_fd(void)
 	for (i = 0; i < 3 && B->count == 0; i++)
 		ASSERT_EQ(t_run_once(loop, 3000), 1);
 	ASSERT_GE(B->count, 1);
-	ASSERT_EQ(A->count, 0);
+	ASSERT_EQ(A->count, a_runs);
 	ASSERT_EQ(S->count, 0);
 	hw_reset();
 	t_close2(p2);

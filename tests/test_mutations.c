@@ -192,7 +192,9 @@ static int timeout_op_50ms_exact(void)
 	ASSERT_OK(t_op_submit(loop, &t, 0));
 	ASSERT_OK(t_op_wait(loop, &t, 5000));
 	ASSERT_GE(t.at_ns - t0, 1500000);
-	ASSERT_LT(t.at_ns - t0, 50 * T_MS);
+	/* Not absurdly late: a unit slip (us for ns, s for ms) is seconds
+	 * late; 250 ms leaves room for a loaded machine. */
+	ASSERT_LT(t.at_ns - t0, 250 * T_MS);
 	t_close2(fds);
 	ASSERT_OK(evq_loop_free(loop));
 	return T_PASS;

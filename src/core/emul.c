@@ -6,7 +6,11 @@
  *   sockets, pipes   try the syscall in its non-blocking form (MSG_DONTWAIT,
  *                    RWF_NOWAIT), whatever the fd's own O_NONBLOCK says; on
  *                    EAGAIN wait for readiness with an internal fd watcher
- *                    embedded in the op, then try again
+ *                    embedded in the op, then try again. A backend that
+ *                    batches (aio: backend->xfer_queue) makes the try of
+ *                    a read, write, recv or send in its next batch
+ *                    instead, and hands the result back (xfer_try,
+ *                    evq__emul_xfer_done)
  *   files, and ops   the loop's thread pool (threadpool.c): openat, statx,
  *   without          fsync, close, connect on a blocking socket, reads and
  *   readiness        writes a file would block
@@ -330,6 +334,87 @@ static inline __attribute__((always_inline)) int try_op(struct evq_op *op, int *
 }
 
 /* ------------------------------------------------------------------------
+ * Transfers in the backend's batch (aio: one io_submit carries them)
+ * ------------------------------------------------------------------------ */
+
+/* Hand op's next try to the backend's batch instead of making the
+ * syscall (backend->xfer_queue). Only what an iocb does exactly: one
+ * buffer at the current position of a stream (read, write), recv and
+ * send without flags but those the try adds (MSG_DONTWAIT; MSG_NOSIGNAL:
+ * the backend sees that a send raises no SIGPIPE). A
+ * pool read passes no buffer: the backend picks one when it builds the
+ * iocb, sets op->cflags to its id, and gives it back itself with a result
+ * <= 0 (-ENOBUFS if none is left), so that between iterations a buffer
+ * is the user's or available, as with the try. The op's wait, if any,
+ * stays as it is: the backend re-arms its poll after the transfer, in
+ * the same batch. retry: EVQ__XFER_RETRY for the try of a single-shot op
+ * that follows a readiness report (the backend may prefer the syscall
+ * then: see note k of backend_aio.c). Returns whether it was taken. */
+static bool xfer_try(struct evq_loop *loop, struct evq_op *op, unsigned retry)
+{
+	int (*queue)(struct evq_loop *, struct evq_op *, void *, size_t,
+		     unsigned) = loop->backend->xfer_queue;
+	struct evq_pool *pool = NULL;
+	unsigned need;
+	void *buf;
+	size_t len;
+
+	if (!queue)
+		return false;
+	switch (op->code) {
+	case EVQ_OP_READ:
+	case EVQ_OP_WRITE:
+		if (op->flags & EVQ__OPF_POOL) {
+			if (op->u.pool.off != EVQ_OFFSET_CURRENT)
+				return false;
+			pool = op->u.pool.pool;
+		} else if (op->u.rw.off != EVQ_OFFSET_CURRENT) {
+			return false;
+		}
+		need = EVQ__XFER_STREAM;
+		break;
+	case EVQ_OP_RECV:
+		if (op->flags & EVQ__OPF_WAITALL)
+			return false;
+		if (op->flags & EVQ__OPF_POOL) {
+			if (op->u.pool.flags & ~MSG_DONTWAIT)
+				return false;
+			pool = op->u.pool.pool;
+		} else if (op->u.sr.flags & ~MSG_DONTWAIT) {
+			return false;
+		}
+		need = EVQ__XFER_SOCK;
+		break;
+	case EVQ_OP_SEND:
+		/* MSG_DONTWAIT and MSG_NOSIGNAL are what the try adds */
+		if ((op->flags & EVQ__OPF_WAITALL) ||
+		    (op->u.sr.flags & ~(MSG_DONTWAIT | MSG_NOSIGNAL)))
+			return false;
+		need = EVQ__XFER_SEND;
+		break;
+	default:
+		return false;
+	}
+	if (pool) {
+		buf = NULL;
+		len = pool->size;
+		op->cflags = 0;
+	} else if (op->code == EVQ_OP_READ || op->code == EVQ_OP_WRITE) {
+		buf = op->u.rw.buf;
+		len = op->u.rw.len;
+	} else {
+		buf = op->u.sr.buf;
+		len = op->u.sr.len;
+	}
+	if (queue(loop, op, buf, len, need | retry) != 0)
+		return false;
+	if (op->state != EVQ__OP_WAIT_IO)
+		op->wait.io = (struct evq_io){ 0 };	/* no wait */
+	op->state = EVQ__OP_XFER;
+	return true;
+}
+
+/* ------------------------------------------------------------------------
  * Waiting
  * ------------------------------------------------------------------------ */
 
@@ -374,6 +459,13 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	struct evq_op *op = container_of(w, struct evq_op, wait.io);
 	int res, how;
 
+	if (evq__unlikely(op->state == EVQ__OP_XFER)) {
+		/* Its transfer is in the backend's batch: that result
+		 * decides. A report meanwhile is the re-armed poll's; an
+		 * end of the watch (NVAL) is seen by evq__emul_xfer_done. */
+		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+		return;
+	}
 	if (evq__unlikely(revents & EVQ__NVAL)) {
 		if (op->flags & EVQ__OPF_UNVERIFIED) {
 			/* The registration it took over was for another
@@ -395,6 +487,8 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 	if (evq__likely((op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
 			plain_rw(op))) {
 		/* Single-shot, non-blocking: one try, no burst. */
+		if (xfer_try(loop, op, EVQ__XFER_RETRY))
+			return;
 		how = try_plain_rw(op, &res);
 		if (evq__likely(how == TRY_DONE)) {
 			/* for the next op on the fd */
@@ -404,6 +498,12 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		}
 		goto not_done;
 	}
+	/* One try per report in the batch; the level-triggered watch,
+	 * re-armed after it, brings the op back while data remains. */
+	if (!(op->flags & EVQ__OPF_BLOCKING) &&
+	    (!multishot(op) || evq__done_room(loop, 1)) &&
+	    xfer_try(loop, op, multishot(op) ? 0 : EVQ__XFER_RETRY))
+		return;
 	for (int burst = 0; burst < MULTISHOT_BURST; burst++) {
 		/* On a blocking fd only the first try is known not to
 		 * block. A result that stays armed needs room on the road
@@ -615,6 +715,8 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 	if (evq__likely(plain_rw(op) && op->fd >= 0)) {
 		if (op->code == EVQ_OP_READ && wait_first(loop, op))
 			how = TRY_WAIT_READ;
+		else if (op->code == EVQ_OP_WRITE && xfer_try(loop, op, 0))
+			return;
 		else
 			how = try_plain_rw(op, &res);
 		if (evq__likely(how == TRY_DONE))
@@ -663,11 +765,60 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 		}
 		if (wait_first(loop, op))
 			how = TRY_WAIT_READ;
+		else if (op->code == EVQ_OP_SEND && xfer_try(loop, op, 0))
+			return;
 		else
 			how = try_op(op, &res, false);
 		route(loop, op, how, res);
 		return;
 	}
+}
+
+/* The result of a transfer the backend's batch made for op (xfer_try):
+ * go on as the try would have, with res as the syscall's result. The
+ * op's wait, if it had one, was left as it was, and may have ended
+ * meanwhile (its fd closed: the watch is no longer active). */
+void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
+{
+	struct evq_io *w = &op->wait.io;
+	bool watching = w->state & EVQ__ACTIVE;
+	bool rd = op->code == EVQ_OP_READ || op->code == EVQ_OP_RECV;
+	unsigned want = rd ? EVQ_READ : EVQ_WRITE;
+	unsigned cflags;
+
+	op->state = EVQ__OP_WAIT_IO;
+	if ((op->flags & EVQ__OPF_POOL) && res > 0)
+		op->cflags |= EVQ_OP_F_BUFFER;	/* the backend's pick */
+	if (res == -EAGAIN || res == -EOPNOTSUPP || res == -EINVAL) {
+		if (res != -EAGAIN) {
+			/* The kernel would not take it for this file (the
+			 * backend will not offer it again): the syscall. */
+			if (watching)
+				op_io_cb(loop, w, want);
+			else
+				evq__emul_start(loop, op);
+			return;
+		}
+		if (!watching) {
+			int r = wait_io(loop, op, want);
+
+			if (r < 0)
+				finish(loop, op, r, 0);
+		} else if ((w->events & EVQ__IO_MASK) != want) {
+			evq_io_set(w, want);
+		}
+		return;
+	}
+	if (multishot(op) && evq__more_ok(op, res) && watching &&
+	    evq__done_room(loop, 1)) {
+		cflags = op->cflags;
+		op->cflags = 0;
+		evq__report(loop, op, res, cflags | EVQ_OP_F_MORE);
+		return;
+	}
+	if (watching)
+		evq__io_leave(w);	/* for the next op on the fd */
+	finish(loop, op, res, op->cflags);
 }
 
 /* For evq_op_submit: a read that evq__emul_start would only set waiting
@@ -712,6 +863,14 @@ int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
 		if (op->flags & EVQ__OPF_POOL)
 			evq__pool_put(op->u.pool.pool, op->cflags >> 16);
 		break;
+	case EVQ__OP_XFER:
+		/* Built, not submitted: removable. Submitted: it ran inside
+		 * io_submit() and its result is on its way. */
+		if (loop->backend->xfer_cancel(loop, op) < 0)
+			return -EALREADY;
+		if (op->wait.io.state & EVQ__ACTIVE)
+			evq_io_stop(&op->wait.io);
+		break;	/* a pool buffer it had, the backend gave back */
 	default:
 		return -EALREADY;
 	}

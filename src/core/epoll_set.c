@@ -292,6 +292,23 @@ void evq__epoll_set_verify(struct evq_loop *loop, struct evq__epoll_set *set,
 	f->revents = EVQ__NVAL;
 }
 
+int evq__epoll_set_translate_verify(struct evq_loop *loop,
+				    struct evq__epoll_set *set, int n)
+{
+	const struct epoll_event *e = set->events;
+	struct evq__fired *f = loop->fired;
+
+	for (int i = 0; i < n; i++) {
+		f[i].fd = (int)(uint32_t)e[i].data.u64;
+		f[i].gen = (uint32_t)(e[i].data.u64 >> 32);
+		f[i].revents = evq__epoll_revents(e[i].events);
+		evq__epoll_set_verify(loop, set, &f[i]);
+	}
+	if (set->nalways)
+		n = evq__epoll_set_always(loop, set, n);
+	return n;
+}
+
 /* Note c: report the always-ready fds after the n epoll ones. */
 int evq__epoll_set_always(struct evq_loop *loop, struct evq__epoll_set *set,
 			  int n)

@@ -10,6 +10,8 @@
 
 #include "internal.h"
 
+#include <stddef.h>
+#include <string.h>
 #include <sys/epoll.h>
 #include <sys/types.h>
 
@@ -32,9 +34,6 @@ struct evq__epoll_set {
 	bool stale;			/* the core saw reports of dead
 					 * registrations (backend->stale):
 					 * rebuild before the next wait */
-	bool verify_all;		/* check every report's registration
-					 * (uring: events collected before the
-					 * loop last returned to its caller) */
 	struct epoll_event *events;	/* loop->fired_cap of them */
 	struct evq__always_ready *always;
 	int nalways, always_cap;
@@ -62,6 +61,12 @@ EVQ__HIDDEN int evq__epoll_set_always(struct evq_loop *loop,
 EVQ__HIDDEN void evq__epoll_set_verify(struct evq_loop *loop,
 				       struct evq__epoll_set *set,
 				       struct evq__fired *f);
+/* evq__epoll_set_translate, checking every report's registration
+ * (uring: events collected before the loop last returned to its
+ * caller, backend_uring.c note o). */
+EVQ__HIDDEN int evq__epoll_set_translate_verify(struct evq_loop *loop,
+						struct evq__epoll_set *set,
+						int n);
 
 /* Before a wait: drop dead registrations if the core saw their reports
  * (set->stale, set by the backend's stale slot), unless rebuild_ok is
@@ -83,29 +88,67 @@ static inline int evq__epoll_set_prepare(struct evq_loop *loop,
 	return max;
 }
 
+/* READ for data, EOF or error; WRITE for room or error. EPOLLIN is
+ * EVQ_READ and EPOLLOUT is EVQ_WRITE one bit up. */
+static inline unsigned evq__epoll_revents(uint32_t ev)
+{
+	unsigned r;
+
+	if (evq__likely(ev == EPOLLIN))	/* the common report */
+		return EVQ_READ;
+	r = (ev & EPOLLIN) | ((ev >> 1) & EVQ_WRITE);
+
+	if (evq__unlikely(ev & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)))
+		r |= ev & (EPOLLHUP | EPOLLERR) ? EVQ_READ | EVQ_WRITE
+						 : EVQ_READ;
+	return r;
+}
+
+/* A registration's data is fd | gen << 32 (epoll_set.c, ctl): on a
+ * little-endian machine, the layout of evq__fired's first two fields,
+ * copied in one move. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+_Static_assert(offsetof(struct evq__fired, fd) == 0 &&
+		       offsetof(struct evq__fired, gen) == 4,
+	       "evq__fired starts with the epoll data's fd and gen");
+#define EVQ__FIRED_SET_DATA(f, data) memcpy((f), &(data), sizeof(data))
+#else
+#define EVQ__FIRED_SET_DATA(f, data) \
+	((f)->fd = (int)(uint32_t)(data), (f)->gen = (uint32_t)((data) >> 32))
+#endif
+
 /* After a wait returned n events into set->events: fill loop->fired and
- * return how many entries it has. READ for data, EOF or error; WRITE for
- * room or error. Every EVQ_IO_STALE_LIMIT reports of an fd, check that
- * its registration still belongs to the fd (epoll_set.c, note b). */
-static inline int evq__epoll_set_translate_at(struct evq_loop *loop,
-					      struct evq__epoll_set *set,
-					      int n, int base)
+ * return how many entries it has. Every EVQ_IO_STALE_LIMIT reports of an
+ * fd, check that its registration still belongs to the fd (epoll_set.c,
+ * note b). */
+static inline __attribute__((always_inline)) int
+evq__epoll_set_translate_fd(struct evq_loop *loop, struct evq__epoll_set *set,
+			    int n, int base)
 {
 	const struct epoll_event *e = set->events;
 	struct evq__fired *f = loop->fired + base;
 
+	_Static_assert(EPOLLIN == EVQ_READ && EPOLLOUT >> 1 == EVQ_WRITE,
+		       "evq__epoll_revents maps the bits by a shift");
 	for (int i = 0; i < n; i++) {
-		uint32_t ev = e[i].events;
+		uint64_t data = e[i].data.u64;
+		int fd = (int)(uint32_t)data;
 
-		f[i].fd = (int)(uint32_t)e[i].data.u64;
-		f[i].gen = (uint32_t)(e[i].data.u64 >> 32);
-		f[i].revents =
-			((ev & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0) |
-			((ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) != 0) << 1;
-		if (evq__unlikely(++loop->fds[f[i].fd].reports >=
-				  EVQ_IO_STALE_LIMIT || set->verify_all))
+		EVQ__FIRED_SET_DATA(&f[i], data);	/* fd, gen */
+		f[i].revents = evq__epoll_revents(e[i].events);
+		if (evq__unlikely(++loop->fds[fd].reports >=
+				  EVQ_IO_STALE_LIMIT))
 			evq__epoll_set_verify(loop, set, &f[i]);
 	}
+	return n;
+}
+
+/* The same, with the always-ready fds after the epoll ones. */
+static inline int evq__epoll_set_translate_at(struct evq_loop *loop,
+					      struct evq__epoll_set *set,
+					      int n, int base)
+{
+	n = evq__epoll_set_translate_fd(loop, set, n, base);
 	if (evq__unlikely(set->nalways))
 		n = evq__epoll_set_always(loop, set, base + n) - base;
 	return n;

@@ -67,6 +67,13 @@ enum {
 	EVQ__OP_NATIVE,		/* handed to the backend (op_start) */
 	EVQ__OP_CLOSE_WAIT,	/* emulation: a close op waits for the ops
 				 * on its fd that pool threads are running */
+	EVQ__OP_XFER,		/* emulation: its non-blocking transfer is
+				 * in the backend's batch (xfer_queue); its
+				 * result comes through
+				 * evq__emul_xfer_done */
+	EVQ__OP_KERNEL,		/* NATIVE, queued by evq_op_submit's fast
+				 * path (op_queue): not on the in-flight
+				 * list (core/ops.c) */
 };
 
 /* evq_op.flags bits above the public EVQ_OP_LINK/EVQ_OP_MULTISHOT */
@@ -113,6 +120,13 @@ struct evq__tpool;
 #define EVQ__SINGLE 2
 /* Returned (positive) by a backend's op_queue: not now. */
 #define EVQ__LATER 3
+
+/* What an emulated transfer needs of its file to go into a backend's
+ * batch (xfer_queue): a stream (pipe or socket: no position), a socket
+ * (recv), or a socket and no SIGPIPE (send: MSG_NOSIGNAL). */
+enum { EVQ__XFER_STREAM = 1, EVQ__XFER_SOCK, EVQ__XFER_SEND };
+/* Or'ed in: the try that follows a readiness report of the op's fd. */
+#define EVQ__XFER_RETRY 0x10u
 
 /* One readiness report from the kernel: fd, the generation the fd's slot
  * had when it was registered, and EVQ_READ/EVQ_WRITE/EVQ__NVAL bits. */
@@ -223,6 +237,19 @@ struct evq__backend {
 	 * then rings the eventfd). */
 	int (*msg_fd)(struct evq_loop *loop, int delta);
 	int (*msg_ring)(struct evq_loop *loop, int fd);
+
+	/* Optional, without EVQ__CAP_KERNEL_OPS (aio): an emulated op's
+	 * non-blocking transfer of len bytes at buf (a read for read and
+	 * recv, else a write) goes into the batch the next wait submits,
+	 * instead of a syscall now. need is EVQ__XFER_*. 0: taken; the
+	 * result, what the syscall would have returned, comes back through
+	 * evq__emul_xfer_done() from a wait (never from inside this call).
+	 * EVQ__EMULATE: not taken, make the syscall. */
+	int (*xfer_queue)(struct evq_loop *loop, struct evq_op *op, void *buf,
+			  size_t len, unsigned need);
+	/* Take back a transfer not submitted yet: 0, or -EALREADY (the
+	 * kernel has it; its result comes). */
+	int (*xfer_cancel)(struct evq_loop *loop, struct evq_op *op);
 };
 
 EVQ__HIDDEN extern const struct evq__backend evq__backend_epoll;
@@ -398,7 +425,20 @@ EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
 /* From evq_op_submit, with nothing queued before op: start op now if that
  * only sets it waiting without a syscall; false if it did not. */
 EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
+/* Only reads are ever taken by evq__emul_queue: the test that spares
+ * every other op the call. */
+static inline bool evq__emul_may_queue(const struct evq_op *op)
+{
+	_Static_assert(EVQ_OP__COUNT <= 32, "op codes fit a 32-bit mask");
+	return (1u << op->code) & (1u << EVQ_OP_READ | 1u << EVQ_OP_READV |
+				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
+}
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
+/* A transfer taken by backend->xfer_queue has its result: the op goes on
+ * as if the syscall had returned res. Called from the backend's wait (or
+ * op_drain), not from inside a submission. */
+EVQ__HIDDEN void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op,
+				     int res);
 /* Start the close ops that waited for pool jobs on their fd once those
  * are reaped (all of them, at once, when force: the loop's free). */
 EVQ__HIDDEN void evq__emul_close_ready(struct evq_loop *loop, bool force);

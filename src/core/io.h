@@ -63,8 +63,10 @@ static inline void evq__io_leave_alone(struct evq_loop *loop, struct evq_io *w)
  * reported. An fd with one watcher (the common case) runs it here. */
 static inline void evq__io_dispatch(struct evq_loop *loop, int n)
 {
+	const struct evq__fired *fired = loop->fired;	/* never moves */
+
 	for (int i = 0; i < n; i++) {
-		const struct evq__fired *f = &loop->fired[i];
+		const struct evq__fired *f = &fired[i];
 		const struct evq__fd *slot = &loop->fds[f->fd];
 		struct evq_io *w = slot->head;
 		unsigned ev;

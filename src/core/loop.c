@@ -191,6 +191,63 @@ block_timeout(struct evq_loop *loop, bool *look)
 	return loop->heap_len ? evq__timer_timeout(loop) : -1;
 }
 
+/* Step 1-3 when work is queued: deferred calls, ops to start, results
+ * to deliver, interest changes. Returns -errno (a flush failed), or
+ * RAN_CALLBACKS | KEEP_BUSY bits. */
+#define RAN_CALLBACKS 1
+#define KEEP_BUSY 2
+static __attribute__((noinline)) int run_queued(struct evq_loop *loop,
+						enum evq_run_mode mode)
+{
+	uint64_t callbacks = loop->callbacks;
+	int r;
+
+	if (loop->defer_head)
+		evq__defer_run(loop);
+	/* Start what was submitted, then deliver what is reported: results
+	 * that came after the last delivery (a watch ended inside an API
+	 * call), and those of ops that finished as they started (a send
+	 * with room): their callbacks run now, not after a wait that would
+	 * only look. */
+	if (loop->sq_head)
+		evq__ops_start_queued(loop);
+	if (loop->ndone)
+		evq__ops_deliver(loop);
+	if (loop->nchanges) {
+		r = evq__io_flush(loop);
+		if (r < 0)
+			return r;
+	}
+	/* Never block with work queued for the next iteration, nor, in ONCE
+	 * mode, after callbacks already ran in this one. */
+	r = loop->callbacks != callbacks ? RAN_CALLBACKS : 0;
+	if (loop->defer_head || loop->sq_head || loop->ndone ||
+	    (mode == EVQ_RUN_ONCE && r))
+		r |= KEEP_BUSY;
+	return r;
+}
+
+/* Step 6 when there is anything for it: results of this iteration,
+ * timers, idle hooks. */
+static inline __attribute__((always_inline)) void
+run_after(struct evq_loop *loop, int n, bool busy)
+{
+	/* Idle hooks run after a wait that found nothing, with no work
+	 * queued (the clock is read only when they exist). */
+	bool idle = evq__unlikely(loop->nidle != 0) && n <= 0 &&
+		    !loop->ndone && !busy &&
+		    !(loop->heap_len && evq__timer_due(loop));
+
+	/* Results that found no room on the road wait, parked, on the start
+	 * queue: the next iteration does not block. */
+	if (loop->ndone)
+		evq__ops_deliver(loop);
+	if (loop->heap_len)
+		evq__timer_run(loop);
+	if (evq__unlikely(idle) && !loop->stop)
+		evq__hooks_run(loop, EVQ_HOOK_IDLE);
+}
+
 int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 {
 	int err = 0;
@@ -203,8 +260,11 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->stop = false;
 	loop->runs++;
 
+	/* The common iteration, in a busy loop, is a wait and its dispatch
+	 * and delivery: one test each for the rare steps around them. */
 	for (;;) {
-		bool busy = false, ran = false, look = false, idle;
+		int queued = 0;
+		bool look = false;
 		int64_t timeout;
 		int n;
 
@@ -214,86 +274,61 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		    loop->active && !loop->stop)
 			evq__hooks_run(loop, EVQ_HOOK_PREPARE);
 
-		/* Work queued since the last wait: deferred calls, ops to
-		 * start or deliver, interest changes. One test when there is
+		/* Work queued since the last wait. One test when there is
 		 * none, which is the common case of a busy server. */
 		if (evq__unlikely(((uintptr_t)loop->defer_head |
 				   (uintptr_t)loop->sq_head |
 				   (uintptr_t)loop->ndone |
 				   (uintptr_t)loop->nchanges) != 0)) {
-			uint64_t callbacks = loop->callbacks;
-
-			if (loop->defer_head)
-				evq__defer_run(loop);
-			/* Start what was submitted, then deliver what is
-			 * reported: results that came after the last
-			 * delivery (a watch ended inside an API call), and
-			 * those of ops that finished as they started (a
-			 * send with room): their callbacks run now, not
-			 * after a wait that would only look. */
-			if (loop->sq_head)
-				evq__ops_start_queued(loop);
-			if (loop->ndone)
-				evq__ops_deliver(loop);
-			if (loop->nchanges) {
-				err = evq__io_flush(loop);
-				if (err < 0)
-					break;
+			queued = run_queued(loop, mode);
+			if (queued < 0) {
+				err = queued;
+				break;
 			}
-			/* Never block with work queued for the next
-			 * iteration, nor, in ONCE mode, after callbacks
-			 * already ran in this one. */
-			ran = loop->callbacks != callbacks;
-			busy = loop->defer_head || loop->sq_head ||
-			       loop->ndone || (mode == EVQ_RUN_ONCE && ran);
 		}
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
-		if (evq__unlikely(busy || mode == EVQ_RUN_NOWAIT ||
-				  loop->nidle))
-			timeout = 0;
-		else if (evq__likely((loop->heap_len | loop->unverified) == 0))
+		/* One test for the common wait: forever. */
+		if (evq__likely(((unsigned)queued | loop->nidle |
+				 loop->heap_len | loop->unverified) == 0 &&
+				mode != EVQ_RUN_NOWAIT))
 			timeout = -1;
+		else if ((queued & KEEP_BUSY) || mode == EVQ_RUN_NOWAIT ||
+			 loop->nidle)
+			timeout = 0;
 		else
 			timeout = block_timeout(loop, &look);
 
 		n = loop->backend->wait(loop, timeout);
-		if (evq__unlikely(look))
-			loop->looked = n == 0;
+		if (evq__unlikely(look))	/* results count (aio batch) */
+			loop->looked = n == 0 && !loop->ndone;
 		loop->waits++;
 		loop->now_valid = false;
 		if (evq__unlikely(loop->hook_head[EVQ_HOOK_CHECK] != NULL))
 			evq__hooks_run(loop, EVQ_HOOK_CHECK);
 		if (evq__likely(n > 0)) {
 			evq__io_dispatch(loop, n);
-		} else if (n == -EINTR) {
+		} else if (evq__unlikely(n < 0)) {
+			if (n != -EINTR) {
+				err = n;
+				break;
+			}
 			/* A signal handler ran: nothing for the loop. ONCE
 			 * still owes its caller an event; wait again (the
 			 * next timeout is computed afresh). */
-			if (mode == EVQ_RUN_ONCE && !loop->ndone && !ran &&
-			    !loop->stop && !evq__timer_due(loop))
+			if (mode == EVQ_RUN_ONCE && !loop->ndone &&
+			    !(queued & RAN_CALLBACKS) && !loop->stop &&
+			    !evq__timer_due(loop))
 				continue;
-		} else if (n < 0) {
-			err = n;
-			break;
 		}
 		/* A backend doorbell for cross-loop messages (msg.c). */
 		if (evq__unlikely(loop->msg_rung))
 			evq__msg_run(loop);
-		/* Idle hooks run after a wait that found nothing, with no
-		 * work queued (the clock is read only when they exist). */
-		idle = evq__unlikely(loop->nidle != 0) && n <= 0 &&
-		       !loop->ndone && !busy &&
-		       !(loop->heap_len && evq__timer_due(loop));
-		/* Results that found no room on the road wait, parked, on
-		 * the start queue: the next iteration does not block. */
-		if (loop->ndone)
-			evq__ops_deliver(loop);
-		if (loop->heap_len)
-			evq__timer_run(loop);
-		if (evq__unlikely(idle) && !loop->stop)
-			evq__hooks_run(loop, EVQ_HOOK_IDLE);
+		/* Results, timers, idle hooks: one test when there are
+		 * none, as in a busy loop of readiness only. */
+		if ((loop->ndone | loop->heap_len | loop->nidle) != 0)
+			run_after(loop, n, queued & KEEP_BUSY);
 
 		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;

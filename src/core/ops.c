@@ -239,8 +239,19 @@ void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
  * Bookkeeping: the in-flight list and the queue
  * ------------------------------------------------------------------------ */
 
-/* The in-flight list is in submission order, oldest first. */
-static void inflight_add(struct evq_loop *loop, struct evq_op *op)
+/* The in-flight list holds the ops the core must find itself: for a
+ * cancel (by op or by fd), a close, the emulation's checks (emul.c) and
+ * the loop's free. It is in the order ops joined it, oldest first.
+ *
+ * An op of evq_op_submit's fast path is only counted, off the list
+ * (op->next == op), while nothing needs to find it there: queued (the
+ * start queue is walked instead), handed to a backend that runs every op
+ * (its kernel finds its own: a cancel of an op not on the list goes to
+ * it, and it says -ENOENT when it has no such op), or finished (its
+ * result on the road is found there). It joins the list only when it
+ * goes waiting in the core (op_start). That keeps the list's upkeep off
+ * the common op: a write that completes as it starts, a native op. */
+static void inflight_link(struct evq_loop *loop, struct evq_op *op)
 {
 	op->next = NULL;
 	op->prev = loop->ops_tail;
@@ -249,12 +260,38 @@ static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 	else
 		loop->ops_head = op;
 	loop->ops_tail = op;
+}
+
+static void inflight_add(struct evq_loop *loop, struct evq_op *op)
+{
+	inflight_link(loop, op);
 	loop->nops++;
 	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
 		loop->active++;
 }
 
-static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+/* The fast path's op (no flag: not EVQ_OP_UNREF), counted off the list. */
+static inline void inflight_count(struct evq_loop *loop, struct evq_op *op)
+{
+	op->next = op;
+	loop->nops++;
+	loop->active++;
+}
+
+static inline bool inflight_off(const struct evq_op *op)
+{
+	return op->next == op;
+}
+
+static inline void inflight_count_off(struct evq_loop *loop,
+				      const struct evq_op *op)
+{
+	loop->nops--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
+}
+
+static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
 {
 	if (loop->ops_cursor == op)
 		loop->ops_cursor = op->next;
@@ -270,6 +307,15 @@ static void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 	loop->nops--;
 	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
 		loop->active--;
+}
+
+/* An op's last result: it leaves the list, or only the count. */
+static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+{
+	if (inflight_off(op))
+		inflight_count_off(loop, op);
+	else
+		inflight_unlink(loop, op);
 }
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
@@ -466,11 +512,11 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		op->link = NULL;
 		if (link)
 			ok = op_success(op, res);
-		op->state = EVQ__OP_IDLE;
 		if (loop->chain_tail == op)
 			loop->chain_tail = op_success(op, res) ? NULL
 							       : &chain_broken;
 		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
 		if (evq__unlikely(loop->cancels != NULL)) {
 			if (cancel_of_one(op))
 				cancels_remove(loop, op);
@@ -533,7 +579,7 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 	struct evq_op *op = d.op;
 	bool rearm = false;
 
-	if (op->state == EVQ__OP_NATIVE) {
+	if (op->state == EVQ__OP_NATIVE || op->state == EVQ__OP_KERNEL) {
 		if (!native_result(&d))
 			return;
 		/* A multishot op the backend runs single-shot: this result
@@ -573,13 +619,43 @@ static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 
 void evq__ops_deliver(struct evq_loop *loop)
 {
-	{
+	/* Only a backend with op_queue has ops off the list. */
+	if (loop->backend->op_queue) {
+		for (int i = 0; i < loop->ndone; i++) {
+			struct evq__done d = loop->done[i];	/* may move */
+			struct evq_op *op = d.op;
+
+			/* The common result there: an op op_queue took (never
+			 * a cancel: those start with their batch), no flag,
+			 * no restart code, no cancel in flight. */
+			if (evq__likely(op->state == EVQ__OP_KERNEL &&
+					(d.flags | op->flags) == 0 &&
+					(unsigned)(d.res + 516) > 4 &&
+					!loop->cancels)) {
+				loop->nops--;
+				loop->active--;	/* flags 0: not UNREF */
+				op->state = EVQ__OP_IDLE;
+				loop->callbacks++;
+				op->cb(loop, op, d.res, 0);
+				continue;
+			}
+			if (evq__likely(plain(loop, &d))) {
+				inflight_remove(loop, d.op);
+				d.op->state = EVQ__OP_IDLE;
+				loop->callbacks++;
+				d.op->cb(loop, d.op, d.res, 0);
+				continue;
+			}
+			deliver_one(loop, d);
+		}
+		loop->ndone = 0;
+	} else {
 		for (int i = 0; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
 
 			if (evq__likely(plain(loop, &d))) {
-				d.op->state = EVQ__OP_IDLE;
 				inflight_remove(loop, d.op);
+				d.op->state = EVQ__OP_IDLE;
 				loop->callbacks++;
 				d.op->cb(loop, d.op, d.res, 0);
 				continue;
@@ -705,11 +781,67 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	return 0;
 }
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+/* evq_op_submit's common op, taken by a backend that queues it now
+ * (op_queue): off the in-flight list (see inflight_count_off), only
+ * counted; counted first, so that nothing is left to do after the
+ * backend's call but to look at its answer. Out of line, so that
+ * evq_op_submit itself needs no frame. */
+static int submit_refused(struct evq_op *op, int r);
+
+static __attribute__((noinline)) int submit_kernel(struct evq_loop *loop,
+						   struct evq_op *op)
 {
 	int r;
 
+	op->state = EVQ__OP_KERNEL;
+	inflight_count(loop, op);
+	loop->handed_at = loop->waits + 1;
+	r = loop->backend->op_queue(loop, op);
+	if (evq__likely(r == 0))
+		return 0;
+	return submit_refused(op, r);
+}
+
+/* The backend's op_queue refused op (EVQ__LATER, or -errno): undo the
+ * count evq_op_submit made, and put op on the list, the long way. */
+static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
+{
+	struct evq_loop *loop = op->loop;
+
+	op->state = EVQ__OP_NATIVE;
+	inflight_link(loop, op);
+	if (r != EVQ__LATER)
+		end(loop, op, r);
+	else
+		sq_append(loop, op);
+	return 0;
+}
+
+/* evq_op_submit's common op otherwise: on the in-flight list, and
+ * queued for the next iteration's start, or (emulation) set waiting on
+ * the registration its fd keeps. */
+static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
+						 struct evq_op *op)
+{
+	inflight_count(loop, op);
+	/* Emulated: a read that will only wait on the registration its fd
+	 * keeps waits now (emul.c), and joins the list. Not when an op on
+	 * the same fd is queued before it: it waits its turn (another
+	 * read's start must come first). */
+	if (evq__emul_may_queue(op) && loop->running && !native(loop) &&
+	    (loop->sq_head ? !queued_on(loop, op->fd)
+			   : !loop->backend->op_queue) &&
+	    evq__emul_queue(loop, op)) {
+		inflight_link(loop, op);
+		return 0;
+	}
+	sq_append(loop, op);
+	return 0;
+}
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
 	/* The common submission: no flag, no pool, no chain open, an idle
 	 * op of a known kind on a loop not being freed. */
 	if (evq__unlikely(!op))
@@ -725,7 +857,6 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	op->link = NULL;
 	op->cflags = 0;
 	op->flags = 0;
-	inflight_add(loop, op);
 	/* On a backend that runs every op, the op of a running loop takes
 	 * its SQE now instead of at the next iteration's start. That is
 	 * still only queuing (the kernel takes it at the next wait, as it
@@ -737,33 +868,11 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	 * user closed the fd). Only in a running loop, whose thread is the
 	 * ring's (backend_uring.c, note n). Cancels and closes always start
 	 * with their batch. */
-	if (loop->running) {
-		if (loop->sq_head) {
-			/* Queued before it on the same fd: it waits its
-			 * turn (another read's start must come first). */
-			if (!native(loop) && !queued_on(loop, op->fd) &&
-			    evq__emul_queue(loop, op))
-				return 0;
-		} else if (loop->backend->op_queue) {
-			if (op->code != EVQ_OP_CANCEL &&
-			    op->code != EVQ_OP_CLOSE) {
-				op->state = EVQ__OP_NATIVE;
-				r = loop->backend->op_queue(loop, op);
-				if (evq__likely(r != EVQ__LATER)) {
-					loop->handed_at = loop->waits + 1;
-					if (evq__unlikely(r < 0))
-						end(loop, op, r);
-					return 0;
-				}
-			}
-		} else if (!native(loop) && evq__emul_queue(loop, op)) {
-			/* Emulated: a read that will only wait on the
-			 * registration its fd keeps waits now (emul.c). */
-			return 0;
-		}
-	}
-	sq_append(loop, op);
-	return 0;
+	if (evq__likely(loop->running) && !loop->sq_head &&
+	    loop->backend->op_queue && op->code != EVQ_OP_CANCEL &&
+	    op->code != EVQ_OP_CLOSE)
+		return submit_kernel(loop, op);
+	return submit_core(loop, op);
 }
 
 int evq_op_is_active(const struct evq_op *op)
@@ -829,6 +938,7 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 		}
 		break;
 	case EVQ__OP_NATIVE:
+	case EVQ__OP_KERNEL:
 		return native(loop) ? 1 : -EALREADY;
 	case EVQ__OP_IDLE:
 		return -ENOENT;
@@ -856,6 +966,23 @@ static bool has_fd(const struct evq_op *op)
 	}
 }
 
+/* Cancel the ops on fd in one start queue that are off the list. */
+static int cancel_queued_fd(struct evq_loop *loop, struct evq_op **head,
+			    int fd, const struct evq_op *self)
+{
+	struct evq_op *o, *next;
+	int n = 0;
+
+	for (o = *head; o; o = next) {
+		next = o->qnext;
+		if (o != self && inflight_off(o) &&
+		    o->state == EVQ__OP_QUEUED && has_fd(o) && o->fd == fd &&
+		    cancel_one(loop, o) == 0)
+			n++;
+	}
+	return n;
+}
+
 /* Cancel every op on fd that the core can; returns how many were. */
 static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
@@ -868,6 +995,10 @@ static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 			n++;
 	}
 	loop->ops_cursor = NULL;
+	/* Queued ops off the list (inflight_link): the ones on the list
+	 * were cancelled above, and leave the queues there. */
+	n += cancel_queued_fd(loop, &loop->batch_head, fd, self);
+	n += cancel_queued_fd(loop, &loop->sq_head, fd, self);
 	return n;
 }
 
@@ -878,6 +1009,17 @@ static bool in_flight(const struct evq_loop *loop, const struct evq_op *t)
 {
 	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
 		if (o == t)
+			return true;
+	/* Off the list (inflight_link): queued, or finished with its
+	 * result on the road. */
+	for (const struct evq_op *o = loop->sq_head; o; o = o->qnext)
+		if (o == t)
+			return true;
+	for (const struct evq_op *o = loop->batch_head; o; o = o->qnext)
+		if (o == t)
+			return true;
+	for (int i = 0; i < loop->ndone; i++)
+		if (loop->done[i].op == t)
 			return true;
 	return false;
 }
@@ -901,8 +1043,11 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 		}
 		return n > 0 ? n : -ENOENT;
 	}
-	if (t == op || !in_flight(loop, t))
+	if (t == op)
 		return -ENOENT;
+	if (!in_flight(loop, t))	/* maybe one the kernel has, off the
+					 * list (EVQ__OP_KERNEL) */
+		return native(loop) ? TO_BACKEND : -ENOENT;
 	n = cancel_one(loop, t);
 	return n == 1 ? TO_BACKEND : n;
 }
@@ -969,6 +1114,8 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 		r = loop->backend->op_start(loop, op);
 		if (r == 0) {
 			loop->handed_at = loop->waits + 1;
+			if (inflight_off(op))	/* the core cancels it */
+				inflight_link(loop, op);
 			return;
 		}
 		op->state = EVQ__OP_QUEUED;
@@ -979,6 +1126,10 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 		/* EVQ__EMULATE: not one the backend runs itself. */
 	}
 	evq__emul_start(loop, op);
+	/* Waiting in the core (readiness, a timer, the pool, a close's
+	 * wait): it joins the list, where a cancel or a close finds it. */
+	if (inflight_off(op) && op->state != EVQ__OP_DONE)
+		inflight_link(loop, op);
 }
 
 /* ------------------------------------------------------------------------
