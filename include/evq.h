@@ -227,6 +227,7 @@ enum evq_op_code {
 	EVQ_OP_CLOSE,
 	EVQ_OP_TIMEOUT,
 	EVQ_OP_CANCEL,
+	EVQ_OP_SPLICE,
 	EVQ_OP__COUNT
 };
 
@@ -293,6 +294,8 @@ struct evq_op {
 			 int flags; unsigned mask; } stat;
 		struct { uint64_t ns; } tmo;
 		struct { struct evq_op *target; int fd; } cancel;
+		struct { uint64_t off_in, off_out; int fd_in;
+			 unsigned len, flags; } splice;
 		struct { struct evq_pool *pool; uint64_t off;
 			 int flags; } pool;
 		uint64_t fsync_flags;
@@ -766,6 +769,38 @@ EVQ_API void evq_prep_cancel(struct evq_op *op, struct evq_op *target);
  * op's on the emulating backends; on uring they may come in either order
  * (the kernel does not say which ops it cancelled). */
 EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
+/* Move up to len bytes from fd_in to fd_out without copying them through
+ * user space, as splice(2) and io_uring's IORING_OP_SPLICE: one of the two
+ * fds must be a pipe. off_in/off_out: a file position (the file's own
+ * position is left alone), or -1 for the current position, and -1 for a
+ * pipe or socket (else -ESPIPE). splice_flags: SPLICE_F_MOVE,
+ * SPLICE_F_MORE, SPLICE_F_NONBLOCK (then a pipe that is not ready
+ * completes the op with -EAGAIN instead of waiting); others: -EINVAL.
+ * res: the bytes moved, maybe fewer than len (what the pipe held, or had
+ * room for), 0 at the end of fd_in, or -errno (-EINVAL when neither fd is
+ * a pipe). len is clamped as for read (EVQ_OP_LEN_MAX). A pipe or socket
+ * whose reader is gone raises SIGPIPE, as write(2) does. A close op of
+ * either fd ends the op (-ECANCELED, or -EINTR on uring when the kernel
+ * was in the call), so that it never acts on a file that takes the
+ * number next. evq_prep_cancel_fd() finds it by either fd on the
+ * emulating backends, and by fd_out on uring once the kernel has begun
+ * it (io_uring takes a splice's files then): to be sure, cancel it by
+ * op.
+ *
+ * uring: native (Linux 5.7); a non-blocking side that is not ready is
+ * waited for, as elsewhere (io_uring alone would say -EAGAIN), unless
+ * SPLICE_F_NONBLOCK was given. Elsewhere, the emulation never blocks the
+ * loop's thread: with only pipes and non-blocking sockets (or other
+ * O_NONBLOCK fds) on both sides, the loop tries splice(2) with
+ * SPLICE_F_NONBLOCK, and on EAGAIN looks (poll, no wait) which side is
+ * not ready and waits for that one's readiness. A regular file or block
+ * device side may block on the disk, and a blocking socket on the
+ * network: then the loop waits until the other sides are ready, and
+ * a thread of the pool makes the splice(2) (a race with another user of
+ * the pipe can make that thread wait, as a blocking read there would). */
+EVQ_API void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
+			     int fd_out, int64_t off_out, size_t len,
+			     unsigned splice_flags);
 /* recv/read into a buffer the pool picks when data arrives. flags as for
  * recv; offset as for read. The callback gets EVQ_OP_F_BUFFER and the id
  * in its flags; the buffer is evq_pool_buf(pool, id) and must be handed

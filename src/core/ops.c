@@ -30,6 +30,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -233,6 +234,20 @@ void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
 	op->u.pool.pool = pool;
 	op->u.pool.flags = 0;
 	op->u.pool.off = offset;
+}
+
+/* fd_out is the op's fd, as the SQE's on io_uring: cancel_fd and close
+ * find the op by it. */
+void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
+		     int fd_out, int64_t off_out, size_t len,
+		     unsigned splice_flags)
+{
+	prep(op, EVQ_OP_SPLICE, fd_out);
+	op->u.splice.fd_in = fd_in;
+	op->u.splice.off_in = (uint64_t)off_in;
+	op->u.splice.off_out = (uint64_t)off_out;
+	op->u.splice.len = (unsigned)clamp_len(len);
+	op->u.splice.flags = splice_flags;
 }
 
 /* ------------------------------------------------------------------------
@@ -528,12 +543,37 @@ static bool native_result(struct evq__done *d)
 	return true;
 }
 
+/* A native splice said -EAGAIN: a side is a non-blocking fd that was
+ * not ready (io_uring does not wait for those). evq waits on every fd
+ * (evq.h): the emulation takes the op over and waits for the side that
+ * is not ready. Not when the caller asked for SPLICE_F_NONBLOCK, nor
+ * when a cancel aimed at it is on its way (it ends as cancelled). */
+static bool splice_again(struct evq_loop *loop, const struct evq__done *d)
+{
+	struct evq_op *op = d->op;
+
+	op->flags &= (uint16_t)~EVQ__OPF_AGAIN;
+	if (d->res != -EAGAIN || (op->u.splice.flags & SPLICE_F_NONBLOCK) ||
+	    loop->freeing)
+		return false;
+	for (const struct evq_op *c = loop->cancels; c;
+	     c = c->wait.native.cancel_next)
+		if (c->u.cancel.target == op)
+			return false;
+	op->state = EVQ__OP_QUEUED;
+	evq__emul_start(loop, op);
+	return true;
+}
+
 static void deliver_one(struct evq_loop *loop, struct evq__done d)
 {
 	struct evq_op *op = d.op;
 	bool rearm = false;
 
 	if (op->state == EVQ__OP_NATIVE) {
+		if (evq__unlikely(op->flags & EVQ__OPF_AGAIN) &&
+		    splice_again(loop, &d))
+			return;
 		if (!native_result(&d))
 			return;
 		/* A multishot op the backend runs single-shot: this result
@@ -856,14 +896,17 @@ static bool has_fd(const struct evq_op *op)
 	}
 }
 
-/* Cancel every op on fd that the core can; returns how many were. */
+/* Cancel every op on fd that the core can; returns how many were. A
+ * splice is on both its fds. */
 static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
 	int n = 0;
 
 	for (struct evq_op *o = loop->ops_head; o; o = loop->ops_cursor) {
 		loop->ops_cursor = o->next;
-		if (o != self && has_fd(o) && o->fd == fd &&
+		if (o != self && has_fd(o) &&
+		    (o->fd == fd || (o->code == EVQ_OP_SPLICE &&
+				     o->u.splice.fd_in == fd)) &&
 		    cancel_one(loop, o) == 0)
 			n++;
 	}
@@ -931,6 +974,11 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 		    op->res > 0)
 			r = op->res;
 		end(loop, op, r);
+	} else if (evq__unlikely(r == EVQ__EMULATE)) {
+		/* An op of issue 14 the kernel lacks (uring probes them):
+		 * the emulation's, as on the other backends. */
+		op->state = EVQ__OP_QUEUED;
+		evq__emul_start(loop, op);
 	}
 }
 
