@@ -228,6 +228,12 @@ enum evq_op_code {
 	EVQ_OP_TIMEOUT,
 	EVQ_OP_CANCEL,
 	EVQ_OP_SPLICE,
+	EVQ_OP_SHUTDOWN,
+	EVQ_OP_SOCKET,
+	EVQ_OP_FALLOCATE,
+	EVQ_OP_UNLINKAT,
+	EVQ_OP_RENAMEAT,
+	EVQ_OP_MKDIRAT,
 	EVQ_OP__COUNT
 };
 
@@ -296,6 +302,11 @@ struct evq_op {
 		struct { struct evq_op *target; int fd; } cancel;
 		struct { uint64_t off_in, off_out; int fd_in;
 			 unsigned len, flags; } splice;
+		struct { int domain, type, protocol; unsigned flags; } sock;
+		struct { uint64_t off, len; int mode; } falloc;
+		struct { const char *oldpath, *newpath; int olddirfd,
+			 newdirfd; unsigned flags; } ren;
+		int how;
 		struct { struct evq_pool *pool; uint64_t off;
 			 int flags; } pool;
 		uint64_t fsync_flags;
@@ -801,6 +812,51 @@ EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
 EVQ_API void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
 			     int fd_out, int64_t off_out, size_t len,
 			     unsigned splice_flags);
+/* Shut down part of a full-duplex connection, as shutdown(2) with how
+ * SHUT_RD, SHUT_WR or SHUT_RDWR: after SHUT_WR the peer reads EOF once it
+ * has read what was sent. res: 0 or -errno (-EINVAL for a bad how,
+ * -ENOTSOCK, -ENOTCONN, -EBADF). uring: native (5.11); elsewhere a
+ * shutdown(2) in the loop (it never blocks). */
+EVQ_API void evq_prep_shutdown(struct evq_op *op, int fd, int how);
+/* Make a socket, as socket(2): type may include SOCK_NONBLOCK and
+ * SOCK_CLOEXEC. flags: 0 (io_uring's; anything else is -EINVAL). res is
+ * the new fd, or -errno (-EAFNOSUPPORT, -EINVAL, -EMFILE, ...). The new
+ * fd is the callback's to keep or close: a cancel that comes too late
+ * says -EALREADY (or, on uring, -ENOENT) and the fd is delivered, never
+ * lost; so a callback is required (evq_op_submit: -EINVAL without).
+ * uring: native (5.19); elsewhere a socket(2) in the loop (it never
+ * blocks). */
+EVQ_API void evq_prep_socket(struct evq_op *op, int domain, int type,
+			     int protocol, unsigned flags);
+/* Allocate (or, with mode's FALLOC_FL_* flags, punch, zero, ...) the
+ * bytes [offset, offset + len) of the file fd, as fallocate(2). res: 0
+ * or -errno (-EOPNOTSUPP where the file system lacks the mode, -ENOSPC,
+ * -EBADF, -EINVAL). uring: native (5.6); elsewhere the loop's thread
+ * pool (it may write to the disk). */
+EVQ_API void evq_prep_fallocate(struct evq_op *op, int fd, int mode,
+				uint64_t offset, uint64_t len);
+/* unlinkat(2): remove path (a directory with AT_REMOVEDIR in flags),
+ * relative to dirfd (AT_FDCWD: the current directory). res: 0 or -errno
+ * (-ENOENT, -ENOTEMPTY, -EISDIR, -EFAULT for a NULL path, ...). The path
+ * must stay valid until the op completes, as for openat. uring: native (5.11); elsewhere the loop's
+ * thread pool, as openat and statx. */
+EVQ_API void evq_prep_unlinkat(struct evq_op *op, int dirfd, const char *path,
+			       int flags);
+/* renameat2(2): move oldpath (relative to olddirfd) to newpath (relative
+ * to newdirfd); flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, ... res: 0
+ * or -errno (-ENOENT, -EEXIST with RENAME_NOREPLACE, -EXDEV, -EFAULT for
+ * a NULL path, ...). Both
+ * paths must stay valid until the op completes. uring: native (5.11);
+ * elsewhere the loop's thread pool. */
+EVQ_API void evq_prep_renameat(struct evq_op *op, int olddirfd,
+			       const char *oldpath, int newdirfd,
+			       const char *newpath, unsigned flags);
+/* mkdirat(2): make the directory path, relative to dirfd, with mode (less
+ * the umask). res: 0 or -errno (-EEXIST, -ENOENT, -EFAULT for a NULL
+ * path, ...). The path must stay valid until the op completes. uring: native (5.15); elsewhere the
+ * loop's thread pool. */
+EVQ_API void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
+			      unsigned mode);
 /* recv/read into a buffer the pool picks when data arrives. flags as for
  * recv; offset as for read. The callback gets EVQ_OP_F_BUFFER and the id
  * in its flags; the buffer is evq_pool_buf(pool, id) and must be handed
@@ -825,7 +881,7 @@ EVQ_API void evq_prep_read_pool(struct evq_op *op, int fd,
  * until it completes: its memory, and what it points to, must stay valid
  * until evq_op_is_active() says 0 (or the loop is freed), and it links,
  * cancels and counts as any op. Ops whose result is a resource the caller
- * would lose, an fd (accept, openat) or a pool buffer (recv_pool,
+ * would lose, an fd (accept, openat, socket) or a pool buffer (recv_pool,
  * read_pool), need a callback: -EINVAL. The loop's callbacks get loop as
  * their first argument, so an op has no getter for its loop. */
 EVQ_API int evq_op_submit(struct evq_loop *loop, struct evq_op *op,

@@ -175,7 +175,8 @@ struct uring_state {
 	bool multishot_recv;
 	bool etime_success;	/* IORING_TIMEOUT_ETIME_SUCCESS (5.16) */
 	bool cancel_fd;		/* IORING_ASYNC_CANCEL_FD (5.19) */
-	bool op_splice;		/* note p: the opcodes of issue 14 */
+	uint32_t native_new;	/* note p: 1 << code of each op of issue 14
+				 * the kernel runs */
 	bool direct_ok;		/* note k: epoll_pwait2 exists (5.11) */
 	unsigned setup_flags;
 	uint16_t next_bgid;
@@ -263,8 +264,20 @@ static int probe_ops(struct uring_state *st)
 	st->epoll_wait_op = io_uring_opcode_supported(p, OP_EPOLL_WAIT);
 	/* Note p: EVQ_URING_EMULATE_NEW_OPS=1 takes none, for the tests. */
 	if (!secure_getenv("EVQ_URING_EMULATE_NEW_OPS")) {
-		st->op_splice = io_uring_opcode_supported(p,
-							  IORING_OP_SPLICE);
+		static const uint8_t newops[][2] = {
+			{ EVQ_OP_SPLICE, IORING_OP_SPLICE },
+			{ EVQ_OP_SHUTDOWN, IORING_OP_SHUTDOWN },
+			{ EVQ_OP_SOCKET, IORING_OP_SOCKET },
+			{ EVQ_OP_FALLOCATE, IORING_OP_FALLOCATE },
+			{ EVQ_OP_UNLINKAT, IORING_OP_UNLINKAT },
+			{ EVQ_OP_RENAMEAT, IORING_OP_RENAMEAT },
+			{ EVQ_OP_MKDIRAT, IORING_OP_MKDIRAT },
+		};
+
+		for (size_t i = 0; i < sizeof(newops) / sizeof(newops[0]);
+		     i++)
+			if (io_uring_opcode_supported(p, newops[i][1]))
+				st->native_new |= 1u << newops[i][0];
 	}
 	io_uring_free_probe(p);
 	return r;
@@ -660,6 +673,43 @@ static uint16_t pool_bgid(const struct evq_pool *pool)
 	return ((const struct uring_pool *)pool->backend_data)->bgid;
 }
 
+/* The ops of issue 14 after splice (note p): EVQ__EMULATE where the
+ * kernel lacks the opcode. */
+static int prep_more(struct uring_state *st, struct io_uring_sqe *sqe,
+		     struct evq_op *op)
+{
+	if (!(st->native_new & 1u << op->code))
+		return EVQ__EMULATE;
+	switch (op->code) {
+	case EVQ_OP_SHUTDOWN:
+		io_uring_prep_shutdown(sqe, op->fd, op->u.how);
+		break;
+	case EVQ_OP_SOCKET:
+		io_uring_prep_socket(sqe, op->u.sock.domain, op->u.sock.type,
+				     op->u.sock.protocol, op->u.sock.flags);
+		break;
+	case EVQ_OP_FALLOCATE:
+		io_uring_prep_fallocate(sqe, op->fd, op->u.falloc.mode,
+					(off_t)op->u.falloc.off,
+					(off_t)op->u.falloc.len);
+		break;
+	case EVQ_OP_UNLINKAT:
+		io_uring_prep_unlinkat(sqe, op->u.open.dirfd, op->u.open.path,
+				       op->u.open.flags);
+		break;
+	case EVQ_OP_RENAMEAT:
+		io_uring_prep_renameat(sqe, op->u.ren.olddirfd,
+				       op->u.ren.oldpath, op->u.ren.newdirfd,
+				       op->u.ren.newpath, op->u.ren.flags);
+		break;
+	default:	/* EVQ_OP_MKDIRAT */
+		io_uring_prep_mkdirat(sqe, op->u.open.dirfd, op->u.open.path,
+				      (mode_t)op->u.open.mode);
+		break;
+	}
+	return 0;
+}
+
 /* Fill sqe for op. Returns 0 or -errno. */
 static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		   struct io_uring_sqe *sqe, struct evq_op *op)
@@ -777,7 +827,7 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		}
 		break;
 	case EVQ_OP_SPLICE:
-		if (!st->op_splice)
+		if (!(st->native_new & 1u << EVQ_OP_SPLICE))
 			return EVQ__EMULATE;	/* note p */
 		io_uring_prep_splice(sqe, op->u.splice.fd_in,
 				     (int64_t)op->u.splice.off_in, op->fd,
@@ -787,6 +837,13 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		 * -EAGAIN, and the core waits for it (core/ops.c). */
 		op->flags |= EVQ__OPF_AGAIN;
 		break;
+	case EVQ_OP_SHUTDOWN:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_FALLOCATE:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
+		return prep_more(st, sqe, op);
 	default:
 		return -EINVAL;
 	}
@@ -824,7 +881,8 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	struct io_uring_sqe *sqe;
 	int r;
 
-	if (evq__unlikely(op->code == EVQ_OP_CLOSE) && st->op_splice)
+	if (evq__unlikely(op->code == EVQ_OP_CLOSE) &&
+	    (st->native_new & 1u << EVQ_OP_SPLICE))
 		close_splices(loop, st, op->fd);
 	if (evq__unlikely(op->code == EVQ_OP_CLOSE) && st->cancel_fd &&
 	    sq_room(loop, st, 2)) {

@@ -2,7 +2,9 @@
 /*
  * test_ops_more.c - the ops of issue 14, each on every backend: splice
  * (file -> pipe -> socket byte for byte, offsets, waits for either side,
- * errors, cancel, close).
+ * errors, cancel, close); shutdown and socket, checked on the peer and
+ * the new fd; fallocate, mkdirat, renameat, unlinkat, checked on the
+ * file system; their errors and cancels.
  *
  * Where uring runs an op natively, a cancel may reach it while an io-wq
  * thread is inside the syscall: the kernel interrupts it (-EINTR) and
@@ -16,8 +18,11 @@
 #include "helpers.h"
 #include "ops_helpers.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -389,12 +394,439 @@ static int splice_waiting_for_a_pipe_is_cancelled_and_closed(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * shutdown, socket
+ * ------------------------------------------------------------------------ */
+
+static int shutdown_wr_makes_the_peer_read_eof(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	int s[2], p[2];
+	char c;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_sockpair_mode(s, false));
+	ASSERT_OK(t_pipe_mode(p, true));
+	ASSERT_EQ(write(s[0], "x", 1), 1);
+
+	T_STEP("shutdown(SHUT_WR): 0");
+	t_op_init(&a);
+	evq_prep_shutdown(&a.op, s[0], SHUT_WR);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	RUN_EXPECT(loop, &a, 0);
+	T_STEP("the peer reads what was sent, then EOF");
+	ASSERT_EQ(read(s[1], &c, 1), 1);
+	ASSERT_EQ(read(s[1], &c, 1), 0);
+	T_STEP("the other direction still works");
+	ASSERT_EQ(write(s[1], "y", 1), 1);
+	ASSERT_EQ(read(s[0], &c, 1), 1);
+
+	T_STEP("errors: a bad how, a pipe, a closed fd");
+	t_op_init(&a);
+	evq_prep_shutdown(&a.op, s[0], 99);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	RUN_EXPECT(loop, &a, -EINVAL);
+	t_op_init(&a);
+	evq_prep_shutdown(&a.op, p[0], SHUT_RDWR);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	RUN_EXPECT(loop, &a, -ENOTSOCK);
+	t_op_init(&a);
+	evq_prep_shutdown(&a.op, INT_MAX - 7, SHUT_RDWR);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	RUN_EXPECT(loop, &a, -EBADF);
+
+	t_close2(s);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int socket_returns_a_usable_fd(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(int);
+	int type = 0, fd;
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("a non-blocking, close-on-exec TCP socket");
+	t_op_init(&a);
+	evq_prep_socket(&a.op, AF_INET,
+			SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_op_wait(loop, &a, 5000));
+	fd = a.res;
+	ASSERT_GE(fd, 0);
+	ASSERT_OK(getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len));
+	ASSERT_EQ(type, SOCK_STREAM);
+	ASSERT_TRUE(fcntl(fd, F_GETFL) & O_NONBLOCK);
+	ASSERT_TRUE(fcntl(fd, F_GETFD) & FD_CLOEXEC);
+	T_STEP("it binds and listens");
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_OK(bind(fd, (struct sockaddr *)&sin, sizeof(sin)));
+	ASSERT_OK(listen(fd, 1));
+	t_close(fd);
+
+	T_STEP("errors: an unknown family, flags, no callback");
+	t_op_init(&a);
+	evq_prep_socket(&a.op, 12345, SOCK_STREAM, 0, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	RUN_EXPECT(loop, &a, -EAFNOSUPPORT);
+	t_op_init(&a);
+	evq_prep_socket(&a.op, AF_INET, SOCK_STREAM, 0, 1);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	RUN_EXPECT(loop, &a, -EINVAL);
+	evq_prep_socket(&a.op, AF_INET, SOCK_STREAM, 0, 0);
+	ASSERT_ERR(evq_op_submit(loop, &a.op, 0, NULL), -EINVAL);
+	ASSERT_EQ(evq_op_is_active(&a.op), 0);
+
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* A guard op that holds what is chained behind it for a while. */
+static void hold_behind_timeout(struct evq_loop *loop, struct t_op *tmo)
+{
+	t_op_init(tmo);
+	evq_prep_timeout(&tmo->op, 10000 * T_MS);
+	EXPECT_OK(t_op_submit(loop, tmo, EVQ_OP_LINK));
+}
+
+static int socket_cancelled_never_leaks_an_fd(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 }, c = { 0 }, tmo = { 0 };
+	int before = t_count_fds();
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("cancelled while held in a chain: no fd is made");
+	hold_behind_timeout(loop, &tmo);
+	t_op_init(&a);
+	evq_prep_socket(&a.op, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_run_nowait(loop, 1));
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &a.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_ERR(c.res, 0);
+	ASSERT_EQ(a.ncalls, 1);
+	ASSERT_ERR(a.res, -ECANCELED);
+	ASSERT_EQ(t_count_fds(), before);
+
+	T_STEP("a cancel right behind it comes too late: the fd is delivered");
+	t_op_init(&a);
+	evq_prep_socket(&a.op, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &a.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_OK(t_op_wait(loop, &a, 5000));
+	ASSERT_TRUE(c.res == -EALREADY || c.res == -ENOENT);
+	ASSERT_GE(a.res, 0);
+	t_close(a.res);
+	ASSERT_EQ(t_count_fds(), before);
+
+	T_STEP("the guard timeout goes");
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &tmo.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_OK(t_op_wait(loop, &tmo, 5000));
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+/* ------------------------------------------------------------------------
+ * fallocate, unlinkat, renameat, mkdirat
+ * ------------------------------------------------------------------------ */
+
+struct fsdir {
+	char dir[256];
+	int dfd;
+};
+
+static int fsdir_open(struct fsdir *d)
+{
+	t_tmpdir(d->dir, sizeof(d->dir));
+	if (!d->dir[0])
+		return -1;
+	d->dfd = open(d->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return d->dfd < 0 ? -1 : 0;
+}
+
+static void fsdir_close(struct fsdir *d)
+{
+	static const char *names[] = { "a", "b", "c", "d/e", "d" };
+
+	for (size_t i = 0; i < T_NELEM(names); i++)
+		if (unlinkat(d->dfd, names[i], 0) < 0 && errno == EISDIR)
+			unlinkat(d->dfd, names[i], AT_REMOVEDIR);
+	unlinkat(d->dfd, "d", AT_REMOVEDIR);
+	t_close(d->dfd);
+	rmdir(d->dir);
+}
+
+/* Run one prepared op to its end; its result. */
+static int run_op(struct evq_loop *loop, struct t_op *o)
+{
+	if (t_op_submit(loop, o, 0) != 0 || t_op_wait(loop, o, 5000) != 0)
+		return INT_MIN;
+	return o->res;
+}
+
+static int fallocate_grows_the_file(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct fsdir d;
+	struct stat st;
+	int fd, p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(fsdir_open(&d));
+	fd = openat(d.dfd, "a", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_OK(t_pipe_mode(p, true));
+
+	T_STEP("1 MiB allocated: st_size and st_blocks grow");
+	t_op_init(&a);
+	evq_prep_fallocate(&a.op, fd, 0, 0, MIB);
+	if (run_op(loop, &a) == -EOPNOTSUPP) {
+		t_close(fd);
+		t_close2(p);
+		fsdir_close(&d);
+		t_loop_free(loop);
+		return t_skip("the file system of %s has no fallocate", d.dir);
+	}
+	ASSERT_ERR(a.res, 0);
+	ASSERT_OK(fstat(fd, &st));
+	ASSERT_EQ(st.st_size, MIB);
+	ASSERT_GE((long long)st.st_blocks * 512, MIB);
+	T_STEP("FALLOC_FL_KEEP_SIZE: blocks, no size");
+	t_op_init(&a);
+	evq_prep_fallocate(&a.op, fd, FALLOC_FL_KEEP_SIZE, MIB, MIB);
+	ASSERT_ERR(run_op(loop, &a), 0);
+	ASSERT_OK(fstat(fd, &st));
+	ASSERT_EQ(st.st_size, MIB);
+	ASSERT_GE((long long)st.st_blocks * 512, 2 * MIB);
+
+	T_STEP("errors: len 0, a pipe, a closed fd");
+	t_op_init(&a);
+	evq_prep_fallocate(&a.op, fd, 0, 0, 0);
+	ASSERT_ERR(run_op(loop, &a), -EINVAL);
+	t_op_init(&a);
+	evq_prep_fallocate(&a.op, p[1], 0, 0, 4096);
+	ASSERT_ERR(run_op(loop, &a), -ESPIPE);
+	t_op_init(&a);
+	evq_prep_fallocate(&a.op, INT_MAX - 7, 0, 0, 4096);
+	ASSERT_ERR(run_op(loop, &a), -EBADF);
+
+	t_close(fd);
+	t_close2(p);
+	fsdir_close(&d);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int mkdirat_makes_a_directory_with_its_mode(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct fsdir d;
+	struct stat st;
+	mode_t old = umask(022);
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(fsdir_open(&d));
+	T_STEP("mkdirat(d, 0750)");
+	t_op_init(&a);
+	evq_prep_mkdirat(&a.op, d.dfd, "d", 0750);
+	ASSERT_ERR(run_op(loop, &a), 0);
+	ASSERT_OK(fstatat(d.dfd, "d", &st, 0));
+	ASSERT_TRUE(S_ISDIR(st.st_mode));
+	ASSERT_EQ(st.st_mode & 07777, 0750);
+	T_STEP("again: -EEXIST; under a missing directory: -ENOENT");
+	t_op_init(&a);
+	evq_prep_mkdirat(&a.op, d.dfd, "d", 0750);
+	ASSERT_ERR(run_op(loop, &a), -EEXIST);
+	t_op_init(&a);
+	evq_prep_mkdirat(&a.op, d.dfd, "x/y", 0750);
+	ASSERT_ERR(run_op(loop, &a), -ENOENT);
+	T_STEP("a NULL path: -EFAULT, no crash");
+	t_op_init(&a);
+	evq_prep_mkdirat(&a.op, d.dfd, NULL, 0750);
+	ASSERT_ERR(run_op(loop, &a), -EFAULT);
+
+	umask(old);
+	fsdir_close(&d);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int renameat_moves_the_file(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct fsdir d;
+	char buf[8] = { 0 };
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(fsdir_open(&d));
+	fd = openat(d.dfd, "a", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(write(fd, "abc", 3), 3);
+	t_close(fd);
+	fd = openat(d.dfd, "c", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	t_close(fd);
+
+	T_STEP("a -> b: a is gone, b has a's bytes");
+	t_op_init(&a);
+	evq_prep_renameat(&a.op, d.dfd, "a", d.dfd, "b", 0);
+	ASSERT_ERR(run_op(loop, &a), 0);
+	ASSERT_TRUE(faccessat(d.dfd, "a", F_OK, 0) < 0 && errno == ENOENT);
+	fd = openat(d.dfd, "b", O_RDONLY | O_CLOEXEC);
+	ASSERT_GE(fd, 0);
+	ASSERT_EQ(read(fd, buf, sizeof(buf)), 3);
+	ASSERT_STREQ(buf, "abc");
+	t_close(fd);
+	T_STEP("RENAME_NOREPLACE onto c: -EEXIST, both stay");
+	t_op_init(&a);
+	evq_prep_renameat(&a.op, d.dfd, "b", d.dfd, "c", RENAME_NOREPLACE);
+	ASSERT_ERR(run_op(loop, &a), -EEXIST);
+	ASSERT_OK(faccessat(d.dfd, "b", F_OK, 0));
+	T_STEP("a missing source: -ENOENT");
+	t_op_init(&a);
+	evq_prep_renameat(&a.op, d.dfd, "a", d.dfd, "b", 0);
+	ASSERT_ERR(run_op(loop, &a), -ENOENT);
+
+	fsdir_close(&d);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int unlinkat_removes_files_and_with_at_removedir_directories(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct fsdir d;
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(fsdir_open(&d));
+	fd = openat(d.dfd, "a", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	t_close(fd);
+	ASSERT_OK(mkdirat(d.dfd, "d", 0700));
+	fd = openat(d.dfd, "d/e", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+	t_close(fd);
+
+	T_STEP("a file");
+	t_op_init(&a);
+	evq_prep_unlinkat(&a.op, d.dfd, "a", 0);
+	ASSERT_ERR(run_op(loop, &a), 0);
+	ASSERT_TRUE(faccessat(d.dfd, "a", F_OK, 0) < 0 && errno == ENOENT);
+	T_STEP("a directory without AT_REMOVEDIR: -EISDIR");
+	t_op_init(&a);
+	evq_prep_unlinkat(&a.op, d.dfd, "d", 0);
+	ASSERT_ERR(run_op(loop, &a), -EISDIR);
+	T_STEP("a directory that is not empty: -ENOTEMPTY");
+	t_op_init(&a);
+	evq_prep_unlinkat(&a.op, d.dfd, "d", AT_REMOVEDIR);
+	ASSERT_ERR(run_op(loop, &a), -ENOTEMPTY);
+	T_STEP("emptied, AT_REMOVEDIR removes it");
+	ASSERT_OK(unlinkat(d.dfd, "d/e", 0));
+	t_op_init(&a);
+	evq_prep_unlinkat(&a.op, d.dfd, "d", AT_REMOVEDIR);
+	ASSERT_ERR(run_op(loop, &a), 0);
+	ASSERT_TRUE(faccessat(d.dfd, "d", F_OK, 0) < 0 && errno == ENOENT);
+	T_STEP("a missing name: -ENOENT");
+	t_op_init(&a);
+	evq_prep_unlinkat(&a.op, d.dfd, "a", 0);
+	ASSERT_ERR(run_op(loop, &a), -ENOENT);
+
+	fsdir_close(&d);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int file_system_ops_cancelled_before_they_run_change_nothing(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op ops[4] = { 0 }, c = { 0 }, tmo = { 0 };
+	struct fsdir d;
+	int fd;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(fsdir_open(&d));
+	fd = openat(d.dfd, "a", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	ASSERT_GE(fd, 0);
+
+	T_STEP("four ops held behind a timeout, each cancelled");
+	for (int i = 0; i < 4; i++) {
+		hold_behind_timeout(loop, &tmo);
+		t_op_init(&ops[i]);
+		switch (i) {
+		case 0:
+			evq_prep_mkdirat(&ops[i].op, d.dfd, "d", 0700);
+			break;
+		case 1:
+			evq_prep_renameat(&ops[i].op, d.dfd, "a", d.dfd, "b",
+					  0);
+			break;
+		case 2:
+			evq_prep_unlinkat(&ops[i].op, d.dfd, "a", 0);
+			break;
+		default:
+			evq_prep_fallocate(&ops[i].op, fd, 0, 0, MIB);
+			break;
+		}
+		ASSERT_OK(t_op_submit(loop, &ops[i], 0));
+		ASSERT_OK(t_run_nowait(loop, 1));
+		t_op_init(&c);
+		evq_prep_cancel(&c.op, &ops[i].op);
+		ASSERT_OK(t_op_submit(loop, &c, 0));
+		ASSERT_OK(t_op_wait(loop, &c, 5000));
+		ASSERT_ERR(c.res, 0);
+		ASSERT_ERR(ops[i].res, -ECANCELED);
+		t_op_init(&c);
+		evq_prep_cancel(&c.op, &tmo.op);
+		ASSERT_OK(t_op_submit(loop, &c, 0));
+		ASSERT_OK(t_op_wait(loop, &tmo, 5000));
+		ASSERT_OK(t_op_wait(loop, &c, 5000));
+	}
+	T_STEP("nothing changed");
+	ASSERT_TRUE(faccessat(d.dfd, "d", F_OK, 0) < 0);
+	ASSERT_OK(faccessat(d.dfd, "a", F_OK, 0));
+	ASSERT_TRUE(faccessat(d.dfd, "b", F_OK, 0) < 0);
+	ASSERT_EQ(lseek(fd, 0, SEEK_END), 0);
+
+	t_close(fd);
+	fsdir_close(&d);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(splice_relays_a_file_through_a_pipe_to_a_socket_byte_for_byte),
 	T_CASE(splice_at_the_current_position_moves_it),
 	T_CASE(splice_waits_for_data_in_the_pipe_then_for_room_in_the_socket),
 	T_CASE(splice_errors_are_reported_as_by_the_kernel),
 	T_CASE(splice_waiting_for_a_pipe_is_cancelled_and_closed),
+	T_CASE(shutdown_wr_makes_the_peer_read_eof),
+	T_CASE(socket_returns_a_usable_fd),
+	T_CASE(socket_cancelled_never_leaks_an_fd),
+	T_CASE(fallocate_grows_the_file),
+	T_CASE(mkdirat_makes_a_directory_with_its_mode),
+	T_CASE(renameat_moves_the_file),
+	T_CASE(unlinkat_removes_files_and_with_at_removedir_directories),
+	T_CASE(file_system_ops_cancelled_before_they_run_change_nothing),
 };
 
 int main(int argc, char **argv)

@@ -654,6 +654,12 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 		route(loop, op, TRY_POOL, 0);
 		return;
 	case EVQ_OP_SPLICE:
+	case EVQ_OP_SHUTDOWN:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_FALLOCATE:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
 		evq__more_start(loop, op);	/* emul_more.c */
 		return;
 	default:

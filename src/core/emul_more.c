@@ -11,6 +11,11 @@
  *            a regular file or a blocking socket side: the sides that
  *            have readiness are waited for in the loop, then a pool
  *            thread makes the call (threadpool.c, run_more)
+ *   shutdown, socket
+ *            the syscall in the loop: neither ever blocks
+ *   fallocate, unlinkat, renameat, mkdirat
+ *            the thread pool, as openat and statx (file systems may
+ *            wait for the disk)
  */
 #include "emul_more.h"
 #include "io.h"
@@ -19,6 +24,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -226,9 +232,43 @@ static void splice_start(struct evq_loop *loop, struct evq_op *op)
 
 void evq__more_start(struct evq_loop *loop, struct evq_op *op)
 {
+	int r;
+
 	switch (op->code) {
 	case EVQ_OP_SPLICE:
 		splice_start(loop, op);
+		return;
+	case EVQ_OP_SHUTDOWN:
+		/* Never blocks: it only changes the socket's state. */
+		r = shutdown(op->fd, op->u.how);
+		finish(loop, op, r < 0 ? -errno : 0);
+		return;
+	case EVQ_OP_SOCKET:
+		if (op->u.sock.flags != 0) {	/* io_uring's: none yet */
+			finish(loop, op, -EINVAL);
+			return;
+		}
+		r = socket(op->u.sock.domain, op->u.sock.type,
+			   op->u.sock.protocol);
+		finish(loop, op, r < 0 ? -errno : r);
+		return;
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
+		/* A NULL path: what the kernel says to io_uring (libc's
+		 * wrappers may not be given one). */
+		if (op->code == EVQ_OP_RENAMEAT
+			    ? !op->u.ren.oldpath || !op->u.ren.newpath
+			    : !op->u.open.path) {
+			finish(loop, op, -EFAULT);
+			return;
+		}
+		/* fall through */
+	case EVQ_OP_FALLOCATE:
+		/* File systems: they may wait for the disk. */
+		r = evq__tpool_submit(loop, op);
+		if (r < 0)
+			finish(loop, op, r);
 		return;
 	default:
 		finish(loop, op, -EINVAL);

@@ -250,6 +250,63 @@ void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
 	op->u.splice.flags = splice_flags;
 }
 
+void evq_prep_shutdown(struct evq_op *op, int fd, int how)
+{
+	prep(op, EVQ_OP_SHUTDOWN, fd);
+	op->u.how = how;
+}
+
+void evq_prep_socket(struct evq_op *op, int domain, int type, int protocol,
+		     unsigned flags)
+{
+	prep(op, EVQ_OP_SOCKET, -1);
+	op->u.sock.domain = domain;
+	op->u.sock.type = type;
+	op->u.sock.protocol = protocol;
+	op->u.sock.flags = flags;
+}
+
+void evq_prep_fallocate(struct evq_op *op, int fd, int mode, uint64_t offset,
+			uint64_t len)
+{
+	prep(op, EVQ_OP_FALLOCATE, fd);
+	op->u.falloc.mode = mode;
+	op->u.falloc.off = offset;
+	op->u.falloc.len = len;
+}
+
+/* unlinkat and mkdirat keep their path as openat does (u.open). */
+void evq_prep_unlinkat(struct evq_op *op, int dirfd, const char *path,
+		       int flags)
+{
+	prep(op, EVQ_OP_UNLINKAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = flags;
+	op->u.open.mode = 0;
+}
+
+void evq_prep_renameat(struct evq_op *op, int olddirfd, const char *oldpath,
+		       int newdirfd, const char *newpath, unsigned flags)
+{
+	prep(op, EVQ_OP_RENAMEAT, -1);
+	op->u.ren.olddirfd = olddirfd;
+	op->u.ren.oldpath = oldpath;
+	op->u.ren.newdirfd = newdirfd;
+	op->u.ren.newpath = newpath;
+	op->u.ren.flags = flags;
+}
+
+void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
+		      unsigned mode)
+{
+	prep(op, EVQ_OP_MKDIRAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = 0;
+	op->u.open.mode = mode;
+}
+
 /* ------------------------------------------------------------------------
  * Bookkeeping: the in-flight list and the queue
  * ------------------------------------------------------------------------ */
@@ -709,7 +766,7 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	if (evq__unlikely(!cb)) {
 		/* Fire and forget, but never of an fd or a buffer. */
 		if (op->code == EVQ_OP_ACCEPT || op->code == EVQ_OP_OPENAT ||
-		    (op->flags & EVQ__OPF_POOL))
+		    op->code == EVQ_OP_SOCKET || (op->flags & EVQ__OPF_POOL))
 			return -EINVAL;
 		cb = drop_result;
 	}
@@ -890,6 +947,10 @@ static bool has_fd(const struct evq_op *op)
 	case EVQ_OP_STATX:
 	case EVQ_OP_TIMEOUT:
 	case EVQ_OP_CANCEL:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
 		return false;
 	default:
 		return true;

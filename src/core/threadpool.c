@@ -35,6 +35,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>	/* renameat2 */
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -53,7 +54,8 @@ struct evq__tpool {
 	pthread_t threads[];
 };
 
-/* The ops issue 14 added (emul_more.c): -1 and errno, or the result. */
+/* The ops issue 14 added that the pool runs (emul_more.c): -1 and errno,
+ * or the result. */
 static long run_more(struct evq_op *op)
 {
 	loff_t oi, oo;
@@ -82,6 +84,20 @@ static long run_more(struct evq_op *op)
 				p[n++] = (struct pollfd){ op->fd, POLLOUT, 0 };
 			(void)poll(p, n, 1000);	/* wakes to try again */
 		}
+	case EVQ_OP_FALLOCATE:
+		return fallocate(op->fd, op->u.falloc.mode,
+				 (off_t)op->u.falloc.off,
+				 (off_t)op->u.falloc.len);
+	case EVQ_OP_UNLINKAT:
+		return unlinkat(op->u.open.dirfd, op->u.open.path,
+				op->u.open.flags);
+	case EVQ_OP_RENAMEAT:
+		return renameat2(op->u.ren.olddirfd, op->u.ren.oldpath,
+				 op->u.ren.newdirfd, op->u.ren.newpath,
+				 op->u.ren.flags);
+	case EVQ_OP_MKDIRAT:
+		return mkdirat(op->u.open.dirfd, op->u.open.path,
+			       (mode_t)op->u.open.mode);
 	default:
 		errno = EINVAL;
 		return -1;
