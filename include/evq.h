@@ -234,6 +234,7 @@ enum evq_op_code {
 	EVQ_OP_UNLINKAT,
 	EVQ_OP_RENAMEAT,
 	EVQ_OP_MKDIRAT,
+	EVQ_OP_SEND_ZC,
 	EVQ_OP__COUNT
 };
 
@@ -243,8 +244,11 @@ enum evq_op_code {
 #define EVQ_OP_UNREF	 0x80u	/* the op does not keep the loop running */
 
 /* Completion flags, passed to the callback */
-#define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed */
+#define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed; send_zc: a
+				 * notification follows */
 #define EVQ_OP_F_BUFFER	0x2u	/* the data is in a pool buffer: see below */
+#define EVQ_OP_F_NOTIF	0x4u	/* send_zc: the notification that the
+				 * buffer is released (evq_prep_send_zc) */
 /* The pool buffer's id in a callback's flags, when EVQ_OP_F_BUFFER is
  * set. Not a flag, so not EVQ_OP_F_*: EVQ_OP_F_BUFID is its old name,
  * kept until 1.0 because the examples, benchmarks and code written
@@ -699,8 +703,8 @@ EVQ_API int evq_child_ref(struct evq_child *c);
  * submitted next in that iteration: it runs on its own after a success,
  * and completes with -ECANCELED after a failure.
  *
- * Reuse: after its last call (for a multishot op, the one without
- * EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
+ * Reuse: after its last call (for a multishot op or a send_zc, the one
+ * without EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
  * inside that call, so the callback may prepare and submit it again, or
  * free it.
  *
@@ -812,6 +816,28 @@ EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
 EVQ_API void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
 			     int fd_out, int64_t off_out, size_t len,
 			     unsigned splice_flags);
+/* send, without copying buf where the kernel can (io_uring's
+ * IORING_OP_SEND_ZC): the kernel sends from buf itself, so buf must stay
+ * unchanged until the kernel says it is done with it. The callback runs
+ * twice: first with the send's result (the bytes sent, or -errno) and
+ * EVQ_OP_F_MORE, then with res 0 and EVQ_OP_F_NOTIF, the notification,
+ * which is the op's last call. The buffer may be reused, and the op
+ * submitted again, after the last call (the one without EVQ_OP_F_MORE),
+ * never before: that is the notification, or a single call when no
+ * notification comes (an error before the send began, a cancel of an op
+ * that waited for room, or, emulated, no memory for the second result).
+ * flags: MSG_* as for evq_prep_send; MSG_NOSIGNAL is added. Only TCP and
+ * UDP sockets can: on any other fd, -EOPNOTSUPP (-ENOTSOCK for a file),
+ * on every backend. Linked (EVQ_OP_LINK), the chain goes on after the
+ * last call when the send moved every byte; no MSG_WAITALL is added as
+ * for send.
+ *
+ * uring: native (6.0), zero copy. Elsewhere, and on a kernel without the
+ * opcode: a plain send, as evq_prep_send's (the bytes are copied: no zero
+ * copy there), then at once the notification, so that code written for
+ * uring runs unchanged; a full socket is waited for as for send. */
+EVQ_API void evq_prep_send_zc(struct evq_op *op, int fd, const void *buf,
+			      size_t len, int flags);
 /* Shut down part of a full-duplex connection, as shutdown(2) with how
  * SHUT_RD, SHUT_WR or SHUT_RDWR: after SHUT_WR the peer reads EOF once it
  * has read what was sent. res: 0 or -errno (-EINVAL for a bad how,

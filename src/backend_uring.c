@@ -272,6 +272,7 @@ static int probe_ops(struct uring_state *st)
 			{ EVQ_OP_UNLINKAT, IORING_OP_UNLINKAT },
 			{ EVQ_OP_RENAMEAT, IORING_OP_RENAMEAT },
 			{ EVQ_OP_MKDIRAT, IORING_OP_MKDIRAT },
+			{ EVQ_OP_SEND_ZC, IORING_OP_SEND_ZC },
 		};
 
 		for (size_t i = 0; i < sizeof(newops) / sizeof(newops[0]);
@@ -459,6 +460,8 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 		flags |= EVQ_OP_F_MORE;
 	else
 		st->inflight--;
+	if (cf & IORING_CQE_F_NOTIF)	/* send_zc: the buffer is free */
+		flags |= EVQ_OP_F_NOTIF;
 	evq__report(loop, op, cqe->res, flags);
 }
 
@@ -702,6 +705,10 @@ static int prep_more(struct uring_state *st, struct io_uring_sqe *sqe,
 				       op->u.ren.oldpath, op->u.ren.newdirfd,
 				       op->u.ren.newpath, op->u.ren.flags);
 		break;
+	case EVQ_OP_SEND_ZC:
+		io_uring_prep_send_zc(sqe, op->fd, op->u.sr.buf, op->u.sr.len,
+				      op->u.sr.flags | MSG_NOSIGNAL, 0);
+		break;
 	default:	/* EVQ_OP_MKDIRAT */
 		io_uring_prep_mkdirat(sqe, op->u.open.dirfd, op->u.open.path,
 				      (mode_t)op->u.open.mode);
@@ -843,6 +850,7 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 	case EVQ_OP_UNLINKAT:
 	case EVQ_OP_RENAMEAT:
 	case EVQ_OP_MKDIRAT:
+	case EVQ_OP_SEND_ZC:
 		return prep_more(st, sqe, op);
 	default:
 		return -EINVAL;

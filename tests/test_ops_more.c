@@ -4,7 +4,8 @@
  * (file -> pipe -> socket byte for byte, offsets, waits for either side,
  * errors, cancel, close); shutdown and socket, checked on the peer and
  * the new fd; fallocate, mkdirat, renameat, unlinkat, checked on the
- * file system; their errors and cancels.
+ * file system; send_zc's two calls (the send, then the notification
+ * after which the buffer is free); their errors and cancels.
  *
  * Where uring runs an op natively, a cancel may reach it while an io-wq
  * thread is inside the syscall: the kernel interrupts it (-EINTR) and
@@ -813,6 +814,239 @@ static int file_system_ops_cancelled_before_they_run_change_nothing(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * send_zc
+ * ------------------------------------------------------------------------ */
+
+/* A connected TCP pair on loopback: fds[0] non-blocking, fds[1] blocking.
+ * 0 or -1 (case failed). */
+static int tcp_pair(int fds[2])
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	fds[0] = fds[1] = -1;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || bind(l, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    listen(l, 1) < 0 ||
+	    getsockname(l, (struct sockaddr *)&sin, &len) < 0) {
+		T_FAILF("listen: %s", strerror(errno));
+		t_close(l);
+		return -1;
+	}
+	fds[0] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fds[0] < 0 ||
+	    connect(fds[0], (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    (fds[1] = accept4(l, NULL, NULL, SOCK_CLOEXEC)) < 0) {
+		T_FAILF("connect/accept: %s", strerror(errno));
+		t_close(l);
+		return -1;
+	}
+	t_close(l);
+	return t_set_nonblock(fds[0], true) < 0 ? -1 : 0;
+}
+
+/* What a send_zc's calls said, in order. */
+struct zc_rec {
+	int sendres;		/* res of the call without EVQ_OP_F_NOTIF */
+	unsigned first_flags, last_flags;
+	int active_in_first;	/* evq_op_is_active() in the first call */
+	int busy_in_first;	/* evq_op_submit() of it in the first call */
+	int active_in_last;
+	unsigned char *buf;	/* overwritten in the last call */
+	size_t len;
+};
+
+static void zc_hook(struct evq_loop *loop, struct t_op *o, int res,
+		    unsigned flags)
+{
+	struct zc_rec *z = o->arg;
+
+	if (!(flags & EVQ_OP_F_NOTIF))
+		z->sendres = res;
+	if (flags & EVQ_OP_F_MORE) {
+		z->first_flags = flags;
+		z->active_in_first = evq_op_is_active(&o->op);
+		z->busy_in_first = evq_op_submit(loop, &o->op, 0, t_op_cb);
+		return;
+	}
+	z->last_flags = flags;
+	z->active_in_last = evq_op_is_active(&o->op);
+	if (flags & EVQ_OP_F_NOTIF)
+		EXPECT_ERR(res, 0);
+	if (z->buf)	/* the buffer is the caller's again */
+		memset(z->buf, 0xee, z->len);
+}
+
+static int send_zc_calls_back_with_the_send_then_the_notification(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct zc_rec z = { 0 };
+	enum { N = 256 * 1024 };
+	unsigned char *buf = malloc(N), *copy = malloc(N), *got = malloc(N);
+	size_t ngot = 0;
+	int s[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_TRUE(buf && copy && got);
+	ASSERT_OK(tcp_pair(s));
+	t_rand_fill(buf, N);
+	memcpy(copy, buf, N);
+	z.buf = buf;
+	z.len = N;
+	a.hook = zc_hook;
+	a.arg = &z;
+
+	T_STEP("two calls: the send (EVQ_OP_F_MORE), then EVQ_OP_F_NOTIF");
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, s[0], buf, N, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	/* The peer reads while the loop runs: on uring the notification
+	 * comes once the kernel is done with the pages, which on loopback
+	 * is when the peer has read them. */
+	for (uint64_t end = t_now_ns() + 5000 * T_MS;
+	     (ngot < N || a.ncalls == 0) && t_now_ns() < end;) {
+		ssize_t r = recv(s[1], got + ngot, N - ngot, MSG_DONTWAIT);
+
+		if (r > 0)
+			ngot += (size_t)r;
+		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
+		if (r <= 0)
+			t_sleep_ms(1);
+	}
+	ASSERT_EQ(ngot, N);
+	ASSERT_EQ(a.nmore, 1);
+	ASSERT_EQ(a.ncalls, 1);
+	ASSERT_EQ(z.sendres, N);
+	ASSERT_EQ(z.first_flags, EVQ_OP_F_MORE);
+	ASSERT_EQ(z.last_flags, EVQ_OP_F_NOTIF);
+	T_STEP("in flight until the notification: no resubmission before");
+	ASSERT_EQ(z.active_in_first, 1);
+	ASSERT_ERR(z.busy_in_first, -EBUSY);
+	ASSERT_EQ(z.active_in_last, 0);
+	T_STEP("the peer got the bytes as they were before the reuse");
+	ASSERT_EQ(memcmp(got, copy, N), 0);
+
+	t_close2(s);
+	free(buf);
+	free(copy);
+	free(got);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int send_zc_errors_end_with_a_last_call(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct zc_rec z = { 0 };
+	int u[2], p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_sockpair_mode(u, true));
+	ASSERT_OK(t_pipe_mode(p, true));
+	a.hook = zc_hook;
+	a.arg = &z;
+
+	T_STEP("an AF_UNIX socket: -EOPNOTSUPP on every backend");
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, u[0], "x", 1, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_op_wait(loop, &a, 5000));
+	ASSERT_ERR(z.sendres, -EOPNOTSUPP);
+	ASSERT_EQ(z.last_flags & EVQ_OP_F_MORE, 0);
+	T_STEP("a pipe: -ENOTSOCK; a closed fd: -EBADF");
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, p[1], "x", 1, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_op_wait(loop, &a, 5000));
+	ASSERT_ERR(z.sendres, -ENOTSOCK);
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, INT_MAX - 7, "x", 1, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_op_wait(loop, &a, 5000));
+	ASSERT_ERR(z.sendres, -EBADF);
+
+	t_close2(u);
+	t_close2(p);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int send_zc_waits_for_room_and_is_cancelled(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 }, c = { 0 };
+	struct zc_rec z = { 0 };
+	static char buf[4096];
+	int s[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(tcp_pair(s));
+	ASSERT_GT(t_sock_fill(s[0]), 0);
+	a.hook = zc_hook;
+	a.arg = &z;
+
+	T_STEP("a full socket: the send waits");
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, s[0], buf, sizeof(buf), 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_run_nowait(loop, 3));
+	ASSERT_EQ(a.ncalls + a.nmore, 0);
+	T_STEP("a cancel ends it; its last call comes before the cancel's");
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &a.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_ERR(c.res, 0);
+	ASSERT_EQ(a.ncalls, 1);
+	ASSERT_LT(a.seq, c.seq);
+	ASSERT_ERR(z.sendres, -ECANCELED);
+
+	T_STEP("room again: a new send_zc goes through");
+	ASSERT_GT(t_sock_drain(s[1]), 0);
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, s[0], buf, 100, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_op_wait(loop, &a, 5000));
+	ASSERT_EQ(z.sendres, 100);
+	ASSERT_EQ(z.last_flags, EVQ_OP_F_NOTIF);
+
+	t_close2(s);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int send_zc_linked_goes_on_after_the_notification(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 }, b = { 0 };
+	struct zc_rec z = { 0 };
+	int s[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(tcp_pair(s));
+	a.hook = zc_hook;
+	a.arg = &z;
+	t_op_init(&a);
+	t_op_init(&b);
+	evq_prep_send_zc(&a.op, s[0], "hello", 5, 0);
+	ASSERT_OK(t_op_submit(loop, &a, EVQ_OP_LINK));
+	evq_prep_nop(&b.op);
+	ASSERT_OK(t_op_submit(loop, &b, 0));
+	ASSERT_OK(t_op_wait(loop, &b, 5000));
+	ASSERT_EQ(a.ncalls, 1);
+	ASSERT_EQ(z.sendres, 5);
+	ASSERT_ERR(b.res, 0);
+	ASSERT_LT(a.seq, b.seq);
+
+	t_close2(s);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(splice_relays_a_file_through_a_pipe_to_a_socket_byte_for_byte),
 	T_CASE(splice_at_the_current_position_moves_it),
@@ -827,6 +1061,10 @@ static const struct t_case cases[] = {
 	T_CASE(renameat_moves_the_file),
 	T_CASE(unlinkat_removes_files_and_with_at_removedir_directories),
 	T_CASE(file_system_ops_cancelled_before_they_run_change_nothing),
+	T_CASE(send_zc_calls_back_with_the_send_then_the_notification),
+	T_CASE(send_zc_errors_end_with_a_last_call),
+	T_CASE(send_zc_waits_for_room_and_is_cancelled),
+	T_CASE(send_zc_linked_goes_on_after_the_notification),
 };
 
 int main(int argc, char **argv)

@@ -660,6 +660,7 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 	case EVQ_OP_UNLINKAT:
 	case EVQ_OP_RENAMEAT:
 	case EVQ_OP_MKDIRAT:
+	case EVQ_OP_SEND_ZC:
 		evq__more_start(loop, op);	/* emul_more.c */
 		return;
 	default:

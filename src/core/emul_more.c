@@ -13,6 +13,8 @@
  *            thread makes the call (threadpool.c, run_more)
  *   shutdown, socket
  *            the syscall in the loop: neither ever blocks
+ *   send_zc  a plain send (no zero copy), as emul.c's, then the
+ *            notification at once
  *   fallocate, unlinkat, renameat, mkdirat
  *            the thread pool, as openat and statx (file systems may
  *            wait for the disk)
@@ -22,6 +24,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <stddef.h>
 #include <sys/socket.h>
@@ -227,6 +230,89 @@ static void splice_start(struct evq_loop *loop, struct evq_op *op)
 }
 
 /* ------------------------------------------------------------------------
+ * send_zc: a plain send, then the notification (evq.h: no zero copy)
+ * ------------------------------------------------------------------------ */
+
+static void zc_start(struct evq_loop *loop, struct evq_op *op);
+
+/* The send's result and, when there is room for both, the notification
+ * right behind it: the buffer is the caller's again already. */
+static void zc_done(struct evq_loop *loop, struct evq_op *op, int res)
+{
+	op->res = res;	/* for a chain, when the send is the last call */
+	if (!evq__done_room(loop, 2)) {
+		finish(loop, op, res);
+		return;
+	}
+	op->state = EVQ__OP_DONE;
+	op->cflags = 0;
+	evq__report(loop, op, res, EVQ_OP_F_MORE);
+	evq__report(loop, op, 0, EVQ_OP_F_NOTIF);
+}
+
+static void zc_io_cb(struct evq_loop *loop, struct evq_io *w,
+		     unsigned revents);
+
+static void zc_try(struct evq_loop *loop, struct evq_op *op)
+{
+	ssize_t r = send(op->fd, op->u.sr.buf, op->u.sr.len,
+			 op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
+
+	if (r < 0 && errno == EAGAIN) {
+		r = wait_fd(loop, op, op->fd, EVQ_WRITE, zc_io_cb);
+		if (r < 0)
+			finish(loop, op, (int)r);
+		return;
+	}
+	zc_done(loop, op, r < 0 ? -errno : r > 0x7fffffff ? 0x7fffffff
+							   : (int)r);
+}
+
+static void zc_io_cb(struct evq_loop *loop, struct evq_io *w,
+		     unsigned revents)
+{
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+
+	if (revents & EVQ__NVAL) {
+		if (op->flags & EVQ__OPF_UNVERIFIED) {
+			op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+			zc_start(loop, op);
+			return;
+		}
+		finish(loop, op, -EBADF);
+		return;
+	}
+	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
+	evq__io_leave(w);
+	zc_try(loop, op);
+}
+
+/* Only where io_uring could send without a copy (TCP and UDP: the
+ * kernel's SOCK_SUPPORT_ZC), so that no backend takes what another
+ * refuses: two getsockopt calls per op. */
+static void zc_start(struct evq_loop *loop, struct evq_op *op)
+{
+	int domain = 0, proto = 0;
+	socklen_t len = sizeof(int);
+
+	if (op->fd < 0) {
+		finish(loop, op, -EBADF);
+		return;
+	}
+	if (getsockopt(op->fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0 ||
+	    getsockopt(op->fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0) {
+		finish(loop, op, -errno);
+		return;
+	}
+	if ((domain != AF_INET && domain != AF_INET6) ||
+	    (proto != IPPROTO_TCP && proto != IPPROTO_UDP)) {
+		finish(loop, op, -EOPNOTSUPP);
+		return;
+	}
+	zc_try(loop, op);
+}
+
+/* ------------------------------------------------------------------------
  * The interface
  * ------------------------------------------------------------------------ */
 
@@ -237,6 +323,9 @@ void evq__more_start(struct evq_loop *loop, struct evq_op *op)
 	switch (op->code) {
 	case EVQ_OP_SPLICE:
 		splice_start(loop, op);
+		return;
+	case EVQ_OP_SEND_ZC:
+		zc_start(loop, op);
 		return;
 	case EVQ_OP_SHUTDOWN:
 		/* Never blocks: it only changes the socket's state. */

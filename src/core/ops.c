@@ -250,6 +250,15 @@ void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
 	op->u.splice.flags = splice_flags;
 }
 
+void evq_prep_send_zc(struct evq_op *op, int fd, const void *buf, size_t len,
+		      int flags)
+{
+	prep(op, EVQ_OP_SEND_ZC, fd);
+	op->u.sr.buf = (void *)buf;
+	op->u.sr.len = clamp_len(len);
+	op->u.sr.flags = flags;
+}
+
 void evq_prep_shutdown(struct evq_op *op, int fd, int how)
 {
 	prep(op, EVQ_OP_SHUTDOWN, fd);
@@ -417,6 +426,9 @@ static bool op_success(const struct evq_op *op, int res)
 	case EVQ_OP_RECV:
 	case EVQ_OP_SEND:
 		return (size_t)res == op->u.sr.len;
+	case EVQ_OP_SEND_ZC:
+		/* res is the notification's: the send's is in op->res */
+		return (size_t)op->res == op->u.sr.len;
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
 		/* the kernel moves at most EVQ_OP_LEN_MAX in one call */
@@ -642,6 +654,11 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 			rearm = true;
 		}
 	}
+	/* send_zc: its chain goes on after the notification if the send
+	 * was whole (op_success). */
+	if (evq__unlikely(d.flags & EVQ_OP_F_MORE) &&
+	    op->code == EVQ_OP_SEND_ZC)
+		op->res = d.res;
 	complete(loop, op, d.res, d.flags);
 	if (evq__unlikely(rearm)) {
 		int r = loop->backend->op_start(loop, op);
