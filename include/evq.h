@@ -235,7 +235,10 @@ enum evq_op_code {
 	EVQ_OP_RENAMEAT,
 	EVQ_OP_MKDIRAT,
 	EVQ_OP_SEND_ZC,
-	EVQ_OP__COUNT
+	EVQ_OP__COUNT,
+	/* Not started as the others are: it watches the op before it
+	 * (evq_prep_link_timeout). */
+	EVQ_OP_LINK_TIMEOUT = 0x40
 };
 
 /* evq_op_submit() flags */
@@ -311,6 +314,8 @@ struct evq_op {
 		struct { const char *oldpath, *newpath; int olddirfd,
 			 newdirfd; unsigned flags; } ren;
 		int how;
+		/* as cancel's first two: the core makes it a cancel */
+		struct { struct evq_op *target; int fd; uint64_t ns; } lt;
 		struct { struct evq_pool *pool; uint64_t off;
 			 int flags; } pool;
 		uint64_t fsync_flags;
@@ -767,6 +772,32 @@ EVQ_API void evq_prep_close(struct evq_op *op, int fd);
  * the op; never earlier). A huge ns follows the saturation rule
  * ("Durations" under Timers): UINT64_MAX never completes by itself. */
 EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
+/* A timeout for the op submitted just before it with EVQ_OP_LINK (the
+ * target), as io_uring's IORING_OP_LINK_TIMEOUT: "this recv, but at most
+ * ns". Its clock starts when the target starts (after the ops the target
+ * waits for in its chain). If the target completes first, with any
+ * result, the timeout completes with -ECANCELED. If the time runs out
+ * first, the target is cancelled and completes with -ECANCELED (on uring
+ * -EINTR if the kernel was inside a blocking call), and then the timeout
+ * completes with -ETIME; or, when the target could not be stopped any
+ * more (a pool thread runs it; on uring: the kernel had finished it),
+ * with -EALREADY (on uring also -ENOENT) while the target completes with
+ * its own result. The target's callback runs before the timeout's.
+ * The target is not made to wait for all its bytes as a linked recv or
+ * send otherwise is: a recv with a timeout completes with what came.
+ * Submitted with EVQ_OP_LINK itself, the op after it runs when the
+ * target fully succeeded (the chain rules above: a short recv does not),
+ * as if the timeout were not there, and completes with -ECANCELED
+ * otherwise. evq_op_submit() says -EINVAL when
+ * the op before it was not submitted with EVQ_OP_LINK in this iteration
+ * (or is a link timeout). Cancelling the timeout (evq_prep_cancel) leaves
+ * the target running without it. ns follows the saturation rule as
+ * evq_prep_timeout's.
+ *
+ * Every backend runs it in the core, with a timer; on uring too: evq
+ * never links SQEs (see "Chains"; io_uring's cancel cannot find a held
+ * linked request), so a fired timeout cancels its target by address. */
+EVQ_API void evq_prep_link_timeout(struct evq_op *op, uint64_t ns);
 /* Cancel one op. res: 0 when the target was cancelled (it completes with
  * -ECANCELED, or, multishot, with a last call without EVQ_OP_F_MORE);
  * -ENOENT when it is not in flight (on uring also when it has just

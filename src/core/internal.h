@@ -83,6 +83,10 @@ enum {
 					 * kept from the op before, and no
 					 * report came through it yet
 					 * (emul.c) */
+#define EVQ__OPF_LTMO 0x10u	/* a fired link timeout, made a cancel of
+				 * its target for the backend (ops.c) */
+#define EVQ__OPF_TIMED 0x20u	/* the op's link is a link timeout, armed
+				 * when the op starts (ops.c) */
 #define EVQ__OPF_AGAIN 0x40u	/* native splice: a -EAGAIN result (a
 				 * non-blocking side not ready) goes to
 				 * the emulation, which waits (ops.c) */
@@ -317,7 +321,7 @@ struct evq_loop {
  *   threadpool.c -> async.c (its results wake the loop), pool.c
  *   emul_more.c -> io.c, timer.c, threadpool.c
  *   emul.c -> emul_more.c, io.c, timer.c, threadpool.c, pool.c
- *   ops.c -> emul.c, threadpool.c, io.c
+ *   ops.c -> emul.c, threadpool.c, io.c, timer.c
  *   loop.c -> all of the above, backend.c */
 
 /* core/io.c */

@@ -202,6 +202,14 @@ void evq_prep_timeout(struct evq_op *op, uint64_t ns)
 	op->u.tmo.ns = ns;
 }
 
+void evq_prep_link_timeout(struct evq_op *op, uint64_t ns)
+{
+	prep(op, EVQ_OP_LINK_TIMEOUT, -1);
+	op->u.lt.target = NULL;
+	op->u.lt.fd = -1;
+	op->u.lt.ns = ns;
+}
+
 void evq_prep_cancel(struct evq_op *op, struct evq_op *target)
 {
 	prep(op, EVQ_OP_CANCEL, -1);
@@ -395,6 +403,119 @@ static void end(struct evq_loop *loop, struct evq_op *op, int res)
 }
 
 /* ------------------------------------------------------------------------
+ * Link timeouts (evq_prep_link_timeout)
+ *
+ * A link timeout is held as the link of its target (target->link, with
+ * EVQ__OPF_TIMED on the target) and armed, a core timer in lt->wait,
+ * when the target starts. The target finishing first ends it with
+ * -ECANCELED (chain_continue), and the chain goes on after it. The timer
+ * firing first takes it out of the chain (the target's link becomes what
+ * followed it) and cancels the target: what the core holds or emulates
+ * it ends at once; a target the backend runs (uring) is cancelled by the
+ * timeout op itself, made a cancel of its target for the backend, and
+ * turned back into a link timeout when that result is delivered
+ * (complete: -ETIME for a found target).
+ * ------------------------------------------------------------------------ */
+
+static int cancel_one(struct evq_loop *loop, struct evq_op *t);
+static inline void backend_start(struct evq_loop *loop, struct evq_op *op);
+
+/* Stop lt's timer if it runs; the timer does not count as a watcher of
+ * its own (the op does), as for the emulation's timeout op. */
+static void lt_disarm(struct evq_loop *loop, struct evq_op *lt)
+{
+	if (lt->state == EVQ__OP_WAIT_TIMER) {
+		evq_timer_stop(&lt->wait.timer);
+		loop->active++;
+	}
+}
+
+/* End lt (its target finished, or the chain broke) and return what
+ * followed it in the chain. */
+static struct evq_op *lt_end(struct evq_loop *loop, struct evq_op *lt,
+			     int res)
+{
+	struct evq_op *after = lt->link;
+
+	lt->link = NULL;
+	lt_disarm(loop, lt);
+	end(loop, lt, res);
+	return after;
+}
+
+static void lt_fire(struct evq_loop *loop, struct evq_timer *t)
+{
+	struct evq_op *lt = (struct evq_op *)(void *)((char *)t -
+					offsetof(struct evq_op, wait.timer));
+	struct evq_op *target = lt->u.lt.target;
+	int r;
+
+	loop->active++;	/* the firing took one off (lt_disarm) */
+	/* What followed the timeout now follows the target. */
+	target->link = lt->link;
+	lt->link = NULL;
+	r = cancel_one(loop, target);
+	if (r == 1) {
+		/* The backend runs the target: lt cancels it there. */
+		lt->code = EVQ_OP_CANCEL;
+		lt->u.cancel.fd = -1;
+		lt->flags |= EVQ__OPF_LTMO;
+		backend_start(loop, lt);
+		return;
+	}
+	end(loop, lt, r == 0 ? -ETIME : r);
+}
+
+/* target starts now: arm the link timeout that watches it. */
+static void lt_arm(struct evq_loop *loop, struct evq_op *target)
+{
+	struct evq_op *lt = target->link;
+	int r;
+
+	target->flags &= (uint16_t)~EVQ__OPF_TIMED;
+	if (!lt || lt->code != EVQ_OP_LINK_TIMEOUT || lt->state != EVQ__OP_HELD)
+		return;	/* cancelled meanwhile */
+	lt->wait.timer = (struct evq_timer){ 0 };
+	r = evq_timer_start(loop, &lt->wait.timer, lt->u.lt.ns, 0, lt_fire);
+	if (r < 0) {
+		target->link = lt_end(loop, lt, r);
+		return;
+	}
+	lt->state = EVQ__OP_WAIT_TIMER;
+	loop->active--;	/* see lt_disarm */
+}
+
+/* The result of a fired link timeout's cancel (EVQ__OPF_LTMO): the op is
+ * a link timeout again, and says -ETIME if its target was found. */
+static int lt_fired(struct evq_op *lt, int res)
+{
+	lt->code = EVQ_OP_LINK_TIMEOUT;
+	lt->flags &= (uint16_t)~EVQ__OPF_LTMO;
+	return res == 0 ? -ETIME : res;
+}
+
+/* Submission of a link timeout with a chain open: watch the tail. */
+static int lt_attach(struct evq_loop *loop, struct evq_op *lt)
+{
+	struct evq_op *target = loop->chain_tail;
+
+	lt->u.lt.target = target;
+	lt->u.lt.fd = -1;
+	target->link = lt;
+	target->flags |= EVQ__OPF_TIMED;
+	lt->state = EVQ__OP_HELD;
+	/* A target its chain started already (in this delivery). */
+	if (target->state != EVQ__OP_QUEUED && target->state != EVQ__OP_HELD) {
+		lt_arm(loop, target);
+		return 0;
+	}
+	/* A recv or send with a timeout completes with what came in
+	 * time: not made to wait for all its bytes as a linked one is. */
+	target->flags &= (uint16_t)~EVQ__OPF_WAITALL;
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
  * Chains
  * ------------------------------------------------------------------------ */
 
@@ -446,7 +567,16 @@ static bool op_success(const struct evq_op *op, int res)
 static void chain_continue(struct evq_loop *loop, struct evq_op *next,
 			   bool ok)
 {
+	if (evq__unlikely(next->code == EVQ_OP_LINK_TIMEOUT)) {
+		/* The target finished first: its timeout is done, and the
+		 * chain goes on after it as after the target. */
+		next = lt_end(loop, next, -ECANCELED);
+		if (!next)
+			return;
+	}
 	if (ok && !loop->freeing) {
+		if (evq__unlikely(next->flags & EVQ__OPF_TIMED))
+			lt_arm(loop, next);
 		op_start(loop, next);
 		return;
 	}
@@ -556,9 +686,11 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 							       : &chain_broken;
 		inflight_remove(loop, op);
 		if (evq__unlikely(loop->cancels != NULL)) {
-			if (cancel_of_one(op))
+			if (cancel_of_one(op)) {
 				cancels_remove(loop, op);
-			else
+				if (op->flags & EVQ__OPF_LTMO)
+					res = lt_fired(op, res);
+			} else
 				held = cancels_target_done(loop, op);
 		}
 	}
@@ -617,7 +749,7 @@ static bool native_result(struct evq__done *d)
  * (evq.h): the emulation takes the op over and waits for the side that
  * is not ready. Not when the caller asked for SPLICE_F_NONBLOCK, nor
  * when a cancel aimed at it is on its way (it ends as cancelled). */
-static bool splice_again(struct evq_loop *loop, const struct evq__done *d)
+static bool splice_again(struct evq_loop *loop, struct evq__done *d)
 {
 	struct evq_op *op = d->op;
 
@@ -626,9 +758,12 @@ static bool splice_again(struct evq_loop *loop, const struct evq__done *d)
 	    loop->freeing)
 		return false;
 	for (const struct evq_op *c = loop->cancels; c;
-	     c = c->wait.native.cancel_next)
-		if (c->u.cancel.target == op)
+	     c = c->wait.native.cancel_next) {
+		if (c->u.cancel.target == op) {
+			d->res = -ECANCELED;
 			return false;
+		}
+	}
 	op->state = EVQ__OP_QUEUED;
 	evq__emul_start(loop, op);
 	return true;
@@ -741,6 +876,11 @@ static void submit_chained(struct evq_loop *loop, struct evq_op *op,
 			loop->chain_tail = NULL;
 		return;
 	}
+	if (evq__unlikely(op->code == EVQ_OP_LINK_TIMEOUT)) {
+		lt_attach(loop, op);
+		loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
+		return;
+	}
 	loop->chain_tail->link = op;
 	op->state = EVQ__OP_HELD;
 	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
@@ -778,7 +918,14 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	int r;
 
 	if (evq__unlikely(!loop || !op ||
-			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
+			  ((unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1 &&
+			   op->code != EVQ_OP_LINK_TIMEOUT)))
+		return -EINVAL;
+	/* A link timeout needs an op to watch (not another timeout). */
+	if (evq__unlikely(op->code == EVQ_OP_LINK_TIMEOUT) &&
+	    (!loop->chain_tail ||
+	     (loop->chain_tail != &chain_broken &&
+	      loop->chain_tail->code == EVQ_OP_LINK_TIMEOUT)))
 		return -EINVAL;
 	if (evq__unlikely(!cb)) {
 		/* Fire and forget, but never of an fd or a buffer. */
@@ -907,7 +1054,13 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	while ((op = loop->batch_head)) {
 		loop->batch_head = op->qnext;
 		op->qnext = NULL;
-		if (evq__unlikely(op->flags & EVQ__OPF_PARKED)) {
+		if (evq__unlikely(op->flags &
+				  (EVQ__OPF_PARKED | EVQ__OPF_TIMED))) {
+			if (op->flags & EVQ__OPF_TIMED) {
+				lt_arm(loop, op);
+				op_start(loop, op);
+				continue;
+			}
 			op->flags &= (uint16_t)~EVQ__OPF_PARKED;
 			evq__report(loop, op, op->res, op->cflags);
 		} else {
@@ -928,6 +1081,13 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 {
 	int r;
 
+	if (evq__unlikely(t->code == EVQ_OP_LINK_TIMEOUT) &&
+	    (t->state == EVQ__OP_WAIT_TIMER || t->state == EVQ__OP_HELD)) {
+		/* A link timeout: its target goes on without it, followed
+		 * by what followed the timeout. */
+		t->u.lt.target->link = lt_end(loop, t, -ECANCELED);
+		return 0;
+	}
 	switch (t->state) {
 	case EVQ__OP_QUEUED:
 		if (!list_remove(&loop->sq_head, &loop->sq_tail, t) &&
@@ -968,6 +1128,7 @@ static bool has_fd(const struct evq_op *op)
 	case EVQ_OP_UNLINKAT:
 	case EVQ_OP_RENAMEAT:
 	case EVQ_OP_MKDIRAT:
+	case EVQ_OP_LINK_TIMEOUT:
 		return false;
 	default:
 		return true;
