@@ -928,8 +928,9 @@ EVQ_API void evq_prep_read_pool(struct evq_op *op, int fd,
 /* Submit a prepared op with EVQ_OP_LINK/EVQ_OP_MULTISHOT flags, and
  * EVQ_OP_UNREF for an op that should not keep the loop running (it is not
  * counted by evq_loop_active(); evq_loop_ops() counts it). Returns 0;
- * -EINVAL for a NULL loop or op, an unprepared op, unknown flags, or
- * multishot on an op that cannot be; -EBUSY if op is still in flight;
+ * -EINVAL for a NULL loop or op, an unprepared op, unknown flags,
+ * multishot on an op that cannot be, or a link timeout with no op to
+ * watch (evq_prep_link_timeout); -EBUSY if op is still in flight;
  * -ESHUTDOWN while the loop is being freed. Errors of the operation
  * itself go to cb.
  *

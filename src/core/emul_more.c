@@ -189,7 +189,8 @@ static void splice_step(struct evq_loop *loop, struct evq_op *op)
 	}
 	/* Which side? Both ready by now (a race, or a pipe with room
 	 * for less than a page): wait for fd_in, which costs one
-	 * iteration when it is readable, never a busy loop. */
+	 * iteration when it is readable: at worst a try per iteration
+	 * while that lasts, never a loop inside one. */
 	fd = splice_unready(op, &events);
 	if (fd < 0) {
 		fd = op->u.splice.fd_in;

@@ -1204,8 +1204,16 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 		cancels_add(loop, op);
 	r = loop->backend->op_start(loop, op);
 	loop->handed_at = loop->waits + 1;
-	if (r == EVQ__SINGLE) {
-		op->flags |= EVQ__OPF_REARM;
+	if (evq__unlikely(r > 0)) {	/* one test for 0, the common r */
+		if (r == EVQ__SINGLE) {
+			op->flags |= EVQ__OPF_REARM;
+		} else {
+			/* EVQ__EMULATE: an op of issue 14 the kernel lacks
+			 * (uring probes them): the emulation's, as on the
+			 * other backends. */
+			op->state = EVQ__OP_QUEUED;
+			evq__emul_start(loop, op);
+		}
 	} else if (r < 0) {
 		/* A cancel_fd the kernel cannot do still counts what the
 		 * core cancelled. */
@@ -1213,11 +1221,6 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 		    op->res > 0)
 			r = op->res;
 		end(loop, op, r);
-	} else if (evq__unlikely(r == EVQ__EMULATE)) {
-		/* An op of issue 14 the kernel lacks (uring probes them):
-		 * the emulation's, as on the other backends. */
-		op->state = EVQ__OP_QUEUED;
-		evq__emul_start(loop, op);
 	}
 }
 
