@@ -1304,6 +1304,54 @@ static int link_timeout_without_a_linked_op_is_refused(void)
 	return T_PASS;
 }
 
+static int link_timeout_on_a_blocked_open_cannot_stop_it(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op o = { 0 }, lt = { 0 };
+	struct fsdir d;
+	char path[300];
+	int w;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(fsdir_open(&d));
+	snprintf(path, sizeof(path), "%s/a", d.dir);
+	ASSERT_OK(mkfifo(path, 0600));
+	T_STEP("openat of a FIFO with no writer blocks; 50 ms for it");
+	t_op_init(&o);
+	t_op_init(&lt);
+	evq_prep_openat(&o.op, AT_FDCWD, path, O_RDONLY | O_CLOEXEC, 0);
+	ASSERT_OK(t_op_submit(loop, &o, EVQ_OP_LINK));
+	evq_prep_link_timeout(&lt.op, 50 * T_MS);
+	ASSERT_OK(t_op_submit(loop, &lt, 0));
+	ASSERT_OK(t_op_wait(loop, &lt, 5000));
+	T_STEP("a writer comes: the open ends");
+	w = open(path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+	ASSERT_OK(t_op_wait(loop, &o, 5000));
+	t_close(w);
+	if (lt.res == -ECANCELED && t_backend_is("uring")) {
+		/* io_uring opens a FIFO without waiting for a writer (it
+		 * tries O_NONBLOCK first): the open finished first. */
+		ASSERT_GE(o.res, 0);
+		ASSERT_LT(o.seq, lt.seq);
+		t_close(o.res);
+	} else if (lt.res == -ETIME) {
+		/* The timer won the race with the thread taking the job. */
+		ASSERT_TRUE(o.res == -ECANCELED || o.res == -EINTR);
+	} else {
+		T_STEP("already running: the timeout says so, the open "
+		       "completes with its own result");
+		if (lt.res != -EALREADY && lt.res != -ENOENT)
+			ASSERT_ERR(lt.res, -EALREADY);
+		ASSERT_TRUE(o.res >= 0 || o.res == -EINTR);
+		if (o.res >= 0)
+			t_close(o.res);
+	}
+
+	fsdir_close(&d);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(splice_relays_a_file_through_a_pipe_to_a_socket_byte_for_byte),
 	T_CASE(splice_at_the_current_position_moves_it),
@@ -1327,6 +1375,7 @@ static const struct t_case cases[] = {
 	T_CASE(link_timeout_starts_with_its_target),
 	T_CASE(link_timeout_cancelled_or_its_target_cancelled),
 	T_CASE(link_timeout_without_a_linked_op_is_refused),
+	T_CASE(link_timeout_on_a_blocked_open_cannot_stop_it),
 };
 
 int main(int argc, char **argv)
