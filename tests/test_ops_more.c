@@ -283,6 +283,62 @@ static int splice_waits_for_data_in_the_pipe_then_for_room_in_the_socket(void)
 	return T_PASS;
 }
 
+static void count_timer(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)loop;
+	(*(int *)t->data)++;
+}
+
+static int splice_with_blocking_sockets_never_blocks_the_loop(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct evq_timer tick = { 0 };
+	int p[2], s[2], ticks = 0;
+	ssize_t filled, drained;
+	char buf[8];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe_mode(p, false));
+	ASSERT_OK(t_sockpair_mode(s, false));
+	tick.data = &ticks;
+
+	T_STEP("pipe -> a full blocking socket: timers still run");
+	filled = t_sock_fill(s[0]);
+	ASSERT_GT(filled, 0);
+	ASSERT_EQ(write(p[1], "abcde", 5), 5);
+	t_op_init(&a);
+	evq_prep_splice(&a.op, p[0], -1, s[0], -1, 5, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(evq_timer_start(loop, &tick, 10 * T_MS, 10 * T_MS,
+				  count_timer));
+	ASSERT_OK(t_run_until(loop, &ticks, 5, 2000, "timers stopped"));
+	ASSERT_EQ(a.ncalls, 0);
+	T_STEP("the peer reads: the splice completes");
+	drained = t_sock_drain(s[1]);
+	RUN_EXPECT(loop, &a, 5);
+	ASSERT_EQ(drained + t_sock_drain(s[1]), filled + 5);
+
+	T_STEP("a quiet blocking socket -> pipe: timers still run");
+	t_op_init(&a);
+	evq_prep_splice(&a.op, s[1], -1, p[1], -1, 8, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ticks = 0;
+	ASSERT_OK(t_run_until(loop, &ticks, 5, 2000, "timers stopped"));
+	ASSERT_EQ(a.ncalls, 0);
+	T_STEP("data comes: it reaches the pipe");
+	ASSERT_EQ(write(s[0], "xyz", 3), 3);
+	RUN_EXPECT(loop, &a, 3);
+	ASSERT_EQ(read(p[0], buf, sizeof(buf)), 3);
+	ASSERT_EQ(memcmp(buf, "xyz", 3), 0);
+
+	evq_timer_stop(&tick);
+	t_close2(p);
+	t_close2(s);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static int splice_errors_are_reported_as_by_the_kernel(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -1356,6 +1412,7 @@ static const struct t_case cases[] = {
 	T_CASE(splice_relays_a_file_through_a_pipe_to_a_socket_byte_for_byte),
 	T_CASE(splice_at_the_current_position_moves_it),
 	T_CASE(splice_waits_for_data_in_the_pipe_then_for_room_in_the_socket),
+	T_CASE(splice_with_blocking_sockets_never_blocks_the_loop),
 	T_CASE(splice_errors_are_reported_as_by_the_kernel),
 	T_CASE(splice_waiting_for_a_pipe_is_cancelled_and_closed),
 	T_CASE(shutdown_wr_makes_the_peer_read_eof),
