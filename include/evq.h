@@ -709,8 +709,8 @@ EVQ_API int evq_child_ref(struct evq_child *c);
  * and completes with -ECANCELED after a failure.
  *
  * Reuse: after its last call (for a multishot op or a send_zc, the one
- * without EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
- * inside that call, so the callback may prepare and submit it again, or
+ * without EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0
+ * already inside that call, so the callback may prepare and submit it again, or
  * free it.
  *
  * A cancel finds ops that started before it did; an op submitted after the
@@ -788,11 +788,10 @@ EVQ_API void evq_prep_timeout(struct evq_op *op, uint64_t ns);
  * Submitted with EVQ_OP_LINK itself, the op after it runs when the
  * target fully succeeded (the chain rules above: a short recv does not),
  * as if the timeout were not there, and completes with -ECANCELED
- * otherwise. evq_op_submit() says -EINVAL when
- * the op before it was not submitted with EVQ_OP_LINK in this iteration
- * (or is a link timeout). Cancelling the timeout (evq_prep_cancel) leaves
- * the target running without it. ns follows the saturation rule as
- * evq_prep_timeout's.
+ * otherwise. evq_op_submit() says -EINVAL when the op before it was not
+ * submitted with EVQ_OP_LINK in this iteration (or is a link timeout).
+ * Cancelling the timeout (evq_prep_cancel) leaves the target running
+ * without it. ns follows the saturation rule as evq_prep_timeout's.
  *
  * Every backend runs it in the core, with a timer; on uring too: evq
  * never links SQEs (see "Chains"; io_uring's cancel cannot find a held
@@ -895,23 +894,22 @@ EVQ_API void evq_prep_fallocate(struct evq_op *op, int fd, int mode,
 /* unlinkat(2): remove path (a directory with AT_REMOVEDIR in flags),
  * relative to dirfd (AT_FDCWD: the current directory). res: 0 or -errno
  * (-ENOENT, -ENOTEMPTY, -EISDIR, -EFAULT for a NULL path, ...). The path
- * must stay valid until the op completes, as for openat. uring: native (5.11); elsewhere the loop's
- * thread pool, as openat and statx. */
+ * must stay valid until the op completes, as for openat. uring: native
+ * (5.11); elsewhere the loop's thread pool, as openat and statx. */
 EVQ_API void evq_prep_unlinkat(struct evq_op *op, int dirfd, const char *path,
 			       int flags);
 /* renameat2(2): move oldpath (relative to olddirfd) to newpath (relative
  * to newdirfd); flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, ... res: 0
  * or -errno (-ENOENT, -EEXIST with RENAME_NOREPLACE, -EXDEV, -EFAULT for
- * a NULL path, ...). Both
- * paths must stay valid until the op completes. uring: native (5.11);
- * elsewhere the loop's thread pool. */
+ * a NULL path, ...). Both paths must stay valid until the op completes.
+ * uring: native (5.11); elsewhere the loop's thread pool. */
 EVQ_API void evq_prep_renameat(struct evq_op *op, int olddirfd,
 			       const char *oldpath, int newdirfd,
 			       const char *newpath, unsigned flags);
 /* mkdirat(2): make the directory path, relative to dirfd, with mode (less
  * the umask). res: 0 or -errno (-EEXIST, -ENOENT, -EFAULT for a NULL
- * path, ...). The path must stay valid until the op completes. uring: native (5.15); elsewhere the
- * loop's thread pool. */
+ * path, ...). The path must stay valid until the op completes. uring:
+ * native (5.15); elsewhere the loop's thread pool. */
 EVQ_API void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
 			      unsigned mode);
 /* recv/read into a buffer the pool picks when data arrives. flags as for

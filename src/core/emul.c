@@ -566,7 +566,8 @@ static void route(struct evq_loop *loop, struct evq_op *op, int how, int res)
 static bool pool_runs_on_fd(const struct evq_loop *loop, int fd)
 {
 	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
-		if (o->state == EVQ__OP_POOL_QUEUED && o->code != EVQ_OP_CLOSE &&
+		if (o->state == EVQ__OP_POOL_QUEUED &&
+		    o->code != EVQ_OP_CLOSE &&
 		    (o->fd == fd || (o->code == EVQ_OP_SPLICE &&
 				     o->u.splice.fd_in == fd)))
 			return true;
