@@ -862,7 +862,9 @@ EVQ_API void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
  * last call when the send moved every byte; no MSG_WAITALL is added as
  * for send.
  *
- * uring: native (6.0), zero copy. Elsewhere, and on a kernel without the
+ * uring: native (6.0), zero copy; evq_loop_free() waits for the
+ * notifications still to come (for TCP, until the data is acknowledged).
+ * Elsewhere, and on a kernel without the
  * opcode: a plain send, as evq_prep_send's (the bytes are copied: no zero
  * copy there), then at once the notification, so that code written for
  * uring runs unchanged; a full socket is waited for as for send. */

@@ -969,9 +969,8 @@ static int send_zc_calls_back_with_the_send_then_the_notification(void)
 	t_op_init(&a);
 	evq_prep_send_zc(&a.op, s[0], buf, N, 0);
 	ASSERT_OK(t_op_submit(loop, &a, 0));
-	/* The peer reads while the loop runs: on uring the notification
-	 * comes once the kernel is done with the pages, which on loopback
-	 * is when the peer has read them. */
+	/* The peer reads while the loop runs: 256 KiB is more than the
+	 * socket takes at once, so the send waits for room. */
 	for (uint64_t end = t_now_ns() + 5000 * T_MS;
 	     (ngot < N || a.ncalls == 0) && t_now_ns() < end;) {
 		ssize_t r = recv(s[1], got + ngot, N - ngot, MSG_DONTWAIT);
@@ -1082,6 +1081,36 @@ static int send_zc_waits_for_room_and_is_cancelled(void)
 
 	t_close2(s);
 	t_loop_free(loop);
+	return T_PASS;
+}
+
+static int send_zc_in_flight_when_the_loop_is_freed_gets_its_last_call(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 };
+	struct zc_rec z = { 0 };
+	enum { N = 64 * 1024 };
+	char *buf = calloc(1, N);
+	int s[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_NOTNULL(buf);
+	t_case_timeout(10);
+	ASSERT_OK(tcp_pair(s));
+	a.hook = zc_hook;
+	a.arg = &z;
+	T_STEP("sent, the peer reads nothing");
+	t_op_init(&a);
+	evq_prep_send_zc(&a.op, s[0], buf, N, 0);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_run_until(loop, &z.sendres, 1, 5000, "no send result"));
+	ASSERT_EQ(z.sendres, N);
+	T_STEP("the loop is freed: the op gets its last call, once");
+	t_loop_free(loop);
+	ASSERT_EQ(a.ncalls, 1);
+	ASSERT_EQ(t_sock_drain(s[1]), N);
+	t_close2(s);
+	free(buf);
 	return T_PASS;
 }
 
@@ -1426,6 +1455,7 @@ static const struct t_case cases[] = {
 	T_CASE(send_zc_calls_back_with_the_send_then_the_notification),
 	T_CASE(send_zc_errors_end_with_a_last_call),
 	T_CASE(send_zc_waits_for_room_and_is_cancelled),
+	T_CASE(send_zc_in_flight_when_the_loop_is_freed_gets_its_last_call),
 	T_CASE(send_zc_linked_goes_on_after_the_notification),
 	T_CASE(link_timeout_fires_first_the_target_is_cancelled),
 	T_CASE(link_timeout_target_first_the_timeout_is_cancelled),
