@@ -864,10 +864,10 @@ EVQ_API void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
  *
  * uring: native (6.0), zero copy; evq_loop_free() waits for the
  * notifications still to come (for TCP, until the data is acknowledged).
- * Elsewhere, and on a kernel without the
- * opcode: a plain send, as evq_prep_send's (the bytes are copied: no zero
- * copy there), then at once the notification, so that code written for
- * uring runs unchanged; a full socket is waited for as for send. */
+ * Elsewhere, and on a kernel without the opcode: a plain send, as
+ * evq_prep_send's (the bytes are copied: no zero copy there), then at
+ * once the notification, so that code written for uring runs unchanged;
+ * a full socket is waited for as for send. */
 EVQ_API void evq_prep_send_zc(struct evq_op *op, int fd, const void *buf,
 			      size_t len, int flags);
 /* Shut down part of a full-duplex connection, as shutdown(2) with how
