@@ -509,6 +509,44 @@ static int shutdown_wr_makes_the_peer_read_eof(void)
 	return T_PASS;
 }
 
+static int shutdown_cancelled_before_it_runs_leaves_the_socket_open(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op a = { 0 }, c = { 0 }, tmo = { 0 };
+	int s[2];
+	char ch;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_sockpair_mode(s, true));
+	T_STEP("a shutdown held behind a timeout, cancelled");
+	t_op_init(&tmo);
+	evq_prep_timeout(&tmo.op, 10000 * T_MS);
+	ASSERT_OK(t_op_submit(loop, &tmo, EVQ_OP_LINK));
+	t_op_init(&a);
+	evq_prep_shutdown(&a.op, s[0], SHUT_WR);
+	ASSERT_OK(t_op_submit(loop, &a, 0));
+	ASSERT_OK(t_run_nowait(loop, 1));
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &a.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	ASSERT_ERR(c.res, 0);
+	ASSERT_ERR(a.res, -ECANCELED);
+	T_STEP("the peer sees no EOF: the socket still carries data");
+	ASSERT_TRUE(read(s[1], &ch, 1) < 0 && errno == EAGAIN);
+	ASSERT_EQ(write(s[0], "k", 1), 1);
+	ASSERT_EQ(read(s[1], &ch, 1), 1);
+
+	t_op_init(&c);
+	evq_prep_cancel(&c.op, &tmo.op);
+	ASSERT_OK(t_op_submit(loop, &c, 0));
+	ASSERT_OK(t_op_wait(loop, &tmo, 5000));
+	ASSERT_OK(t_op_wait(loop, &c, 5000));
+	t_close2(s);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 static int socket_returns_a_usable_fd(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -1445,6 +1483,7 @@ static const struct t_case cases[] = {
 	T_CASE(splice_errors_are_reported_as_by_the_kernel),
 	T_CASE(splice_waiting_for_a_pipe_is_cancelled_and_closed),
 	T_CASE(shutdown_wr_makes_the_peer_read_eof),
+	T_CASE(shutdown_cancelled_before_it_runs_leaves_the_socket_open),
 	T_CASE(socket_returns_a_usable_fd),
 	T_CASE(socket_cancelled_never_leaks_an_fd),
 	T_CASE(fallocate_grows_the_file),
