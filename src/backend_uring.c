@@ -863,11 +863,13 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
  * would then take whatever file has the number), so each splice on fd
  * (either side) is cancelled by address first. A walk of the loop's ops
  * in flight, as the core's own for the close. */
-static void close_splices(struct evq_loop *loop, struct uring_state *st,
-			  int fd)
+static __attribute__((noinline, cold)) void
+close_splices(struct evq_loop *loop, struct uring_state *st, int fd)
 {
 	struct io_uring_sqe *sqe;
 
+	if (!(st->native_new & 1u << EVQ_OP_SPLICE))
+		return;
 	for (struct evq_op *o = loop->ops_head; o; o = o->next) {
 		if (o->code != EVQ_OP_SPLICE || o->state != EVQ__OP_NATIVE ||
 		    (o->fd != fd && o->u.splice.fd_in != fd))
@@ -890,9 +892,7 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	int r;
 
 	if (evq__unlikely(op->code == EVQ_OP_CLOSE) &&
-	    (st->native_new & 1u << EVQ_OP_SPLICE))
-		close_splices(loop, st, op->fd);
-	if (evq__unlikely(op->code == EVQ_OP_CLOSE) && st->cancel_fd &&
+	    (close_splices(loop, st, op->fd), st->cancel_fd) &&
 	    sq_room(loop, st, 2)) {
 		/* The kernel's ops on fd end before the number is freed
 		 * (the core ended its own); HARDLINK so that "nothing to
@@ -908,11 +908,12 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	if (!sqe)
 		return -EBUSY;	/* submitting failed: the ring is unusable */
 	r = prep_op(loop, st, sqe, op);
-	if (evq__unlikely(r == EVQ__EMULATE)) {
-		st->ring.sq.sqe_tail--;	/* the SQE just taken, unused */
-		return r;
-	}
-	if (r < 0) {
+	if (r != 0) {
+		if (r == EVQ__EMULATE) {
+			/* note p: the SQE just taken goes back unused */
+			st->ring.sq.sqe_tail--;
+			return r;
+		}
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 		return r;
@@ -956,12 +957,12 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 		r = 0;
 	} else {
 		r = prep_op(loop, st, sqe, op);
-		if (evq__unlikely(r == EVQ__EMULATE)) {
+	}
+	if (evq__unlikely(r != 0)) {
+		if (r == EVQ__EMULATE) {
 			sq->sqe_tail = tail;	/* unused: the core's */
 			return EVQ__LATER;
 		}
-	}
-	if (evq__unlikely(r < 0)) {
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 		return r;

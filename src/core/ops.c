@@ -467,7 +467,8 @@ static void lt_fire(struct evq_loop *loop, struct evq_timer *t)
 }
 
 /* target starts now: arm the link timeout that watches it. */
-static void lt_arm(struct evq_loop *loop, struct evq_op *target)
+static __attribute__((noinline, cold)) void
+lt_arm(struct evq_loop *loop, struct evq_op *target)
 {
 	struct evq_op *lt = target->link;
 	int r;
@@ -494,25 +495,28 @@ static int lt_fired(struct evq_op *lt, int res)
 	return res == 0 ? -ETIME : res;
 }
 
-/* Submission of a link timeout with a chain open: watch the tail. */
-static int lt_attach(struct evq_loop *loop, struct evq_op *lt)
+/* Submission of a link timeout with a chain open: watch the tail, and
+ * be the tail if flags has EVQ_OP_LINK. */
+static __attribute__((noinline, cold)) void
+lt_attach(struct evq_loop *loop, struct evq_op *lt, unsigned flags)
 {
 	struct evq_op *target = loop->chain_tail;
 
+	loop->chain_tail = (flags & EVQ_OP_LINK) ? lt : NULL;
 	lt->u.lt.target = target;
 	lt->u.lt.fd = -1;
 	target->link = lt;
 	target->flags |= EVQ__OPF_TIMED;
+	lt->flags |= EVQ__OPF_TIMED;	/* for chain_continue's one test */
 	lt->state = EVQ__OP_HELD;
 	/* A target its chain started already (in this delivery). */
 	if (target->state != EVQ__OP_QUEUED && target->state != EVQ__OP_HELD) {
 		lt_arm(loop, target);
-		return 0;
+		return;
 	}
 	/* A recv or send with a timeout completes with what came in
 	 * time: not made to wait for all its bytes as a linked one is. */
 	target->flags &= (uint16_t)~EVQ__OPF_WAITALL;
-	return 0;
 }
 
 /* ------------------------------------------------------------------------
@@ -567,7 +571,9 @@ static bool op_success(const struct evq_op *op, int res)
 static void chain_continue(struct evq_loop *loop, struct evq_op *next,
 			   bool ok)
 {
-	if (evq__unlikely(next->code == EVQ_OP_LINK_TIMEOUT)) {
+	/* EVQ__OPF_TIMED: a link timeout, or the target of one. */
+	if (evq__unlikely(next->flags & EVQ__OPF_TIMED) &&
+	    next->code == EVQ_OP_LINK_TIMEOUT) {
 		/* The target finished first: its timeout is done, and the
 		 * chain goes on after it as after the target. */
 		next = lt_end(loop, next, -ECANCELED);
@@ -693,6 +699,10 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 			} else
 				held = cancels_target_done(loop, op);
 		}
+	} else if (op->code == EVQ_OP_SEND_ZC) {
+		/* its chain goes on after the notification if the send
+		 * was whole (op_success) */
+		op->res = res;
 	}
 	loop->callbacks++;
 	op->cb(loop, op, res, cflags);
@@ -789,11 +799,6 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 			rearm = true;
 		}
 	}
-	/* send_zc: its chain goes on after the notification if the send
-	 * was whole (op_success). */
-	if (evq__unlikely(d.flags & EVQ_OP_F_MORE) &&
-	    op->code == EVQ_OP_SEND_ZC)
-		op->res = d.res;
 	complete(loop, op, d.res, d.flags);
 	if (evq__unlikely(rearm)) {
 		int r = loop->backend->op_start(loop, op);
@@ -876,11 +881,6 @@ static void submit_chained(struct evq_loop *loop, struct evq_op *op,
 			loop->chain_tail = NULL;
 		return;
 	}
-	if (evq__unlikely(op->code == EVQ_OP_LINK_TIMEOUT)) {
-		lt_attach(loop, op);
-		loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
-		return;
-	}
 	loop->chain_tail->link = op;
 	op->state = EVQ__OP_HELD;
 	loop->chain_tail = (flags & EVQ_OP_LINK) ? op : NULL;
@@ -896,6 +896,43 @@ static bool queued_on(const struct evq_loop *loop, int fd)
 		if (o->fd == fd && has_fd(o))
 			return true;
 	return false;
+}
+
+static void drop_result(struct evq_loop *loop, struct evq_op *op, int res,
+			unsigned flags);
+
+/* submit_slow for a link timeout, whose code lies outside the others'
+ * range so that no other op pays for it: it needs an op to watch (not
+ * another link timeout), and joins the chain as its target's link. The
+ * rest as submit_slow. */
+static __attribute__((noinline, cold)) int
+submit_lt(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	  evq_op_cb cb)
+{
+	const struct evq_op *tail = loop->chain_tail;
+
+	if (op->code != EVQ_OP_LINK_TIMEOUT || !tail ||
+	    (tail != &chain_broken && tail->code == EVQ_OP_LINK_TIMEOUT) ||
+	    (flags & ~(EVQ_OP_LINK | EVQ_OP_UNREF)))
+		return -EINVAL;
+	if (op->state != EVQ__OP_IDLE)
+		return -EBUSY;
+	if (loop->freeing)
+		return -ESHUTDOWN;
+	op->loop = loop;
+	op->cb = cb ? cb : drop_result;
+	op->link = NULL;
+	op->cflags = 0;
+	op->flags = (uint16_t)flags;
+	inflight_add(loop, op);
+	if (tail == &chain_broken) {
+		end(loop, op, -ECANCELED);
+		if (!(flags & EVQ_OP_LINK))
+			loop->chain_tail = NULL;
+		return 0;
+	}
+	lt_attach(loop, op, flags);
+	return 0;
 }
 
 /* The callback of an op submitted without one (evq.h). */
@@ -918,15 +955,8 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	int r;
 
 	if (evq__unlikely(!loop || !op ||
-			  ((unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1 &&
-			   op->code != EVQ_OP_LINK_TIMEOUT)))
-		return -EINVAL;
-	/* A link timeout needs an op to watch (not another timeout). */
-	if (evq__unlikely(op->code == EVQ_OP_LINK_TIMEOUT) &&
-	    (!loop->chain_tail ||
-	     (loop->chain_tail != &chain_broken &&
-	      loop->chain_tail->code == EVQ_OP_LINK_TIMEOUT)))
-		return -EINVAL;
+			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
+		return op && loop ? submit_lt(loop, op, flags, cb) : -EINVAL;
 	if (evq__unlikely(!cb)) {
 		/* Fire and forget, but never of an fd or a buffer. */
 		if (op->code == EVQ_OP_ACCEPT || op->code == EVQ_OP_OPENAT ||
