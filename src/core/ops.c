@@ -30,6 +30,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -201,6 +202,14 @@ void evq_prep_timeout(struct evq_op *op, uint64_t ns)
 	op->u.tmo.ns = ns;
 }
 
+void evq_prep_link_timeout(struct evq_op *op, uint64_t ns)
+{
+	prep(op, EVQ_OP_LINK_TIMEOUT, -1);
+	op->u.lt.target = NULL;
+	op->u.lt.fd = -1;
+	op->u.lt.ns = ns;
+}
+
 void evq_prep_cancel(struct evq_op *op, struct evq_op *target)
 {
 	prep(op, EVQ_OP_CANCEL, -1);
@@ -233,6 +242,86 @@ void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
 	op->u.pool.pool = pool;
 	op->u.pool.flags = 0;
 	op->u.pool.off = offset;
+}
+
+/* fd_out is the op's fd, as the SQE's on io_uring: cancel_fd and close
+ * find the op by it. */
+void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
+		     int fd_out, int64_t off_out, size_t len,
+		     unsigned splice_flags)
+{
+	prep(op, EVQ_OP_SPLICE, fd_out);
+	op->u.splice.fd_in = fd_in;
+	op->u.splice.off_in = (uint64_t)off_in;
+	op->u.splice.off_out = (uint64_t)off_out;
+	op->u.splice.len = (unsigned)clamp_len(len);
+	op->u.splice.flags = splice_flags;
+}
+
+void evq_prep_send_zc(struct evq_op *op, int fd, const void *buf, size_t len,
+		      int flags)
+{
+	prep(op, EVQ_OP_SEND_ZC, fd);
+	op->u.sr.buf = (void *)buf;
+	op->u.sr.len = clamp_len(len);
+	op->u.sr.flags = flags;
+}
+
+void evq_prep_shutdown(struct evq_op *op, int fd, int how)
+{
+	prep(op, EVQ_OP_SHUTDOWN, fd);
+	op->u.how = how;
+}
+
+void evq_prep_socket(struct evq_op *op, int domain, int type, int protocol,
+		     unsigned flags)
+{
+	prep(op, EVQ_OP_SOCKET, -1);
+	op->u.sock.domain = domain;
+	op->u.sock.type = type;
+	op->u.sock.protocol = protocol;
+	op->u.sock.flags = flags;
+}
+
+void evq_prep_fallocate(struct evq_op *op, int fd, int mode, uint64_t offset,
+			uint64_t len)
+{
+	prep(op, EVQ_OP_FALLOCATE, fd);
+	op->u.falloc.mode = mode;
+	op->u.falloc.off = offset;
+	op->u.falloc.len = len;
+}
+
+/* unlinkat and mkdirat keep their path as openat does (u.open). */
+void evq_prep_unlinkat(struct evq_op *op, int dirfd, const char *path,
+		       int flags)
+{
+	prep(op, EVQ_OP_UNLINKAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = flags;
+	op->u.open.mode = 0;
+}
+
+void evq_prep_renameat(struct evq_op *op, int olddirfd, const char *oldpath,
+		       int newdirfd, const char *newpath, unsigned flags)
+{
+	prep(op, EVQ_OP_RENAMEAT, -1);
+	op->u.ren.olddirfd = olddirfd;
+	op->u.ren.oldpath = oldpath;
+	op->u.ren.newdirfd = newdirfd;
+	op->u.ren.newpath = newpath;
+	op->u.ren.flags = flags;
+}
+
+void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
+		      unsigned mode)
+{
+	prep(op, EVQ_OP_MKDIRAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = 0;
+	op->u.open.mode = mode;
 }
 
 /* ------------------------------------------------------------------------
@@ -360,6 +449,123 @@ static void end(struct evq_loop *loop, struct evq_op *op, int res)
 }
 
 /* ------------------------------------------------------------------------
+ * Link timeouts (evq_prep_link_timeout)
+ *
+ * A link timeout is held as the link of its target (target->link, with
+ * EVQ__OPF_TIMED on the target) and armed, a core timer in lt->wait,
+ * when the target starts. The target finishing first ends it with
+ * -ECANCELED (chain_continue), and the chain goes on after it. The timer
+ * firing first takes it out of the chain (the target's link becomes what
+ * followed it) and cancels the target: what the core holds or emulates
+ * it ends at once; a target the backend runs (uring) is cancelled by the
+ * timeout op itself, made a cancel of its target for the backend, and
+ * turned back into a link timeout when that result is delivered
+ * (complete: -ETIME for a found target).
+ * ------------------------------------------------------------------------ */
+
+static int cancel_one(struct evq_loop *loop, struct evq_op *t);
+static inline void backend_start(struct evq_loop *loop, struct evq_op *op);
+
+/* Stop lt's timer if it runs; the timer does not count as a watcher of
+ * its own (the op does), as for the emulation's timeout op. */
+static void lt_disarm(struct evq_loop *loop, struct evq_op *lt)
+{
+	if (lt->state == EVQ__OP_WAIT_TIMER) {
+		evq_timer_stop(&lt->wait.timer);
+		loop->active++;
+	}
+}
+
+/* End lt (its target finished, or the chain broke) and return what
+ * followed it in the chain. */
+static struct evq_op *lt_end(struct evq_loop *loop, struct evq_op *lt,
+			     int res)
+{
+	struct evq_op *after = lt->link;
+
+	lt->link = NULL;
+	lt_disarm(loop, lt);
+	end(loop, lt, res);
+	return after;
+}
+
+static void lt_fire(struct evq_loop *loop, struct evq_timer *t)
+{
+	struct evq_op *lt = (struct evq_op *)(void *)((char *)t -
+					offsetof(struct evq_op, wait.timer));
+	struct evq_op *target = lt->u.lt.target;
+	int r;
+
+	loop->active++;	/* the firing took one off (lt_disarm) */
+	/* What followed the timeout now follows the target. */
+	target->link = lt->link;
+	lt->link = NULL;
+	r = cancel_one(loop, target);
+	if (r == 1) {
+		/* The backend runs the target: lt cancels it there. */
+		lt->code = EVQ_OP_CANCEL;
+		lt->u.cancel.fd = -1;
+		lt->flags |= EVQ__OPF_LTMO;
+		backend_start(loop, lt);
+		return;
+	}
+	end(loop, lt, r == 0 ? -ETIME : r);
+}
+
+/* target starts now: arm the link timeout that watches it. */
+static __attribute__((noinline, cold)) void
+lt_arm(struct evq_loop *loop, struct evq_op *target)
+{
+	struct evq_op *lt = target->link;
+	int r;
+
+	target->flags &= (uint16_t)~EVQ__OPF_TIMED;
+	if (!lt || lt->code != EVQ_OP_LINK_TIMEOUT || lt->state != EVQ__OP_HELD)
+		return;	/* cancelled meanwhile */
+	lt->wait.timer = (struct evq_timer){ 0 };
+	r = evq_timer_start(loop, &lt->wait.timer, lt->u.lt.ns, 0, lt_fire);
+	if (r < 0) {
+		target->link = lt_end(loop, lt, r);
+		return;
+	}
+	lt->state = EVQ__OP_WAIT_TIMER;
+	loop->active--;	/* see lt_disarm */
+}
+
+/* The result of a fired link timeout's cancel (EVQ__OPF_LTMO): the op is
+ * a link timeout again, and says -ETIME if its target was found. */
+static int lt_fired(struct evq_op *lt, int res)
+{
+	lt->code = EVQ_OP_LINK_TIMEOUT;
+	lt->flags &= (uint16_t)~EVQ__OPF_LTMO;
+	return res == 0 ? -ETIME : res;
+}
+
+/* Submission of a link timeout with a chain open: watch the tail, and
+ * be the tail if flags has EVQ_OP_LINK. */
+static __attribute__((noinline, cold)) void
+lt_attach(struct evq_loop *loop, struct evq_op *lt, unsigned flags)
+{
+	struct evq_op *target = loop->chain_tail;
+
+	loop->chain_tail = (flags & EVQ_OP_LINK) ? lt : NULL;
+	lt->u.lt.target = target;
+	lt->u.lt.fd = -1;
+	target->link = lt;
+	target->flags |= EVQ__OPF_TIMED;
+	lt->flags |= EVQ__OPF_TIMED;	/* for chain_continue's one test */
+	lt->state = EVQ__OP_HELD;
+	/* A target its chain started already (in this delivery). */
+	if (target->state != EVQ__OP_QUEUED && target->state != EVQ__OP_HELD) {
+		lt_arm(loop, target);
+		return;
+	}
+	/* A recv or send with a timeout completes with what came in
+	 * time: not made to wait for all its bytes as a linked one is. */
+	target->flags &= (uint16_t)~EVQ__OPF_WAITALL;
+}
+
+/* ------------------------------------------------------------------------
  * Chains
  * ------------------------------------------------------------------------ */
 
@@ -391,6 +597,9 @@ static bool op_success(const struct evq_op *op, int res)
 	case EVQ_OP_RECV:
 	case EVQ_OP_SEND:
 		return (size_t)res == op->u.sr.len;
+	case EVQ_OP_SEND_ZC:
+		/* res is the notification's: the send's is in op->res */
+		return (size_t)op->res == op->u.sr.len;
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
 		/* the kernel moves at most EVQ_OP_LEN_MAX in one call */
@@ -408,7 +617,18 @@ static bool op_success(const struct evq_op *op, int res)
 static void chain_continue(struct evq_loop *loop, struct evq_op *next,
 			   bool ok)
 {
+	/* EVQ__OPF_TIMED: a link timeout, or the target of one. */
+	if (evq__unlikely(next->flags & EVQ__OPF_TIMED) &&
+	    next->code == EVQ_OP_LINK_TIMEOUT) {
+		/* The target finished first: its timeout is done, and the
+		 * chain goes on after it as after the target. */
+		next = lt_end(loop, next, -ECANCELED);
+		if (!next)
+			return;
+	}
 	if (ok && !loop->freeing) {
+		if (evq__unlikely(next->flags & EVQ__OPF_TIMED))
+			lt_arm(loop, next);
 		op_start(loop, next);
 		return;
 	}
@@ -518,11 +738,17 @@ static void complete(struct evq_loop *loop, struct evq_op *op, int res,
 		inflight_remove(loop, op);
 		op->state = EVQ__OP_IDLE;
 		if (evq__unlikely(loop->cancels != NULL)) {
-			if (cancel_of_one(op))
+			if (cancel_of_one(op)) {
 				cancels_remove(loop, op);
-			else
+				if (op->flags & EVQ__OPF_LTMO)
+					res = lt_fired(op, res);
+			} else
 				held = cancels_target_done(loop, op);
 		}
+	} else if (op->code == EVQ_OP_SEND_ZC) {
+		/* its chain goes on after the notification if the send
+		 * was whole (op_success) */
+		op->res = res;
 	}
 	loop->callbacks++;
 	op->cb(loop, op, res, cflags);
@@ -574,12 +800,42 @@ static bool native_result(struct evq__done *d)
 	return true;
 }
 
+/* A native splice said -EAGAIN: a side is a non-blocking fd that was
+ * not ready (io_uring does not wait for those). evq waits on every fd
+ * (evq.h): the emulation takes the op over and waits for the side that
+ * is not ready. Not when the caller asked for SPLICE_F_NONBLOCK, nor
+ * when a cancel aimed at it is on its way (it ends as cancelled). */
+static bool splice_again(struct evq_loop *loop, struct evq__done *d)
+{
+	struct evq_op *op = d->op;
+
+	op->flags &= (uint16_t)~EVQ__OPF_AGAIN;
+	if (d->res != -EAGAIN || (op->u.splice.flags & SPLICE_F_NONBLOCK) ||
+	    loop->freeing)
+		return false;
+	for (const struct evq_op *c = loop->cancels; c;
+	     c = c->wait.native.cancel_next) {
+		if (c->u.cancel.target == op) {
+			d->res = -ECANCELED;
+			return false;
+		}
+	}
+	if (inflight_off(op))	/* the core holds it now: on the list */
+		inflight_link(loop, op);
+	op->state = EVQ__OP_QUEUED;
+	evq__emul_start(loop, op);
+	return true;
+}
+
 static void deliver_one(struct evq_loop *loop, struct evq__done d)
 {
 	struct evq_op *op = d.op;
 	bool rearm = false;
 
 	if (op->state == EVQ__OP_NATIVE || op->state == EVQ__OP_KERNEL) {
+		if (evq__unlikely(op->flags & EVQ__OPF_AGAIN) &&
+		    splice_again(loop, &d))
+			return;
 		if (!native_result(&d))
 			return;
 		/* A multishot op the backend runs single-shot: this result
@@ -720,6 +976,43 @@ static bool queued_on(const struct evq_loop *loop, int fd)
 	return false;
 }
 
+static void drop_result(struct evq_loop *loop, struct evq_op *op, int res,
+			unsigned flags);
+
+/* submit_slow for a link timeout, whose code lies outside the others'
+ * range so that no other op pays for it: it needs an op to watch (not
+ * another link timeout), and joins the chain as its target's link. The
+ * rest as submit_slow. */
+static __attribute__((noinline, cold)) int
+submit_lt(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	  evq_op_cb cb)
+{
+	const struct evq_op *tail = loop->chain_tail;
+
+	if (op->code != EVQ_OP_LINK_TIMEOUT || !tail ||
+	    (tail != &chain_broken && tail->code == EVQ_OP_LINK_TIMEOUT) ||
+	    (flags & ~(EVQ_OP_LINK | EVQ_OP_UNREF)))
+		return -EINVAL;
+	if (op->state != EVQ__OP_IDLE)
+		return -EBUSY;
+	if (loop->freeing)
+		return -ESHUTDOWN;
+	op->loop = loop;
+	op->cb = cb ? cb : drop_result;
+	op->link = NULL;
+	op->cflags = 0;
+	op->flags = (uint16_t)flags;
+	inflight_add(loop, op);
+	if (tail == &chain_broken) {
+		end(loop, op, -ECANCELED);
+		if (!(flags & EVQ_OP_LINK))
+			loop->chain_tail = NULL;
+		return 0;
+	}
+	lt_attach(loop, op, flags);
+	return 0;
+}
+
 /* The callback of an op submitted without one (evq.h). */
 static void drop_result(struct evq_loop *loop, struct evq_op *op, int res,
 			unsigned flags)
@@ -741,11 +1034,11 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 
 	if (evq__unlikely(!loop || !op ||
 			  (unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
-		return -EINVAL;
+		return op && loop ? submit_lt(loop, op, flags, cb) : -EINVAL;
 	if (evq__unlikely(!cb)) {
 		/* Fire and forget, but never of an fd or a buffer. */
 		if (op->code == EVQ_OP_ACCEPT || op->code == EVQ_OP_OPENAT ||
-		    (op->flags & EVQ__OPF_POOL))
+		    op->code == EVQ_OP_SOCKET || (op->flags & EVQ__OPF_POOL))
 			return -EINVAL;
 		cb = drop_result;
 	}
@@ -867,10 +1160,13 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	 * callback could outlive the iteration, and be reported after the
 	 * user closed the fd). Only in a running loop, whose thread is the
 	 * ring's (backend_uring.c, note n). Cancels and closes always start
-	 * with their batch. */
+	 * with their batch; so do a splice (a -EAGAIN hands it to the
+	 * emulation) and a send_zc (a result, then a notification): a
+	 * cancel or close must find those on the in-flight list. */
 	if (evq__likely(loop->running) && !loop->sq_head &&
-	    loop->backend->op_queue && op->code != EVQ_OP_CANCEL &&
-	    op->code != EVQ_OP_CLOSE)
+	    loop->backend->op_queue &&
+	    !((1u << op->code) & (1u << EVQ_OP_CANCEL | 1u << EVQ_OP_CLOSE |
+				  1u << EVQ_OP_SPLICE | 1u << EVQ_OP_SEND_ZC)))
 		return submit_kernel(loop, op);
 	return submit_core(loop, op);
 }
@@ -902,7 +1198,13 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	while ((op = loop->batch_head)) {
 		loop->batch_head = op->qnext;
 		op->qnext = NULL;
-		if (evq__unlikely(op->flags & EVQ__OPF_PARKED)) {
+		if (evq__unlikely(op->flags &
+				  (EVQ__OPF_PARKED | EVQ__OPF_TIMED))) {
+			if (op->flags & EVQ__OPF_TIMED) {
+				lt_arm(loop, op);
+				op_start(loop, op);
+				continue;
+			}
 			op->flags &= (uint16_t)~EVQ__OPF_PARKED;
 			evq__report(loop, op, op->res, op->cflags);
 		} else {
@@ -923,6 +1225,13 @@ static int cancel_one(struct evq_loop *loop, struct evq_op *t)
 {
 	int r;
 
+	if (evq__unlikely(t->code == EVQ_OP_LINK_TIMEOUT) &&
+	    (t->state == EVQ__OP_WAIT_TIMER || t->state == EVQ__OP_HELD)) {
+		/* A link timeout: its target goes on without it, followed
+		 * by what followed the timeout. */
+		t->u.lt.target->link = lt_end(loop, t, -ECANCELED);
+		return 0;
+	}
 	switch (t->state) {
 	case EVQ__OP_QUEUED:
 		if (!list_remove(&loop->sq_head, &loop->sq_tail, t) &&
@@ -960,10 +1269,22 @@ static bool has_fd(const struct evq_op *op)
 	case EVQ_OP_STATX:
 	case EVQ_OP_TIMEOUT:
 	case EVQ_OP_CANCEL:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
+	case EVQ_OP_LINK_TIMEOUT:
 		return false;
 	default:
 		return true;
 	}
+}
+
+/* Is op on fd? A splice is on both its fds. */
+static inline bool on_fd(const struct evq_op *op, int fd)
+{
+	return op->fd == fd ||
+	       (op->code == EVQ_OP_SPLICE && op->u.splice.fd_in == fd);
 }
 
 /* Cancel the ops on fd in one start queue that are off the list. */
@@ -976,21 +1297,22 @@ static int cancel_queued_fd(struct evq_loop *loop, struct evq_op **head,
 	for (o = *head; o; o = next) {
 		next = o->qnext;
 		if (o != self && inflight_off(o) &&
-		    o->state == EVQ__OP_QUEUED && has_fd(o) && o->fd == fd &&
+		    o->state == EVQ__OP_QUEUED && has_fd(o) && on_fd(o, fd) &&
 		    cancel_one(loop, o) == 0)
 			n++;
 	}
 	return n;
 }
 
-/* Cancel every op on fd that the core can; returns how many were. */
+/* Cancel every op on fd that the core can; returns how many were. A
+ * splice is on both its fds. */
 static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
 	int n = 0;
 
 	for (struct evq_op *o = loop->ops_head; o; o = loop->ops_cursor) {
 		loop->ops_cursor = o->next;
-		if (o != self && has_fd(o) && o->fd == fd &&
+		if (o != self && has_fd(o) && on_fd(o, fd) &&
 		    cancel_one(loop, o) == 0)
 			n++;
 	}
@@ -1067,8 +1389,19 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 		cancels_add(loop, op);
 	r = loop->backend->op_start(loop, op);
 	loop->handed_at = loop->waits + 1;
-	if (r == EVQ__SINGLE) {
-		op->flags |= EVQ__OPF_REARM;
+	if (evq__unlikely(r > 0)) {	/* one test for 0, the common r */
+		if (r == EVQ__SINGLE) {
+			op->flags |= EVQ__OPF_REARM;
+		} else {
+			/* EVQ__EMULATE: an op of issue 14 the kernel lacks
+			 * (uring probes them): the emulation's, as on the
+			 * other backends. Waiting in the core, it joins the
+			 * list, where a cancel or a close finds it. */
+			if (inflight_off(op))
+				inflight_link(loop, op);
+			op->state = EVQ__OP_QUEUED;
+			evq__emul_start(loop, op);
+		}
 	} else if (r < 0) {
 		/* A cancel_fd the kernel cannot do still counts what the
 		 * core cancelled. */
