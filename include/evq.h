@@ -227,6 +227,14 @@ enum evq_op_code {
 	EVQ_OP_CLOSE,
 	EVQ_OP_TIMEOUT,
 	EVQ_OP_CANCEL,
+	EVQ_OP_SPLICE,
+	EVQ_OP_SHUTDOWN,
+	EVQ_OP_SOCKET,
+	EVQ_OP_FALLOCATE,
+	EVQ_OP_UNLINKAT,
+	EVQ_OP_RENAMEAT,
+	EVQ_OP_MKDIRAT,
+	EVQ_OP_SEND_ZC,
 	EVQ_OP__COUNT
 };
 
@@ -236,8 +244,11 @@ enum evq_op_code {
 #define EVQ_OP_UNREF	 0x80u	/* the op does not keep the loop running */
 
 /* Completion flags, passed to the callback */
-#define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed */
+#define EVQ_OP_F_MORE	0x1u	/* multishot: the op stays armed; send_zc: a
+				 * notification follows */
 #define EVQ_OP_F_BUFFER	0x2u	/* the data is in a pool buffer: see below */
+#define EVQ_OP_F_NOTIF	0x4u	/* send_zc: the notification that the
+				 * buffer is released (evq_prep_send_zc) */
 /* The pool buffer's id in a callback's flags, when EVQ_OP_F_BUFFER is
  * set. Not a flag, so not EVQ_OP_F_*: EVQ_OP_F_BUFID is its old name,
  * kept until 1.0 because the examples, benchmarks and code written
@@ -293,6 +304,13 @@ struct evq_op {
 			 int flags; unsigned mask; } stat;
 		struct { uint64_t ns; } tmo;
 		struct { struct evq_op *target; int fd; } cancel;
+		struct { uint64_t off_in, off_out; int fd_in;
+			 unsigned len, flags; } splice;
+		struct { int domain, type, protocol; unsigned flags; } sock;
+		struct { uint64_t off, len; int mode; } falloc;
+		struct { const char *oldpath, *newpath; int olddirfd,
+			 newdirfd; unsigned flags; } ren;
+		int how;
 		struct { struct evq_pool *pool; uint64_t off;
 			 int flags; } pool;
 		uint64_t fsync_flags;
@@ -685,8 +703,8 @@ EVQ_API int evq_child_ref(struct evq_child *c);
  * submitted next in that iteration: it runs on its own after a success,
  * and completes with -ECANCELED after a failure.
  *
- * Reuse: after its last call (for a multishot op, the one without
- * EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
+ * Reuse: after its last call (for a multishot op or a send_zc, the one
+ * without EVQ_OP_F_MORE) an op is idle, and evq_op_is_active() says 0 already
  * inside that call, so the callback may prepare and submit it again, or
  * free it.
  *
@@ -766,6 +784,105 @@ EVQ_API void evq_prep_cancel(struct evq_op *op, struct evq_op *target);
  * op's on the emulating backends; on uring they may come in either order
  * (the kernel does not say which ops it cancelled). */
 EVQ_API void evq_prep_cancel_fd(struct evq_op *op, int fd);
+/* Move up to len bytes from fd_in to fd_out without copying them through
+ * user space, as splice(2) and io_uring's IORING_OP_SPLICE: one of the two
+ * fds must be a pipe. off_in/off_out: a file position (the file's own
+ * position is left alone), or -1 for the current position, and -1 for a
+ * pipe or socket (else -ESPIPE). splice_flags: SPLICE_F_MOVE,
+ * SPLICE_F_MORE, SPLICE_F_NONBLOCK (then a pipe that is not ready
+ * completes the op with -EAGAIN instead of waiting); others: -EINVAL.
+ * res: the bytes moved, maybe fewer than len (what the pipe held, or had
+ * room for), 0 at the end of fd_in, or -errno (-EINVAL when neither fd is
+ * a pipe). len is clamped as for read (EVQ_OP_LEN_MAX). A pipe or socket
+ * whose reader is gone raises SIGPIPE, as write(2) does. A close op of
+ * either fd ends the op (-ECANCELED, or -EINTR on uring when the kernel
+ * was in the call), so that it never acts on a file that takes the
+ * number next. evq_prep_cancel_fd() finds it by either fd on the
+ * emulating backends, and by fd_out on uring once the kernel has begun
+ * it (io_uring takes a splice's files then): to be sure, cancel it by
+ * op.
+ *
+ * uring: native (Linux 5.7); a non-blocking side that is not ready is
+ * waited for, as elsewhere (io_uring alone would say -EAGAIN), unless
+ * SPLICE_F_NONBLOCK was given. Elsewhere, the emulation never blocks the
+ * loop's thread: with only pipes and non-blocking sockets (or other
+ * O_NONBLOCK fds) on both sides, the loop tries splice(2) with
+ * SPLICE_F_NONBLOCK, and on EAGAIN looks (poll, no wait) which side is
+ * not ready and waits for that one's readiness. A regular file or block
+ * device side may block on the disk, and a blocking socket on the
+ * network: then the loop waits until the other sides are ready, and
+ * a thread of the pool makes the splice(2) (a race with another user of
+ * the pipe can make that thread wait, as a blocking read there would). */
+EVQ_API void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
+			     int fd_out, int64_t off_out, size_t len,
+			     unsigned splice_flags);
+/* send, without copying buf where the kernel can (io_uring's
+ * IORING_OP_SEND_ZC): the kernel sends from buf itself, so buf must stay
+ * unchanged until the kernel says it is done with it. The callback runs
+ * twice: first with the send's result (the bytes sent, or -errno) and
+ * EVQ_OP_F_MORE, then with res 0 and EVQ_OP_F_NOTIF, the notification,
+ * which is the op's last call. The buffer may be reused, and the op
+ * submitted again, after the last call (the one without EVQ_OP_F_MORE),
+ * never before: that is the notification, or a single call when no
+ * notification comes (an error before the send began, a cancel of an op
+ * that waited for room, or, emulated, no memory for the second result).
+ * flags: MSG_* as for evq_prep_send; MSG_NOSIGNAL is added. Only TCP and
+ * UDP sockets can: on any other fd, -EOPNOTSUPP (-ENOTSOCK for a file),
+ * on every backend. Linked (EVQ_OP_LINK), the chain goes on after the
+ * last call when the send moved every byte; no MSG_WAITALL is added as
+ * for send.
+ *
+ * uring: native (6.0), zero copy. Elsewhere, and on a kernel without the
+ * opcode: a plain send, as evq_prep_send's (the bytes are copied: no zero
+ * copy there), then at once the notification, so that code written for
+ * uring runs unchanged; a full socket is waited for as for send. */
+EVQ_API void evq_prep_send_zc(struct evq_op *op, int fd, const void *buf,
+			      size_t len, int flags);
+/* Shut down part of a full-duplex connection, as shutdown(2) with how
+ * SHUT_RD, SHUT_WR or SHUT_RDWR: after SHUT_WR the peer reads EOF once it
+ * has read what was sent. res: 0 or -errno (-EINVAL for a bad how,
+ * -ENOTSOCK, -ENOTCONN, -EBADF). uring: native (5.11); elsewhere a
+ * shutdown(2) in the loop (it never blocks). */
+EVQ_API void evq_prep_shutdown(struct evq_op *op, int fd, int how);
+/* Make a socket, as socket(2): type may include SOCK_NONBLOCK and
+ * SOCK_CLOEXEC. flags: 0 (io_uring's; anything else is -EINVAL). res is
+ * the new fd, or -errno (-EAFNOSUPPORT, -EINVAL, -EMFILE, ...). The new
+ * fd is the callback's to keep or close: a cancel that comes too late
+ * says -EALREADY (or, on uring, -ENOENT) and the fd is delivered, never
+ * lost; so a callback is required (evq_op_submit: -EINVAL without).
+ * uring: native (5.19); elsewhere a socket(2) in the loop (it never
+ * blocks). */
+EVQ_API void evq_prep_socket(struct evq_op *op, int domain, int type,
+			     int protocol, unsigned flags);
+/* Allocate (or, with mode's FALLOC_FL_* flags, punch, zero, ...) the
+ * bytes [offset, offset + len) of the file fd, as fallocate(2). res: 0
+ * or -errno (-EOPNOTSUPP where the file system lacks the mode, -ENOSPC,
+ * -EBADF, -EINVAL). uring: native (5.6); elsewhere the loop's thread
+ * pool (it may write to the disk). */
+EVQ_API void evq_prep_fallocate(struct evq_op *op, int fd, int mode,
+				uint64_t offset, uint64_t len);
+/* unlinkat(2): remove path (a directory with AT_REMOVEDIR in flags),
+ * relative to dirfd (AT_FDCWD: the current directory). res: 0 or -errno
+ * (-ENOENT, -ENOTEMPTY, -EISDIR, -EFAULT for a NULL path, ...). The path
+ * must stay valid until the op completes, as for openat. uring: native (5.11); elsewhere the loop's
+ * thread pool, as openat and statx. */
+EVQ_API void evq_prep_unlinkat(struct evq_op *op, int dirfd, const char *path,
+			       int flags);
+/* renameat2(2): move oldpath (relative to olddirfd) to newpath (relative
+ * to newdirfd); flags: 0, RENAME_NOREPLACE, RENAME_EXCHANGE, ... res: 0
+ * or -errno (-ENOENT, -EEXIST with RENAME_NOREPLACE, -EXDEV, -EFAULT for
+ * a NULL path, ...). Both
+ * paths must stay valid until the op completes. uring: native (5.11);
+ * elsewhere the loop's thread pool. */
+EVQ_API void evq_prep_renameat(struct evq_op *op, int olddirfd,
+			       const char *oldpath, int newdirfd,
+			       const char *newpath, unsigned flags);
+/* mkdirat(2): make the directory path, relative to dirfd, with mode (less
+ * the umask). res: 0 or -errno (-EEXIST, -ENOENT, -EFAULT for a NULL
+ * path, ...). The path must stay valid until the op completes. uring: native (5.15); elsewhere the
+ * loop's thread pool. */
+EVQ_API void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
+			      unsigned mode);
 /* recv/read into a buffer the pool picks when data arrives. flags as for
  * recv; offset as for read. The callback gets EVQ_OP_F_BUFFER and the id
  * in its flags; the buffer is evq_pool_buf(pool, id) and must be handed
@@ -790,7 +907,7 @@ EVQ_API void evq_prep_read_pool(struct evq_op *op, int fd,
  * until it completes: its memory, and what it points to, must stay valid
  * until evq_op_is_active() says 0 (or the loop is freed), and it links,
  * cancels and counts as any op. Ops whose result is a resource the caller
- * would lose, an fd (accept, openat) or a pool buffer (recv_pool,
+ * would lose, an fd (accept, openat, socket) or a pool buffer (recv_pool,
  * read_pool), need a callback: -EINVAL. The loop's callbacks get loop as
  * their first argument, so an op has no getter for its loop. */
 EVQ_API int evq_op_submit(struct evq_loop *loop, struct evq_op *op,

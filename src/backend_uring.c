@@ -74,6 +74,11 @@
  *     then complete with a kernel-internal restart code (seen on 6.18:
  *     openat of a FIFO with no writer, res -512, ERESTARTSYS). The core
  *     turns those codes (-512..-516) into -EINTR for every backend.
+ *  p) The ops of issue 14 (splice, ...) are probed one by one: where
+ *     the kernel lacks one, prep_op says EVQ__EMULATE and the core runs
+ *     it as on epoll (core/emul_more.c), so evq.h's promise holds on any
+ *     kernel. EVQ_URING_EMULATE_NEW_OPS=1 takes none of them natively,
+ *     so that path is tested here too ([uring-emul]).
  *  j) After fork(), the child must not use the parent's loop; with
  *     SINGLE_ISSUER it cannot submit anyway. evq_loop_free() in the child
  *     unmaps and closes its copy of the ring, which leaves the parent's
@@ -170,6 +175,8 @@ struct uring_state {
 	bool multishot_recv;
 	bool etime_success;	/* IORING_TIMEOUT_ETIME_SUCCESS (5.16) */
 	bool cancel_fd;		/* IORING_ASYNC_CANCEL_FD (5.19) */
+	uint32_t native_new;	/* note p: 1 << code of each op of issue 14
+				 * the kernel runs */
 	bool direct_ok;		/* note k: epoll_pwait2 exists (5.11) */
 	unsigned setup_flags;
 	uint16_t next_bgid;
@@ -255,6 +262,24 @@ static int probe_ops(struct uring_state *st)
 		if (!io_uring_opcode_supported(p, needed[i]))
 			r = -ENOTSUP;
 	st->epoll_wait_op = io_uring_opcode_supported(p, OP_EPOLL_WAIT);
+	/* Note p: EVQ_URING_EMULATE_NEW_OPS=1 takes none, for the tests. */
+	if (!secure_getenv("EVQ_URING_EMULATE_NEW_OPS")) {
+		static const uint8_t newops[][2] = {
+			{ EVQ_OP_SPLICE, IORING_OP_SPLICE },
+			{ EVQ_OP_SHUTDOWN, IORING_OP_SHUTDOWN },
+			{ EVQ_OP_SOCKET, IORING_OP_SOCKET },
+			{ EVQ_OP_FALLOCATE, IORING_OP_FALLOCATE },
+			{ EVQ_OP_UNLINKAT, IORING_OP_UNLINKAT },
+			{ EVQ_OP_RENAMEAT, IORING_OP_RENAMEAT },
+			{ EVQ_OP_MKDIRAT, IORING_OP_MKDIRAT },
+			{ EVQ_OP_SEND_ZC, IORING_OP_SEND_ZC },
+		};
+
+		for (size_t i = 0; i < sizeof(newops) / sizeof(newops[0]);
+		     i++)
+			if (io_uring_opcode_supported(p, newops[i][1]))
+				st->native_new |= 1u << newops[i][0];
+	}
 	io_uring_free_probe(p);
 	return r;
 }
@@ -435,6 +460,8 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 		flags |= EVQ_OP_F_MORE;
 	else
 		st->inflight--;
+	if (cf & IORING_CQE_F_NOTIF)	/* send_zc: the buffer is free */
+		flags |= EVQ_OP_F_NOTIF;
 	evq__report(loop, op, cqe->res, flags);
 }
 
@@ -649,6 +676,47 @@ static uint16_t pool_bgid(const struct evq_pool *pool)
 	return ((const struct uring_pool *)pool->backend_data)->bgid;
 }
 
+/* The ops of issue 14 after splice (note p): EVQ__EMULATE where the
+ * kernel lacks the opcode. */
+static int prep_more(struct uring_state *st, struct io_uring_sqe *sqe,
+		     struct evq_op *op)
+{
+	if (!(st->native_new & 1u << op->code))
+		return EVQ__EMULATE;
+	switch (op->code) {
+	case EVQ_OP_SHUTDOWN:
+		io_uring_prep_shutdown(sqe, op->fd, op->u.how);
+		break;
+	case EVQ_OP_SOCKET:
+		io_uring_prep_socket(sqe, op->u.sock.domain, op->u.sock.type,
+				     op->u.sock.protocol, op->u.sock.flags);
+		break;
+	case EVQ_OP_FALLOCATE:
+		io_uring_prep_fallocate(sqe, op->fd, op->u.falloc.mode,
+					(off_t)op->u.falloc.off,
+					(off_t)op->u.falloc.len);
+		break;
+	case EVQ_OP_UNLINKAT:
+		io_uring_prep_unlinkat(sqe, op->u.open.dirfd, op->u.open.path,
+				       op->u.open.flags);
+		break;
+	case EVQ_OP_RENAMEAT:
+		io_uring_prep_renameat(sqe, op->u.ren.olddirfd,
+				       op->u.ren.oldpath, op->u.ren.newdirfd,
+				       op->u.ren.newpath, op->u.ren.flags);
+		break;
+	case EVQ_OP_SEND_ZC:
+		io_uring_prep_send_zc(sqe, op->fd, op->u.sr.buf, op->u.sr.len,
+				      op->u.sr.flags | MSG_NOSIGNAL, 0);
+		break;
+	default:	/* EVQ_OP_MKDIRAT */
+		io_uring_prep_mkdirat(sqe, op->u.open.dirfd, op->u.open.path,
+				      (mode_t)op->u.open.mode);
+		break;
+	}
+	return 0;
+}
+
 /* Fill sqe for op. Returns 0 or -errno. */
 static int prep_op(struct evq_loop *loop, struct uring_state *st,
 		   struct io_uring_sqe *sqe, struct evq_op *op)
@@ -765,10 +833,51 @@ static int prep_op(struct evq_loop *loop, struct uring_state *st,
 						IORING_ASYNC_CANCEL_ALL);
 		}
 		break;
+	case EVQ_OP_SPLICE:
+		if (!(st->native_new & 1u << EVQ_OP_SPLICE))
+			return EVQ__EMULATE;	/* note p */
+		io_uring_prep_splice(sqe, op->u.splice.fd_in,
+				     (int64_t)op->u.splice.off_in, op->fd,
+				     (int64_t)op->u.splice.off_out,
+				     op->u.splice.len, op->u.splice.flags);
+		/* A non-blocking side that is not ready: the kernel says
+		 * -EAGAIN, and the core waits for it (core/ops.c). */
+		op->flags |= EVQ__OPF_AGAIN;
+		break;
+	case EVQ_OP_SHUTDOWN:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_FALLOCATE:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
+	case EVQ_OP_SEND_ZC:
+		return prep_more(st, sqe, op);
 	default:
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* A close of fd: the kernel's cancel by fd does not find a splice that
+ * no io-wq thread has begun (it takes its files when it begins, and
+ * would then take whatever file has the number), so each splice on fd
+ * (either side) is cancelled by address first. A walk of the loop's ops
+ * in flight, as the core's own for the close. */
+static void close_splices(struct evq_loop *loop, struct uring_state *st,
+			  int fd)
+{
+	struct io_uring_sqe *sqe;
+
+	for (struct evq_op *o = loop->ops_head; o; o = o->next) {
+		if (o->code != EVQ_OP_SPLICE || o->state != EVQ__OP_NATIVE ||
+		    (o->fd != fd && o->u.splice.fd_in != fd))
+			continue;
+		sqe = get_sqe(loop, st);
+		if (!sqe)
+			return;
+		io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)o, 0);
+		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
+	}
 }
 
 /* backend->op_start: one SQE (two for a close), sent to the kernel by
@@ -780,6 +889,9 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	struct io_uring_sqe *sqe;
 	int r;
 
+	if (evq__unlikely(op->code == EVQ_OP_CLOSE) &&
+	    (st->native_new & 1u << EVQ_OP_SPLICE))
+		close_splices(loop, st, op->fd);
 	if (evq__unlikely(op->code == EVQ_OP_CLOSE) && st->cancel_fd &&
 	    sq_room(loop, st, 2)) {
 		/* The kernel's ops on fd end before the number is freed
@@ -796,6 +908,10 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	if (!sqe)
 		return -EBUSY;	/* submitting failed: the ring is unusable */
 	r = prep_op(loop, st, sqe, op);
+	if (evq__unlikely(r == EVQ__EMULATE)) {
+		st->ring.sq.sqe_tail--;	/* the SQE just taken, unused */
+		return r;
+	}
 	if (r < 0) {
 		io_uring_prep_nop(sqe);
 		io_uring_sqe_set_data64(sqe, TAG_IGNORE);
@@ -840,6 +956,10 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 		r = 0;
 	} else {
 		r = prep_op(loop, st, sqe, op);
+		if (evq__unlikely(r == EVQ__EMULATE)) {
+			sq->sqe_tail = tail;	/* unused: the core's */
+			return EVQ__LATER;
+		}
 	}
 	if (evq__unlikely(r < 0)) {
 		io_uring_prep_nop(sqe);

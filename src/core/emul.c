@@ -18,6 +18,7 @@
  * an op needs lives in the op: no allocation per operation.
  */
 #include "internal.h"
+#include "emul_more.h"
 #include "io.h"
 #include "sys.h"
 
@@ -565,8 +566,9 @@ static void route(struct evq_loop *loop, struct evq_op *op, int how, int res)
 static bool pool_runs_on_fd(const struct evq_loop *loop, int fd)
 {
 	for (const struct evq_op *o = loop->ops_head; o; o = o->next)
-		if (o->state == EVQ__OP_POOL_QUEUED && o->fd == fd &&
-		    o->code != EVQ_OP_CLOSE)
+		if (o->state == EVQ__OP_POOL_QUEUED && o->code != EVQ_OP_CLOSE &&
+		    (o->fd == fd || (o->code == EVQ_OP_SPLICE &&
+				     o->u.splice.fd_in == fd)))
 			return true;
 	return false;
 }
@@ -651,6 +653,16 @@ void evq__emul_start(struct evq_loop *loop, struct evq_op *op)
 	case EVQ_OP_FSYNC:
 		route(loop, op, TRY_POOL, 0);
 		return;
+	case EVQ_OP_SPLICE:
+	case EVQ_OP_SHUTDOWN:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_FALLOCATE:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
+	case EVQ_OP_SEND_ZC:
+		evq__more_start(loop, op);	/* emul_more.c */
+		return;
 	default:
 		if (op->fd < 0) {
 			finish(loop, op, -EBADF, 0);
@@ -732,7 +744,7 @@ bool evq__emul_verify(struct evq_loop *loop)
 		if (!(op->flags & EVQ__OPF_UNVERIFIED))
 			continue;
 		if (op->state == EVQ__OP_WAIT_IO &&
-		    evq__io_check(loop, op->fd))
+		    evq__io_check(loop, op->wait.io.fd))
 			restarted = true;	/* op_io_cb started it over */
 		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 	}

@@ -83,6 +83,9 @@ enum {
 					 * kept from the op before, and no
 					 * report came through it yet
 					 * (emul.c) */
+#define EVQ__OPF_AGAIN 0x40u	/* native splice: a -EAGAIN result (a
+				 * non-blocking side not ready) goes to
+				 * the emulation, which waits (ops.c) */
 #define EVQ__OPF_PARKED 0x8000u	/* a last result that found no room on
 				 * the road waits in the op (res, cflags),
 				 * on the start queue: reported again when
@@ -105,8 +108,8 @@ struct evq__tpool;
 					 * uring */
 
 /* Returned (positive) by a backend's op_start: it does not run this op
- * itself and the core should emulate it (backends without
- * EVQ__CAP_KERNEL_OPS only); or it runs a multishot op as single-shot
+ * itself and the core should emulate it (with EVQ__CAP_KERNEL_OPS:
+ * only an op of issue 14 the kernel lacks); or it runs a multishot op as single-shot
  * ops, and the core starts it again after each result it keeps going
  * on. */
 #define EVQ__EMULATE 1
@@ -190,8 +193,8 @@ struct evq__backend {
 	 * reported with evq__report() (wait() reports the kernel's). The
 	 * op's wait.native.backend area is the backend's while it runs.
 	 * With EVQ__CAP_KERNEL_OPS it takes every op (and cancel ops aimed
-	 * at its ops); without, it may say EVQ__EMULATE for an op it does
-	 * not run. Returns 0, EVQ__EMULATE, EVQ__SINGLE, or -errno (the
+	 * at its ops), but may say EVQ__EMULATE for an op of issue 14 the
+	 * kernel lacks; without, for any op it does not run. Returns 0, EVQ__EMULATE, EVQ__SINGLE, or -errno (the
 	 * core then completes the op with that error). */
 	int (*op_start)(struct evq_loop *loop, struct evq_op *op);
 	/* Optional, with EVQ__CAP_KERNEL_OPS: op_start for a plain op (no
@@ -312,7 +315,8 @@ struct evq_loop {
  *   async.c -> io.c;  signal.c -> io.c;  child.c -> io.c;
  *   epoll_set.c -> io.c
  *   threadpool.c -> async.c (its results wake the loop), pool.c
- *   emul.c -> io.c, timer.c, threadpool.c, pool.c
+ *   emul_more.c -> io.c, timer.c, threadpool.c
+ *   emul.c -> emul_more.c, io.c, timer.c, threadpool.c, pool.c
  *   ops.c -> emul.c, threadpool.c, io.c
  *   loop.c -> all of the above, backend.c */
 

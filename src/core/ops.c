@@ -30,6 +30,7 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -235,6 +236,86 @@ void evq_prep_read_pool(struct evq_op *op, int fd, struct evq_pool *pool,
 	op->u.pool.off = offset;
 }
 
+/* fd_out is the op's fd, as the SQE's on io_uring: cancel_fd and close
+ * find the op by it. */
+void evq_prep_splice(struct evq_op *op, int fd_in, int64_t off_in,
+		     int fd_out, int64_t off_out, size_t len,
+		     unsigned splice_flags)
+{
+	prep(op, EVQ_OP_SPLICE, fd_out);
+	op->u.splice.fd_in = fd_in;
+	op->u.splice.off_in = (uint64_t)off_in;
+	op->u.splice.off_out = (uint64_t)off_out;
+	op->u.splice.len = (unsigned)clamp_len(len);
+	op->u.splice.flags = splice_flags;
+}
+
+void evq_prep_send_zc(struct evq_op *op, int fd, const void *buf, size_t len,
+		      int flags)
+{
+	prep(op, EVQ_OP_SEND_ZC, fd);
+	op->u.sr.buf = (void *)buf;
+	op->u.sr.len = clamp_len(len);
+	op->u.sr.flags = flags;
+}
+
+void evq_prep_shutdown(struct evq_op *op, int fd, int how)
+{
+	prep(op, EVQ_OP_SHUTDOWN, fd);
+	op->u.how = how;
+}
+
+void evq_prep_socket(struct evq_op *op, int domain, int type, int protocol,
+		     unsigned flags)
+{
+	prep(op, EVQ_OP_SOCKET, -1);
+	op->u.sock.domain = domain;
+	op->u.sock.type = type;
+	op->u.sock.protocol = protocol;
+	op->u.sock.flags = flags;
+}
+
+void evq_prep_fallocate(struct evq_op *op, int fd, int mode, uint64_t offset,
+			uint64_t len)
+{
+	prep(op, EVQ_OP_FALLOCATE, fd);
+	op->u.falloc.mode = mode;
+	op->u.falloc.off = offset;
+	op->u.falloc.len = len;
+}
+
+/* unlinkat and mkdirat keep their path as openat does (u.open). */
+void evq_prep_unlinkat(struct evq_op *op, int dirfd, const char *path,
+		       int flags)
+{
+	prep(op, EVQ_OP_UNLINKAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = flags;
+	op->u.open.mode = 0;
+}
+
+void evq_prep_renameat(struct evq_op *op, int olddirfd, const char *oldpath,
+		       int newdirfd, const char *newpath, unsigned flags)
+{
+	prep(op, EVQ_OP_RENAMEAT, -1);
+	op->u.ren.olddirfd = olddirfd;
+	op->u.ren.oldpath = oldpath;
+	op->u.ren.newdirfd = newdirfd;
+	op->u.ren.newpath = newpath;
+	op->u.ren.flags = flags;
+}
+
+void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
+		      unsigned mode)
+{
+	prep(op, EVQ_OP_MKDIRAT, -1);
+	op->u.open.dirfd = dirfd;
+	op->u.open.path = path;
+	op->u.open.flags = 0;
+	op->u.open.mode = mode;
+}
+
 /* ------------------------------------------------------------------------
  * Bookkeeping: the in-flight list and the queue
  * ------------------------------------------------------------------------ */
@@ -345,6 +426,9 @@ static bool op_success(const struct evq_op *op, int res)
 	case EVQ_OP_RECV:
 	case EVQ_OP_SEND:
 		return (size_t)res == op->u.sr.len;
+	case EVQ_OP_SEND_ZC:
+		/* res is the notification's: the send's is in op->res */
+		return (size_t)op->res == op->u.sr.len;
 	case EVQ_OP_READV:
 	case EVQ_OP_WRITEV:
 		/* the kernel moves at most EVQ_OP_LEN_MAX in one call */
@@ -528,12 +612,37 @@ static bool native_result(struct evq__done *d)
 	return true;
 }
 
+/* A native splice said -EAGAIN: a side is a non-blocking fd that was
+ * not ready (io_uring does not wait for those). evq waits on every fd
+ * (evq.h): the emulation takes the op over and waits for the side that
+ * is not ready. Not when the caller asked for SPLICE_F_NONBLOCK, nor
+ * when a cancel aimed at it is on its way (it ends as cancelled). */
+static bool splice_again(struct evq_loop *loop, const struct evq__done *d)
+{
+	struct evq_op *op = d->op;
+
+	op->flags &= (uint16_t)~EVQ__OPF_AGAIN;
+	if (d->res != -EAGAIN || (op->u.splice.flags & SPLICE_F_NONBLOCK) ||
+	    loop->freeing)
+		return false;
+	for (const struct evq_op *c = loop->cancels; c;
+	     c = c->wait.native.cancel_next)
+		if (c->u.cancel.target == op)
+			return false;
+	op->state = EVQ__OP_QUEUED;
+	evq__emul_start(loop, op);
+	return true;
+}
+
 static void deliver_one(struct evq_loop *loop, struct evq__done d)
 {
 	struct evq_op *op = d.op;
 	bool rearm = false;
 
 	if (op->state == EVQ__OP_NATIVE) {
+		if (evq__unlikely(op->flags & EVQ__OPF_AGAIN) &&
+		    splice_again(loop, &d))
+			return;
 		if (!native_result(&d))
 			return;
 		/* A multishot op the backend runs single-shot: this result
@@ -545,6 +654,11 @@ static void deliver_one(struct evq_loop *loop, struct evq__done d)
 			rearm = true;
 		}
 	}
+	/* send_zc: its chain goes on after the notification if the send
+	 * was whole (op_success). */
+	if (evq__unlikely(d.flags & EVQ_OP_F_MORE) &&
+	    op->code == EVQ_OP_SEND_ZC)
+		op->res = d.res;
 	complete(loop, op, d.res, d.flags);
 	if (evq__unlikely(rearm)) {
 		int r = loop->backend->op_start(loop, op);
@@ -669,7 +783,7 @@ submit_slow(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	if (evq__unlikely(!cb)) {
 		/* Fire and forget, but never of an fd or a buffer. */
 		if (op->code == EVQ_OP_ACCEPT || op->code == EVQ_OP_OPENAT ||
-		    (op->flags & EVQ__OPF_POOL))
+		    op->code == EVQ_OP_SOCKET || (op->flags & EVQ__OPF_POOL))
 			return -EINVAL;
 		cb = drop_result;
 	}
@@ -850,20 +964,27 @@ static bool has_fd(const struct evq_op *op)
 	case EVQ_OP_STATX:
 	case EVQ_OP_TIMEOUT:
 	case EVQ_OP_CANCEL:
+	case EVQ_OP_SOCKET:
+	case EVQ_OP_UNLINKAT:
+	case EVQ_OP_RENAMEAT:
+	case EVQ_OP_MKDIRAT:
 		return false;
 	default:
 		return true;
 	}
 }
 
-/* Cancel every op on fd that the core can; returns how many were. */
+/* Cancel every op on fd that the core can; returns how many were. A
+ * splice is on both its fds. */
 static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
 	int n = 0;
 
 	for (struct evq_op *o = loop->ops_head; o; o = loop->ops_cursor) {
 		loop->ops_cursor = o->next;
-		if (o != self && has_fd(o) && o->fd == fd &&
+		if (o != self && has_fd(o) &&
+		    (o->fd == fd || (o->code == EVQ_OP_SPLICE &&
+				     o->u.splice.fd_in == fd)) &&
 		    cancel_one(loop, o) == 0)
 			n++;
 	}
@@ -931,6 +1052,11 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 		    op->res > 0)
 			r = op->res;
 		end(loop, op, r);
+	} else if (evq__unlikely(r == EVQ__EMULATE)) {
+		/* An op of issue 14 the kernel lacks (uring probes them):
+		 * the emulation's, as on the other backends. */
+		op->state = EVQ__OP_QUEUED;
+		evq__emul_start(loop, op);
 	}
 }
 

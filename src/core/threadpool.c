@@ -28,11 +28,14 @@
  * the threads.
  */
 #include "internal.h"
+#include "emul_more.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>	/* renameat2 */
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -50,6 +53,56 @@ struct evq__tpool {
 	unsigned nthreads;
 	pthread_t threads[];
 };
+
+/* The ops issue 14 added that the pool runs (emul_more.c): -1 and errno,
+ * or the result. */
+static long run_more(struct evq_op *op)
+{
+	loff_t oi, oo;
+	long r;
+
+	switch (op->code) {
+	case EVQ_OP_SPLICE:
+		/* The loop saw the sides that have readiness ready; one a
+		 * race made not ready again is waited for here. */
+		oi = (loff_t)op->u.splice.off_in;
+		oo = (loff_t)op->u.splice.off_out;
+		for (;;) {
+			struct pollfd p[2];
+			nfds_t n = 0;
+
+			r = splice(op->u.splice.fd_in, oi == -1 ? NULL : &oi,
+				   op->fd, oo == -1 ? NULL : &oo,
+				   op->u.splice.len, op->u.splice.flags);
+			if (r >= 0 || errno != EAGAIN ||
+			    (op->u.splice.flags & SPLICE_F_NONBLOCK))
+				return r;
+			if (!(EVQ__SPL_IN(op->cflags) & EVQ__SPL_FILE))
+				p[n++] = (struct pollfd){ op->u.splice.fd_in,
+							  POLLIN, 0 };
+			if (!(EVQ__SPL_OUT(op->cflags) & EVQ__SPL_FILE))
+				p[n++] = (struct pollfd){ op->fd, POLLOUT, 0 };
+			(void)poll(p, n, 1000);	/* wakes to try again */
+		}
+	case EVQ_OP_FALLOCATE:
+		return fallocate(op->fd, op->u.falloc.mode,
+				 (off_t)op->u.falloc.off,
+				 (off_t)op->u.falloc.len);
+	case EVQ_OP_UNLINKAT:
+		return unlinkat(op->u.open.dirfd, op->u.open.path,
+				op->u.open.flags);
+	case EVQ_OP_RENAMEAT:
+		return renameat2(op->u.ren.olddirfd, op->u.ren.oldpath,
+				 op->u.ren.newdirfd, op->u.ren.newpath,
+				 op->u.ren.flags);
+	case EVQ_OP_MKDIRAT:
+		return mkdirat(op->u.open.dirfd, op->u.open.path,
+			       (mode_t)op->u.open.mode);
+	default:
+		errno = EINVAL;
+		return -1;
+	}
+}
 
 static int run_blocking(struct evq_op *op)
 {
@@ -114,7 +167,8 @@ static int run_blocking(struct evq_op *op)
 		r = close(op->fd);
 		break;
 	default:
-		return -EINVAL;
+		r = run_more(op);
+		break;
 	}
 	if (r < 0)
 		return -errno;
