@@ -277,7 +277,8 @@ cell() {	# cell SERVER WORKLOAD
 	elif [ -z "$v" ]; then
 		printf '%-44s' "failed"
 	else
-		printf '%-44s' "$(echo "$v" | median) ($(echo "$v" | range)) $(echo "${CPU[$1,$2]}" | median)/$(echo "${CCPU[$1,$2]}" | median)us"
+		printf '%-44s' "$(echo "$v" | median) ($(echo "$v" | range)) \
+$(echo "${CPU[$1,$2]}" | median)/$(echo "${CCPU[$1,$2]}" | median)us"
 	fi
 }
 
@@ -298,7 +299,8 @@ table() {	# table TITLE SERVERS... -- WORKLOADS...
 	done
 }
 
-printf 'apps: requests/s, median (min-max) of %s runs; server/client CPU per request (medians, us)\n' "$RUNS"
+printf 'apps: requests/s, median (min-max) of %s runs; %s\n' "$RUNS" \
+	"server/client CPU per request (medians, us)"
 printf 'server on CPU %s, client on CPU %s; wrk -t1 -c64 -d%ss; redis-benchmark -c 50, -n %s (-P 16: -n %s)\n' \
 	"$SERVER_CPU" "$CLIENT_CPU" "$SECS" "$KV_N" "$KV_N_PIPE"
 case " $APPS " in *" http "*)
