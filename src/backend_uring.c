@@ -128,6 +128,7 @@
 #include "internal.h"
 #include "epoll_set.h"
 #include "sys.h"
+#include "uring_sq.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -196,8 +197,9 @@ struct uring_state {
 	bool direct_ok;		/* note k: epoll_pwait2 exists (5.11) */
 	unsigned setup_flags;
 	uint16_t next_bgid;
-	unsigned inflight;	/* op SQEs whose last CQE has not come */
-	unsigned sq_head_seen;	/* the kernel's SQ head, as last read */
+	struct evq__uring_sq ksq;	/* SQEs taken, op SQEs in flight:
+					 * shared with evq_op_submit's inline
+					 * path (core/uring_sq.h) */
 	bool msg_ring;		/* note p: MSG_RING doorbells */
 	unsigned msg_ports;	/* ports that take them: no direct wait */
 	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
@@ -306,6 +308,10 @@ static int uring_init(struct evq_loop *loop)
 		return r;
 	}
 	st->reg_index = -1;	/* note n: by the thread that enters first */
+	st->ksq.sqes = st->ring.sq.sqes;
+	st->ksq.tail = st->ksq.head_seen = st->ring.sq.sqe_tail;
+	st->ksq.mask = st->ring.sq.ring_mask;
+	st->ksq.entries = st->ring.sq.ring_entries;
 	st->pid = getpid();
 	st->cq_eventfd = -1;
 	/* EVQ_URING_NO_NATIVE_MULTISHOT=1 runs multishot ops as single
@@ -325,6 +331,7 @@ static int uring_init(struct evq_loop *loop)
 	st->msg_ring = st->msg_ring && kernel_at_least(6, 3) &&
 		       !secure_getenv("EVQ_URING_NO_MSG_RING");
 	loop->backend_data = st;
+	loop->uring_sq = &st->ksq;
 	if (debug())
 		fprintf(stderr,
 			"evq: uring: entries %u, setup flags 0x%x, "
@@ -366,23 +373,26 @@ static void uring_destroy(struct evq_loop *loop)
 	evq__epoll_set_destroy(&st->set);
 	free(st);
 	loop->backend_data = NULL;
+	loop->uring_sq = NULL;
 }
 
 /* ------------------------------------------------------------------------
  * Submission and reaping
  * ------------------------------------------------------------------------ */
 
-/* Make the SQEs taken so far visible to the kernel; return how many it
- * has not consumed yet. */
-static unsigned sq_flush(struct io_uring *ring)
+/* Make the SQEs taken so far (st->ksq.tail) visible to the kernel;
+ * return how many it has not consumed yet. liburing's sqe_head is what
+ * was made visible. */
+static unsigned sq_flush(struct uring_state *st)
 {
-	struct io_uring_sq *sq = &ring->sq;
+	struct io_uring_sq *sq = &st->ring.sq;
+	unsigned tail = st->ksq.tail;
 
-	if (sq->sqe_head != sq->sqe_tail) {
-		sq->sqe_head = sq->sqe_tail;
-		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = sq->sqe_tail = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
 	}
-	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
+	return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
 /* Which thread runs: the thread pointer where the compiler gives it
@@ -475,7 +485,7 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 	unsigned cf = cqe->flags, flags = 0;
 
 	if (evq__likely(cf == 0)) {	/* a last result, no buffer */
-		st->inflight--;
+		st->ksq.inflight--;
 		loop->done[loop->ndone++] =
 			(struct evq__done){ op, cqe->res, 0 };
 		return;
@@ -486,7 +496,7 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 	if (cf & IORING_CQE_F_MORE)
 		flags |= EVQ_OP_F_MORE;
 	else
-		st->inflight--;
+		st->ksq.inflight--;
 	evq__report(loop, op, cqe->res, flags);
 }
 
@@ -519,7 +529,7 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 				struct evq__done *d =
 					&loop->done[loop->ndone++];
 
-				st->inflight--;
+				st->ksq.inflight--;
 				d->op = (struct evq_op *)(uintptr_t)tag;
 				d->res = cqe->res;
 				d->flags = 0;
@@ -545,7 +555,7 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
 	int r;
 
 	for (;;) {
-		r = enter(st, sq_flush(&st->ring), 0, 0);
+		r = enter(st, sq_flush(st), 0, 0);
 		if (r != -EBUSY && r != -EINTR)
 			return r < 0 ? r : 0;
 		reap(loop, st);	/* note d */
@@ -556,15 +566,22 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
  * backend links to the next one (note g), so the SQ may be cut
  * anywhere; the close's cancel and the close itself take their two
  * SQEs together (sq_room). */
+/* Free SQEs, by the kernel's head read now. */
+static unsigned sq_space(struct uring_state *st)
+{
+	st->ksq.head_seen = io_uring_smp_load_acquire(st->ring.sq.khead);
+	return st->ksq.entries - (st->ksq.tail - st->ksq.head_seen);
+}
+
 static __attribute__((noinline)) struct io_uring_sqe *
 get_sqe_slow(struct evq_loop *loop, struct uring_state *st)
 {
-	struct io_uring_sqe *sqe;
+	struct evq__uring_sq *q = &st->ksq;
 
-	while (!(sqe = io_uring_get_sqe(&st->ring)))
+	while (sq_space(st) == 0)
 		if (submit(loop, st) < 0)
 			return NULL;
-	return sqe;
+	return &q->sqes[q->tail++ & q->mask];
 }
 
 /* The next free SQE. The kernel's head is read only when the SQ looks
@@ -572,16 +589,13 @@ get_sqe_slow(struct evq_loop *loop, struct uring_state *st)
 static inline struct io_uring_sqe *get_sqe(struct evq_loop *loop,
 					   struct uring_state *st)
 {
-	struct io_uring_sq *sq = &st->ring.sq;
-	unsigned tail = sq->sqe_tail;
+	struct evq__uring_sq *q = &st->ksq;
+	unsigned tail = q->tail;
 
-	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
-		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
-		if (tail - st->sq_head_seen >= sq->ring_entries)
-			return get_sqe_slow(loop, st);
-	}
-	sq->sqe_tail = tail + 1;
-	return &sq->sqes[tail & sq->ring_mask];
+	if (evq__unlikely(tail - q->head_seen >= q->entries))
+		return get_sqe_slow(loop, st);
+	q->tail = tail + 1;
+	return &q->sqes[tail & q->mask];
 }
 
 /* Room for n SQEs in a row, submitting what is queued if need be. False
@@ -589,9 +603,9 @@ static inline struct io_uring_sqe *get_sqe(struct evq_loop *loop,
 static bool sq_room(struct evq_loop *loop, struct uring_state *st,
 		    unsigned n)
 {
-	if (n > st->ring.sq.ring_entries)
+	if (n > st->ksq.entries)
 		return false;
-	while (io_uring_sq_space_left(&st->ring) < n)
+	while (sq_space(st) < n)
 		if (submit(loop, st) < 0)
 			return false;
 	return true;
@@ -668,11 +682,11 @@ uring_wait_full(struct evq_loop *loop, int64_t timeout_ns)
 	int r;
 
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
-	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
+	 * still in the SQ (taken, not flushed) or were submitted with
 	 * something else that is in flight. */
-	if ((st->inflight | st->epoll_armed | st->epoll_fired |
+	if ((st->ksq.inflight | st->epoll_armed | st->epoll_fired |
 	     st->epoll_ready | st->msg_ports) == 0 &&
-	    st->ring.sq.sqe_tail == st->ring.sq.sqe_head && st->direct_ok)
+	    st->ksq.tail == st->ring.sq.sqe_head && st->direct_ok)
 		return wait_direct(loop, st, max, timeout_ns);
 
 	/* set.events still holds unreported events: no new EPOLL_WAIT may
@@ -683,7 +697,7 @@ uring_wait_full(struct evq_loop *loop, int64_t timeout_ns)
 	    st->epoll_ready || loop->msg_rung)
 		timeout_ns = 0;
 
-	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
+	r = enter(st, sq_flush(st), timeout_ns != 0, timeout_ns);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
 		return r;
@@ -750,7 +764,7 @@ uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
-	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(&st->ring),
+	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(st),
 			  block && !io_uring_cq_ready(&st->ring), flags,
 			  (long)(uintptr_t)&forever, sizeof(forever));
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
@@ -776,7 +790,7 @@ uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 		d[i].flags = 0;
 	}
 	loop->ndone += (int)i;
-	st->inflight -= i;
+	st->ksq.inflight -= i;
 	io_uring_smp_store_release(cq->khead, head + i);
 	if (evq__unlikely(i != n))
 		return wait_reap_rest(loop, st);
@@ -958,7 +972,7 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 		return r;
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->inflight++;
+	st->ksq.inflight++;
 	/* Note h: multishot that the kernel cannot do is single-shot. */
 	if (evq__unlikely(op->flags & EVQ_OP_MULTISHOT) &&
 	    !(op->code == EVQ_OP_ACCEPT ? st->multishot_accept
@@ -980,7 +994,7 @@ op_queue_other(struct evq_loop *loop, struct uring_state *st,
 		return r;
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->inflight++;
+	st->ksq.inflight++;
 	return 0;
 }
 
@@ -991,17 +1005,15 @@ op_queue_other(struct evq_loop *loop, struct uring_state *st,
 static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 {
 	struct uring_state *st = loop->backend_data;
-	struct io_uring_sq *sq = &st->ring.sq;
+	struct evq__uring_sq *q = &st->ksq;
 	struct io_uring_sqe *sqe;
-	unsigned tail = sq->sqe_tail;
+	unsigned tail = q->tail;
 
-	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
-		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
-		if (tail - st->sq_head_seen >= sq->ring_entries)
-			return EVQ__LATER;
-	}
-	sq->sqe_tail = tail + 1;
-	sqe = &sq->sqes[tail & sq->ring_mask];
+	if (evq__unlikely(tail - q->head_seen >= q->entries) &&
+	    sq_space(st) == 0)
+		return EVQ__LATER;
+	q->tail = tail + 1;
+	sqe = &q->sqes[tail & q->mask];
 	if (evq__unlikely(op->code != EVQ_OP_READ &&
 			  op->code != EVQ_OP_WRITE))
 		return op_queue_other(loop, st, sqe, op);
@@ -1010,8 +1022,18 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 			 sqe, op->fd, op->u.rw.buf, (unsigned)op->u.rw.len,
 			 op->u.rw.off);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->inflight++;
+	st->ksq.inflight++;
 	return 0;
+}
+
+/* backend->pending: SQEs taken and not handed to the kernel yet (an
+ * op's, from evq_op_submit's inline path too): the next wait sends
+ * them, though evq_loop_fd() stays quiet until then. */
+static bool uring_pending(const struct evq_loop *loop)
+{
+	const struct uring_state *st = loop->backend_data;
+
+	return st->ksq.tail != st->ring.sq.sqe_head;
 }
 
 /* For evq_loop_free: cancel everything, then wait for every last CQE. */
@@ -1026,9 +1048,9 @@ static void uring_op_drain(struct evq_loop *loop)
 		 * cancel the parent's ops (and, SINGLE_ISSUER, take the ring
 		 * from the parent's thread): the child's copies of those ops
 		 * end without a callback (docs/ARCHITECTURE.md, fork). */
-		st->inflight = 0;
+		st->ksq.inflight = 0;
 	}
-	if (st->inflight > 0) {
+	if (st->ksq.inflight > 0) {
 		sqe = get_sqe(loop, st);
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, 0,
@@ -1037,8 +1059,8 @@ static void uring_op_drain(struct evq_loop *loop)
 			io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 		}
 	}
-	while (st->inflight > 0) {
-		int r = enter(st, sq_flush(&st->ring), 1, -1);
+	while (st->ksq.inflight > 0) {
+		int r = enter(st, sq_flush(st), 1, -1);
 
 		if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME)
 			break;
@@ -1071,7 +1093,7 @@ static int uring_msg_ring(struct evq_loop *loop, int fd)
 	struct io_uring_sqe *sqe;
 
 	if (fd < 0)
-		return sq_flush(&st->ring) ? submit(loop, st) : 0;
+		return sq_flush(st) ? submit(loop, st) : 0;
 	if (!st->msg_ring)
 		return -ENOTSUP;
 	sqe = get_sqe(loop, st);
@@ -1198,6 +1220,7 @@ const struct evq__backend evq__backend_uring = {
 	.wait = uring_wait,
 	.stale = uring_stale,
 	.embed_fd = uring_embed_fd,
+	.pending = uring_pending,
 	.op_start = uring_op_start,
 	.op_queue = uring_op_queue,
 	.op_drain = uring_op_drain,

@@ -105,6 +105,7 @@ struct evq__done {
 };
 
 struct evq__tpool;
+struct evq__uring_sq;
 
 /* Capability bits of a backend (struct evq__backend.caps). */
 #define EVQ__CAP_EDGE 0x1u	/* EVQ_EDGE: epoll, uring */
@@ -323,6 +324,12 @@ struct evq_loop {
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
 	struct evq_pool *pools;	/* buffer pools made on this loop */
 	struct evq_op *cancels;	/* native: by-op cancels in flight */
+	/* The uring backend's SQ, which evq_op_submit fills itself for a
+	 * plain read or write (core/uring_sq.h); NULL on other backends.
+	 * uring_open is the same pointer while it may: the loop runs, and
+	 * no op waits in the start queue or an open chain; else NULL (never
+	 * wrong: the op then goes the long way). evq__ops_open() sets it. */
+	struct evq__uring_sq *uring_sq, *uring_open;
 	/* The road: results reported, to be delivered in order. When
 	 * done[] cannot grow, a last result waits in its op on the start
 	 * queue (EVQ__OPF_PARKED). */
@@ -516,6 +523,7 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
 	}
 	/* No memory: park it in the op, on the start queue (the loop does
 	 * not block while anything is queued there). */
+	loop->uring_open = NULL;
 	op->res = res;
 	op->cflags = flags;
 	op->flags |= EVQ__OPF_PARKED;
@@ -525,6 +533,18 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
 	else
 		loop->sq_head = op;
 	loop->sq_tail = op;
+}
+
+/* evq_op_submit's inline path is open (loop->uring_open) while the loop
+ * runs with nothing in its start queue and no chain open: set when those
+ * may have changed to allow it (the loop's start, the start queue run);
+ * closed where they change to forbid it. */
+static inline void evq__ops_open(struct evq_loop *loop)
+{
+	loop->uring_open = loop->running && !loop->sq_head &&
+				   !loop->chain_tail
+			   ? loop->uring_sq
+			   : NULL;
 }
 
 /* Does a multishot op go on after this result? accept: any new fd;

@@ -259,6 +259,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->running = true;
 	loop->stop = false;
 	loop->runs++;
+	evq__ops_open(loop);
 
 	/* The common iteration, in a busy loop, is a wait and its dispatch
 	 * and delivery: one test each for the rare steps around them. */
@@ -335,6 +336,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	}
 
 	loop->running = false;
+	loop->uring_open = NULL;	/* only a running loop's thread fills */
 	if (evq__unlikely(loop->msg_owed))
 		evq__msg_flush(loop);	/* doorbells sent in this run */
 	if (err < 0)

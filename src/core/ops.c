@@ -28,11 +28,15 @@
  *                          EVQ_OP_F_MORE the op is IDLE again
  */
 #include "internal.h"
+#if EVQ_HAVE_URING
+#include "uring_sq.h"
+#endif
 
 #include <errno.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 static inline void op_start(struct evq_loop *loop, struct evq_op *op);
 
@@ -320,6 +324,7 @@ static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
 {
+	loop->uring_open = NULL;	/* it would pass op */
 	op->qnext = NULL;
 	op->state = EVQ__OP_QUEUED;
 	if (loop->sq_tail)
@@ -839,6 +844,30 @@ static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
 	return 0;
 }
 
+#if EVQ_HAVE_URING
+/* An idle read or write without a pool: what evq_op_submit fills on
+ * io_uring itself. On a little-endian machine the three fields are one
+ * load: code the low byte, state the next, flags the high half. */
+static inline bool plain_rw(const struct evq_op *op)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	uint32_t w;
+
+	_Static_assert(offsetof(struct evq_op, state) ==
+				       offsetof(struct evq_op, code) + 1 &&
+			       offsetof(struct evq_op, flags) ==
+				       offsetof(struct evq_op, code) + 2,
+		       "code, state and flags are one 32-bit word");
+	memcpy(&w, &op->code, sizeof(w));
+	return (w & (0xff00u | (uint32_t)EVQ__OPF_POOL << 16)) == 0 &&
+	       (w & 0xffu) - EVQ_OP_READ <= 1;
+#else
+	return op->state == EVQ__OP_IDLE && !(op->flags & EVQ__OPF_POOL) &&
+	       (unsigned)(op->code - EVQ_OP_READ) <= 1;
+#endif
+}
+#endif
+
 int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		  evq_op_cb cb)
 {
@@ -846,6 +875,25 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	 * op of a known kind on a loop not being freed. */
 	if (evq__unlikely(!op))
 		return -EINVAL;
+#if EVQ_HAVE_URING
+	/* On io_uring, a plain read or write of a running loop (so not one
+	 * being freed) with nothing queued before it (loop->uring_open):
+	 * its SQE is taken and filled here, as submit_kernel would have the
+	 * backend do (the backend's pending() says it waits for the next
+	 * enter). */
+	if (evq__likely(loop != NULL) && loop->uring_open != NULL &&
+	    evq__likely(cb != NULL) && flags == 0 && plain_rw(op) &&
+	    evq__uring_sq_rw(loop->uring_open, op)) {
+		op->loop = loop;
+		op->cb = cb;
+		op->link = NULL;
+		op->cflags = 0;
+		op->state = EVQ__OP_KERNEL;
+		op->flags = 0;
+		inflight_count(loop, op);
+		return 0;
+	}
+#endif
 	if (evq__unlikely(!loop) || evq__unlikely(!cb) ||
 	    evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
 			   loop->freeing | (uintptr_t)loop->chain_tail) != 0) ||
@@ -895,8 +943,10 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	/* Also when nothing is queued: the tail may have been started early
 	 * by its chain (chain_continue) and still be running. */
 	loop->chain_tail = NULL;
-	if (!loop->sq_head)
+	if (!loop->sq_head) {
+		evq__ops_open(loop);
 		return;
+	}
 	loop->batch_head = loop->sq_head;
 	loop->sq_head = loop->sq_tail = NULL;
 	while ((op = loop->batch_head)) {
@@ -909,6 +959,7 @@ void evq__ops_start_queued(struct evq_loop *loop)
 			op_start(loop, op);
 		}
 	}
+	evq__ops_open(loop);
 }
 
 /* ------------------------------------------------------------------------
