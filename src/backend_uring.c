@@ -185,7 +185,10 @@ struct uring_state {
 	int epoll_ready;	/* events the EPOLL_WAIT left in set.events,
 				 * not yet handed to the core */
 	bool owned;		/* note n: a thread has entered the ring */
+	bool ring_ok;		/* the next wait may be uring_wait's short one
+				 * (ring_ok_update) */
 	int reg_index;		/* registered ring fd of the owner, or -1 */
+	uintptr_t reg_owner;	/* owner when reg_index >= 0, else 0 */
 	uintptr_t owner;	/* the thread that first entered
 				 * (this_thread()) */
 	pid_t owner_tid;
@@ -395,6 +398,17 @@ static unsigned sq_flush(struct uring_state *st)
 	return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
+/* May the next wait be uring_wait's short one? The readiness SQE is in
+ * the kernel, nothing it collected waits, no rebuild is due, no fd is
+ * always ready, and the ring has its owner. Set again where any of those
+ * can change: after each reap, and by modify and stale. */
+static void ring_ok_update(struct uring_state *st)
+{
+	st->ring_ok = st->epoll_armed && !st->epoll_fired &&
+		      !st->epoll_ready && !st->set.stale &&
+		      !st->set.nalways && st->owned;
+}
+
 /* Which thread runs: the thread pointer where the compiler gives it
  * (no call: the owner test runs on every enter), else pthread_self().
  * Either names a thread uniquely while it lives, which is what note n
@@ -432,8 +446,10 @@ static int own_ring(struct uring_state *st)
 	st->owned = true;
 	/* 5.18; without it the ring is entered by its fd. */
 	if (syscall(__NR_io_uring_register, st->ring.ring_fd,
-		    IORING_REGISTER_RING_FDS, &up, 1) == 1)
+		    IORING_REGISTER_RING_FDS, &up, 1) == 1) {
 		st->reg_index = (int)up.offset;
+		st->reg_owner = st->owner;
+	}
 	return 0;
 }
 
@@ -511,8 +527,10 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 	unsigned head = *cq->khead;
 	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head, i;
 
-	if (n == 0)
+	if (n == 0) {
+		ring_ok_update(st);
 		return;
+	}
 	/* No memory for the road: what does not fit stays in the CQ (and
 	 * the kernel's overflow list) for the next wait. */
 	while (n > 0 && !evq__done_room(loop, (int)n))
@@ -547,6 +565,7 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 		}
 	}
 	io_uring_smp_store_release(cq->khead, head + i);
+	ring_ok_update(st);
 }
 
 /* Submit what is queued, making room in the CQ if the kernel wants it. */
@@ -619,15 +638,20 @@ static int uring_modify(struct evq_loop *loop, int fd, unsigned old,
 			unsigned mask, uint32_t gen)
 {
 	struct uring_state *st = loop->backend_data;
+	int r = evq__epoll_set_modify(&st->set, fd, old, mask, gen);
 
-	return evq__epoll_set_modify(&st->set, fd, old, mask, gen);
+	ring_ok_update(st);	/* an fd always ready came or went */
+	return r;
 }
 
 /* The core saw reports of dead registrations: rebuild the set when no
  * wait on it is in the kernel (uring_wait). */
 static void uring_stale(struct evq_loop *loop)
 {
-	((struct uring_state *)loop->backend_data)->set.stale = true;
+	struct uring_state *st = loop->backend_data;
+
+	st->set.stale = true;
+	st->ring_ok = false;
 }
 
 static void arm_epoll(struct evq_loop *loop, struct uring_state *st, int max)
@@ -729,12 +753,8 @@ static int wait_tail(struct evq_loop *loop, struct uring_state *st, int max)
 	return evq__epoll_set_translate(loop, &st->set, n);
 }
 
-/* The common wait of a ring with ops in flight: the readiness SQE is in
- * the kernel, nothing it collected waits, no rebuild is due, no fd is
- * always ready, the ring has its owner, and the wait is a look or has no
- * end. uring_wait_full does the same then, with more tests. */
-/* uring_wait_ring's end when a CQE is not an op's plain last result, or
- * the road has no room: the general reap, from the CQ's head on. */
+/* uring_wait's end when a CQE is not an op's plain last result, or the
+ * road has no room: the general reap, from the CQ's head on. */
 static __attribute__((noinline)) int
 wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
 {
@@ -744,70 +764,62 @@ wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
 	return wait_tail(loop, st, loop->fired_cap);
 }
 
-static __attribute__((noinline)) int
-uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
+/* The common wait (st->ring_ok, and a look or no end): enter(), for a
+ * ring its owner entered before (note n), with no timeout, submitting
+ * what the SQ holds (exactly: the kernel waits only when it took all it
+ * was told) and waiting for one CQE unless it only looks (the kernel
+ * returns at once when one is there already); then reap(), for CQEs that are all plain last results of ops
+ * (no flag, no buffer: the common batch), that the road has room for:
+ * the first other one (readiness, a doorbell) hands the rest to reap(). */
+static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 {
 	static const struct io_uring_getevents_arg forever = {
 		.sigmask_sz = _NSIG / 8
 	};
+	struct uring_state *st = loop->backend_data;
 	struct io_uring_cq *cq = &st->ring.cq;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int fd = st->ring.ring_fd;
-	struct evq__done *d;
-	unsigned head, n, i;
+	const struct io_uring_cqe *cqes;
+	struct evq__done *d, *d0, *end;
+	unsigned head, mask;
 	long r;
 
-	/* enter(), for a ring its owner entered before (note n), with no
-	 * timeout: wait for one CQE unless some are there, or look. */
-	if (evq__likely(st->reg_index >= 0) &&
-	    evq__likely(st->owner == this_thread())) {
+	if (evq__unlikely(!st->ring_ok) || evq__unlikely(timeout_ns > 0))
+		return uring_wait_full(loop, timeout_ns);
+	if (evq__likely(st->reg_owner == this_thread())) {
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
 	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(st),
-			  block && !io_uring_cq_ready(&st->ring), flags,
-			  (long)(uintptr_t)&forever, sizeof(forever));
-	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
-	    r != -EAGAIN)
+			  timeout_ns != 0, flags, (long)(uintptr_t)&forever,
+			  sizeof(forever));
+	if (evq__unlikely(r < 0) && r != -ETIME && r != -EINTR &&
+	    r != -EBUSY && r != -EAGAIN)
 		return (int)r;
-	/* reap(), for CQEs that are all plain last results of ops (no
-	 * flag, no buffer: the common batch), that the road has room for:
-	 * the first other one hands the rest to reap(). */
 	head = *cq->khead;
-	n = io_uring_smp_load_acquire(cq->ktail) - head;
-	if (evq__unlikely(loop->ndone + (int)n > loop->done_cap))
+	d0 = d = &loop->done[loop->ndone];
+	end = d + (io_uring_smp_load_acquire(cq->ktail) - head);
+	if (evq__unlikely(end > &loop->done[loop->done_cap]))
 		return wait_reap_rest(loop, st);
-	d = &loop->done[loop->ndone];
-	for (i = 0; i < n; i++) {
-		const struct io_uring_cqe *cqe =
-			&cq->cqes[(head + i) & cq->ring_mask];
+	cqes = cq->cqes;
+	mask = cq->ring_mask;
+	for (; d != end; d++, head++) {
+		const struct io_uring_cqe *cqe = &cqes[head & mask];
 
 		if (evq__unlikely(cqe->user_data <= TAG_MSG ||
 				  cqe->flags != 0))
 			break;
-		d[i].op = (struct evq_op *)(uintptr_t)cqe->user_data;
-		d[i].res = cqe->res;
-		d[i].flags = 0;
+		d->op = (struct evq_op *)(uintptr_t)cqe->user_data;
+		d->res = cqe->res;
+		d->flags = 0;
 	}
-	loop->ndone += (int)i;
-	st->ksq.inflight -= i;
-	io_uring_smp_store_release(cq->khead, head + i);
-	if (evq__unlikely(i != n))
+	loop->ndone += (int)(d - d0);
+	st->ksq.inflight -= (unsigned)(d - d0);
+	io_uring_smp_store_release(cq->khead, head);
+	if (evq__unlikely(d != end))
 		return wait_reap_rest(loop, st);
-	if (evq__likely(st->epoll_ready == 0) && evq__likely(!st->epoll_fired))
-		return 0;	/* op completions only */
-	return wait_tail(loop, st, loop->fired_cap);
-}
-
-static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
-{
-	struct uring_state *st = loop->backend_data;
-
-	if (evq__likely(st->epoll_armed && !st->epoll_fired &&
-			!st->epoll_ready && !st->set.stale &&
-			!st->set.nalways && st->owned && timeout_ns <= 0))
-		return uring_wait_ring(loop, st, timeout_ns != 0);
-	return uring_wait_full(loop, timeout_ns);
+	return 0;	/* op completions only: readiness did not change */
 }
 
 /* ------------------------------------------------------------------------
