@@ -420,6 +420,7 @@ EVQ__HIDDEN void evq__defer_detach_all(struct evq_loop *loop);
 /* core/ops.c: submission, chains, cancels, and delivery */
 EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_deliver_from(struct evq_loop *loop, int i);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
 
 /* core/emul.c: ops run by the core (no backend takes them). start never

@@ -28,6 +28,7 @@
  *                          EVQ_OP_F_MORE the op is IDLE again
  */
 #include "internal.h"
+#include "ops.h"
 #if EVQ_HAVE_URING
 #include "uring_sq.h"
 #endif
@@ -622,20 +623,17 @@ static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 	       !loop->cancels && (d->res > -512 || d->res < -516);
 }
 
-void evq__ops_deliver(struct evq_loop *loop)
+/* The results on the road from index i on (those before it were
+ * delivered by evq__ops_deliver_kernel, ops.h). */
+void evq__ops_deliver_from(struct evq_loop *loop, int i)
 {
-	/* Only a backend with op_queue has ops off the list. */
+	/* Only a backend with op_queue has EVQ__OP_KERNEL ops. */
 	if (loop->backend->op_queue) {
-		for (int i = 0; i < loop->ndone; i++) {
+		for (; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
 			struct evq_op *op = d.op;
 
-			/* The common result there: an op op_queue took (never
-			 * a cancel: those start with their batch), no flag,
-			 * no restart code, no cancel in flight. */
-			if (evq__likely(op->state == EVQ__OP_KERNEL &&
-					(d.flags | op->flags) == 0 &&
-					(unsigned)(d.res + 516) > 4 &&
+			if (evq__likely(evq__kernel_plain(op, &d) &&
 					!loop->cancels)) {
 				loop->nops--;
 				loop->active--;	/* flags 0: not UNREF */
@@ -655,7 +653,7 @@ void evq__ops_deliver(struct evq_loop *loop)
 		}
 		loop->ndone = 0;
 	} else {
-		for (int i = 0; i < loop->ndone; i++) {
+		for (; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
 
 			if (evq__likely(plain(loop, &d))) {
@@ -672,6 +670,11 @@ void evq__ops_deliver(struct evq_loop *loop)
 	/* A pool job reaped may be what a close op waited for. */
 	if (evq__unlikely(loop->close_waiters != NULL))
 		evq__emul_close_ready(loop, false);
+}
+
+void evq__ops_deliver(struct evq_loop *loop)
+{
+	evq__ops_deliver_from(loop, 0);
 }
 
 /* ------------------------------------------------------------------------
