@@ -848,55 +848,23 @@ static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
 }
 
 #if EVQ_HAVE_URING
-/* An idle read or write without a pool: what evq_op_submit fills on
- * io_uring itself. On a little-endian machine the three fields are one
- * load: code the low byte, state the next, flags the high half. */
-static inline bool plain_rw(const struct evq_op *op)
-{
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	uint32_t w;
-
-	_Static_assert(offsetof(struct evq_op, state) ==
-				       offsetof(struct evq_op, code) + 1 &&
-			       offsetof(struct evq_op, flags) ==
-				       offsetof(struct evq_op, code) + 2,
-		       "code, state and flags are one 32-bit word");
-	memcpy(&w, &op->code, sizeof(w));
-	return (w & (0xff00u | (uint32_t)EVQ__OPF_POOL << 16)) == 0 &&
-	       (w & 0xffu) - EVQ_OP_READ <= 1;
-#else
-	return op->state == EVQ__OP_IDLE && !(op->flags & EVQ__OPF_POOL) &&
-	       (unsigned)(op->code - EVQ_OP_READ) <= 1;
-#endif
-}
+/* An idle read or write without a pool, and no flag: what evq_op_submit
+ * fills on io_uring itself. The op's code, state and flags make one
+ * 32-bit word (evq__op_word), and READ and WRITE differ in the low bit
+ * only, so that is one mask and compare. */
+#define PLAIN_RW_MASK (0xfeu | 0xffu << 8 | (uint32_t)EVQ__OPF_POOL << 16)
+_Static_assert((EVQ_OP_READ & 1) == 0 && EVQ_OP_WRITE == EVQ_OP_READ + 1,
+	       "READ and WRITE differ in the low bit");
 #endif
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+/* evq_op_submit but for io_uring's inline path: the common submission
+ * (no flag, no pool, no chain open, an idle op of a known kind on a loop
+ * not being freed), or the slow road. Out of line, so that the inline
+ * path needs no frame. */
+static __attribute__((noinline)) int
+submit_common(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	      evq_op_cb cb)
 {
-	/* The common submission: no flag, no pool, no chain open, an idle
-	 * op of a known kind on a loop not being freed. */
-	if (evq__unlikely(!op))
-		return -EINVAL;
-#if EVQ_HAVE_URING
-	/* On io_uring, a plain read or write of a running loop (so not one
-	 * being freed) with nothing queued before it (loop->uring_open):
-	 * its SQE is taken and filled here, as submit_kernel would have the
-	 * backend do (the backend's pending() says it waits for the next
-	 * enter). */
-	if (evq__likely(loop != NULL) && loop->uring_open != NULL &&
-	    evq__likely(cb != NULL) && flags == 0 && plain_rw(op) &&
-	    evq__uring_sq_rw(loop->uring_open, op)) {
-		op->loop = loop;
-		op->cb = cb;
-		op->link = NULL;
-		op->cflags = 0;
-		op->state = EVQ__OP_KERNEL;
-		op->flags = 0;
-		inflight_count(loop, op);
-		return 0;
-	}
-#endif
 	if (evq__unlikely(!loop) || evq__unlikely(!cb) ||
 	    evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
 			   loop->freeing | (uintptr_t)loop->chain_tail) != 0) ||
@@ -924,6 +892,38 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	    op->code != EVQ_OP_CLOSE)
 		return submit_kernel(loop, op);
 	return submit_core(loop, op);
+}
+
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
+	if (evq__unlikely(!op))
+		return -EINVAL;
+#if EVQ_HAVE_URING
+	/* On io_uring, a plain read or write of a running loop (so not one
+	 * being freed) with nothing queued before it (loop->uring_open):
+	 * its SQE is taken and filled here, as submit_kernel would have the
+	 * backend do (the backend's pending() says it waits for the next
+	 * enter). */
+	if (evq__likely(loop != NULL) && loop->uring_open != NULL &&
+	    evq__likely(cb != NULL)) {
+		uint32_t w = evq__op_word(op);
+
+		if (((w & PLAIN_RW_MASK) | flags) == EVQ_OP_READ &&
+		    evq__uring_sq_rw(loop->uring_open, op, (uint8_t)w)) {
+			op->loop = loop;
+			op->cb = cb;
+			op->link = NULL;
+			/* cflags is only read after a report that sets it (a
+			 * parked result, the emulation's pool ids) */
+			op->state = EVQ__OP_KERNEL;
+			op->flags = 0;
+			inflight_count(loop, op);
+			return 0;
+		}
+	}
+#endif
+	return submit_common(loop, op, flags, cb);
 }
 
 int evq_op_is_active(const struct evq_op *op)

@@ -12,7 +12,13 @@
 
 #include "internal.h"
 
-#include <string.h>
+/* An op's code, state and flags as one 32-bit word, code the low byte
+ * (the compiler makes it one load where the layout allows). */
+static inline uint32_t evq__op_word(const struct evq_op *op)
+{
+	return (uint32_t)op->code | (uint32_t)op->state << 8 |
+	       (uint32_t)op->flags << 16;
+}
 
 /* An op evq_op_submit handed to the kernel (EVQ__OP_KERNEL: op_queue or
  * its inline path; never a cancel), without a flag, with a result that
@@ -22,21 +28,9 @@
 static inline bool evq__kernel_plain(const struct evq_op *op,
 				     const struct evq__done *d)
 {
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-	uint32_t w;
-
-	_Static_assert(offsetof(struct evq_op, state) ==
-				       offsetof(struct evq_op, code) + 1 &&
-			       offsetof(struct evq_op, flags) ==
-				       offsetof(struct evq_op, code) + 2,
-		       "code, state and flags are one 32-bit word");
-	memcpy(&w, &op->code, sizeof(w));
-	if (((w & 0xffffff00u) | d->flags) != EVQ__OP_KERNEL << 8)
+	if (((evq__op_word(op) & 0xffffff00u) | d->flags) !=
+	    EVQ__OP_KERNEL << 8)
 		return false;
-#else
-	if (op->state != EVQ__OP_KERNEL || (op->flags | d->flags) != 0)
-		return false;
-#endif
 	/* Note m of backend_uring.c: -512..-516 become -EINTR (ops.c). */
 	return (unsigned)(d->res + 516) > 4;
 }

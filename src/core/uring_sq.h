@@ -13,6 +13,8 @@
 #include "internal.h"
 
 #include <liburing.h>
+#include <stddef.h>
+#include <string.h>
 
 /* liburing's own SQE bookkeeping (io_uring_sq.sqe_tail) is not used: the
  * backend and this path take SQEs here, and the backend hands them to the
@@ -35,7 +37,7 @@ _Static_assert(EVQ_OP_WRITE == EVQ_OP_READ + 1 &&
  * (the backend's op_queue reads the kernel's head again, and may have to
  * wait for the next iteration). The kernel sees it at the next enter. */
 static inline bool evq__uring_sq_rw(struct evq__uring_sq *q,
-				    struct evq_op *op)
+				    struct evq_op *op, uint8_t code)
 {
 	unsigned tail = q->tail;
 	struct io_uring_sqe *sqe;
@@ -45,15 +47,35 @@ static inline bool evq__uring_sq_rw(struct evq__uring_sq *q,
 	q->tail = tail + 1;
 	q->inflight++;
 	sqe = &q->sqes[tail & q->mask];
-	/* What io_uring_prep_rw writes, and user_data. */
-	sqe->opcode = (uint8_t)(op->code - EVQ_OP_READ + IORING_OP_READ);
+	/* What io_uring_prep_rw writes, and user_data. The length was
+	 * clamped to 32 bits by evq_prep_*. */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	{
+		/* opcode, flags 0, ioprio 0, fd; and len, rw_flags 0: two
+		 * 64-bit words, each one store. */
+		uint64_t w0 = (uint64_t)(uint32_t)op->fd << 32 |
+			      (uint8_t)(code - EVQ_OP_READ +
+					IORING_OP_READ);
+		uint64_t w3 = (uint32_t)op->u.rw.len;
+
+		_Static_assert(offsetof(struct io_uring_sqe, fd) == 4 &&
+				       offsetof(struct io_uring_sqe, len) == 24 &&
+				       offsetof(struct io_uring_sqe,
+						rw_flags) == 28,
+			       "the SQE's layout, as the kernel's ABI has it");
+		memcpy(sqe, &w0, sizeof(w0));
+		memcpy(&sqe->len, &w3, sizeof(w3));
+	}
+#else
+	sqe->opcode = (uint8_t)(code - EVQ_OP_READ + IORING_OP_READ);
 	sqe->flags = 0;
 	sqe->ioprio = 0;
 	sqe->fd = op->fd;
+	sqe->len = (uint32_t)op->u.rw.len;
+	sqe->rw_flags = 0;
+#endif
 	sqe->off = op->u.rw.off;
 	sqe->addr = (uint64_t)(uintptr_t)op->u.rw.buf;
-	sqe->len = (uint32_t)op->u.rw.len;	/* clamped by evq_prep_* */
-	sqe->rw_flags = 0;
 	sqe->user_data = (uint64_t)(uintptr_t)op;
 	sqe->buf_index = 0;
 	sqe->personality = 0;
