@@ -764,19 +764,20 @@ wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
 	return wait_tail(loop, st, loop->fired_cap);
 }
 
-/* The common wait (st->ring_ok, and a look or no end): enter(), for a
- * ring its owner entered before (note n), with no timeout, submitting
- * what the SQ holds (exactly: the kernel waits only when it took all it
- * was told) and waiting for one CQE unless it only looks (the kernel
- * returns at once when one is there already); then reap(), for CQEs that are all plain last results of ops
- * (no flag, no buffer: the common batch), that the road has room for:
- * the first other one (readiness, a doorbell) hands the rest to reap(). */
-static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
+/* The common wait (st->ring_ok; block: no end, else a look): enter(),
+ * for a ring its owner entered before (note n), with no timeout,
+ * submitting what the SQ holds (exactly: the kernel waits only when it
+ * took all it was told) and waiting for one CQE unless it only looks
+ * (the kernel returns at once when one is there already); then reap(),
+ * for CQEs that are all plain last results of ops (no flag, no buffer:
+ * the common batch), that the road has room for: the first other one
+ * (readiness, a doorbell) hands the rest to reap(). */
+static __attribute__((noinline)) int
+uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 {
 	static const struct io_uring_getevents_arg forever = {
 		.sigmask_sz = _NSIG / 8
 	};
-	struct uring_state *st = loop->backend_data;
 	struct io_uring_cq *cq = &st->ring.cq;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int fd = st->ring.ring_fd;
@@ -785,15 +786,12 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	unsigned head, mask;
 	long r;
 
-	if (evq__unlikely(!st->ring_ok) || evq__unlikely(timeout_ns > 0))
-		return uring_wait_full(loop, timeout_ns);
 	if (evq__likely(st->reg_owner == this_thread())) {
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
-	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(st),
-			  timeout_ns != 0, flags, (long)(uintptr_t)&forever,
-			  sizeof(forever));
+	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(st), block, flags,
+			  (long)(uintptr_t)&forever, sizeof(forever));
 	if (evq__unlikely(r < 0) && r != -ETIME && r != -EINTR &&
 	    r != -EBUSY && r != -EAGAIN)
 		return (int)r;
@@ -820,6 +818,17 @@ static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 	if (evq__unlikely(d != end))
 		return wait_reap_rest(loop, st);
 	return 0;	/* op completions only: readiness did not change */
+}
+
+/* Out of line, each way: the readiness waits save no register for the
+ * ring's. */
+static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
+{
+	struct uring_state *st = loop->backend_data;
+
+	if (evq__likely(st->ring_ok) && evq__likely(timeout_ns <= 0))
+		return uring_wait_ring(loop, st, timeout_ns != 0);
+	return uring_wait_full(loop, timeout_ns);
 }
 
 /* ------------------------------------------------------------------------

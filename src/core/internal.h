@@ -542,10 +542,11 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
  * closed where they change to forbid it. */
 static inline void evq__ops_open(struct evq_loop *loop)
 {
-	loop->uring_open = loop->running && !loop->sq_head &&
-				   !loop->chain_tail
-			   ? loop->uring_sq
-			   : NULL;
+	if (loop->uring_sq)
+		loop->uring_open = loop->running && !loop->sq_head &&
+					   !loop->chain_tail
+				   ? loop->uring_sq
+				   : NULL;
 }
 
 /* Does a multishot op go on after this result? accept: any new fd;

@@ -239,8 +239,10 @@ run_after(struct evq_loop *loop, int n, bool busy)
 
 	/* Results that found no room on the road wait, parked, on the start
 	 * queue: the next iteration does not block. */
-	if (loop->ndone)
+	if (loop->ndone && loop->uring_sq)
 		evq__ops_deliver_kernel(loop);
+	else if (loop->ndone)
+		evq__ops_deliver(loop);
 	if (loop->heap_len)
 		evq__timer_run(loop);
 	if (evq__unlikely(idle) && !loop->stop)
@@ -330,8 +332,10 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		 * neither timers nor idle hooks, and one for results. */
 		if (evq__unlikely((loop->heap_len | loop->nidle) != 0))
 			run_after(loop, n, queued & KEEP_BUSY);
-		else if (loop->ndone)
+		else if (loop->ndone && loop->uring_sq)
 			evq__ops_deliver_kernel(loop);
+		else if (loop->ndone)
+			evq__ops_deliver(loop);
 
 		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;

@@ -625,7 +625,8 @@ static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 
 /* The results on the road from index i on (those before it were
  * delivered by evq__ops_deliver_kernel, ops.h). */
-void evq__ops_deliver_from(struct evq_loop *loop, int i)
+static inline __attribute__((always_inline)) void
+deliver_from(struct evq_loop *loop, int i)
 {
 	/* Only a backend with op_queue has EVQ__OP_KERNEL ops. */
 	if (loop->backend->op_queue) {
@@ -672,9 +673,14 @@ void evq__ops_deliver_from(struct evq_loop *loop, int i)
 		evq__emul_close_ready(loop, false);
 }
 
+void evq__ops_deliver_from(struct evq_loop *loop, int i)
+{
+	deliver_from(loop, i);
+}
+
 void evq__ops_deliver(struct evq_loop *loop)
 {
-	evq__ops_deliver_from(loop, 0);
+	deliver_from(loop, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -857,16 +863,15 @@ _Static_assert((EVQ_OP_READ & 1) == 0 && EVQ_OP_WRITE == EVQ_OP_READ + 1,
 	       "READ and WRITE differ in the low bit");
 #endif
 
-/* evq_op_submit but for io_uring's inline path: the common submission
- * (no flag, no pool, no chain open, an idle op of a known kind on a loop
- * not being freed), or the slow road. Out of line, so that the inline
- * path needs no frame. */
+/* evq_op_submit but for io_uring's inline path, with op, loop and cb
+ * given: the common submission (no flag, no pool, no chain open, an idle
+ * op of a known kind on a loop not being freed), or the slow road. Out
+ * of line, so that the inline path needs no frame. */
 static __attribute__((noinline)) int
 submit_common(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	      evq_op_cb cb)
 {
-	if (evq__unlikely(!loop) || evq__unlikely(!cb) ||
-	    evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
+	if (evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
 			   loop->freeing | (uintptr_t)loop->chain_tail) != 0) ||
 	    evq__unlikely((unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return submit_slow(loop, op, flags, cb);
@@ -899,14 +904,15 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 {
 	if (evq__unlikely(!op))
 		return -EINVAL;
+	if (evq__unlikely(!loop) || evq__unlikely(!cb))
+		return submit_slow(loop, op, flags, cb);
 #if EVQ_HAVE_URING
 	/* On io_uring, a plain read or write of a running loop (so not one
 	 * being freed) with nothing queued before it (loop->uring_open):
 	 * its SQE is taken and filled here, as submit_kernel would have the
 	 * backend do (the backend's pending() says it waits for the next
 	 * enter). */
-	if (evq__likely(loop != NULL) && loop->uring_open != NULL &&
-	    evq__likely(cb != NULL)) {
+	if (loop->uring_open != NULL) {
 		uint32_t w = evq__op_word(op);
 
 		if (((w & PLAIN_RW_MASK) | flags) == EVQ_OP_READ &&

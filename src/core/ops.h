@@ -36,14 +36,15 @@ static inline bool evq__kernel_plain(const struct evq_op *op,
 }
 
 /* Deliver the results on the road, in order: those of the common kind
- * here, the first other one and all after it in ops.c. */
+ * here, the first other one and all after it in ops.c. For a backend
+ * with ops that evq_op_submit hands to the kernel (uring_sq). */
 static inline void evq__ops_deliver_kernel(struct evq_loop *loop)
 {
 	/* Cancels in flight are added and removed only by ops.c's
 	 * delivery and start (a callback's submission only queues): none
 	 * now, none until ops.c has the road. */
 	if (evq__unlikely(loop->cancels != NULL)) {
-		evq__ops_deliver_from(loop, 0);
+		evq__ops_deliver(loop);
 		return;
 	}
 	for (int i = 0; i < loop->ndone; i++) {
@@ -64,7 +65,7 @@ static inline void evq__ops_deliver_kernel(struct evq_loop *loop)
 	loop->ndone = 0;
 	/* A pool job reaped may be what a close op waited for. */
 	if (evq__unlikely(loop->close_waiters != NULL))
-		evq__ops_deliver_from(loop, 0);
+		evq__ops_deliver(loop);
 }
 
 #endif /* EVQ_OPS_H */
