@@ -385,14 +385,14 @@ static void uring_destroy(struct evq_loop *loop)
 
 /* Make the SQEs taken so far (st->ksq.tail) visible to the kernel;
  * return how many it has not consumed yet. liburing's sqe_head is what
- * was made visible. */
+ * was made visible (its sqe_tail is not used). */
 static unsigned sq_flush(struct uring_state *st)
 {
 	struct io_uring_sq *sq = &st->ring.sq;
 	unsigned tail = st->ksq.tail;
 
 	if (sq->sqe_head != tail) {
-		sq->sqe_head = sq->sqe_tail = tail;
+		sq->sqe_head = tail;
 		io_uring_smp_store_release(sq->ktail, tail);
 	}
 	return tail - io_uring_smp_load_acquire(sq->khead);
@@ -783,7 +783,7 @@ uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 	int fd = st->ring.ring_fd;
 	const struct io_uring_cqe *cqes;
 	struct evq__done *d, *d0, *end;
-	unsigned head, mask;
+	unsigned head, mask, n;
 	long r;
 
 	if (evq__likely(st->reg_owner == this_thread())) {
@@ -796,10 +796,11 @@ uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 	    r != -EBUSY && r != -EAGAIN)
 		return (int)r;
 	head = *cq->khead;
-	d0 = d = &loop->done[loop->ndone];
-	end = d + (io_uring_smp_load_acquire(cq->ktail) - head);
-	if (evq__unlikely(end > &loop->done[loop->done_cap]))
+	n = io_uring_smp_load_acquire(cq->ktail) - head;
+	if (evq__unlikely(loop->ndone + (int)n > loop->done_cap))
 		return wait_reap_rest(loop, st);
+	d0 = d = &loop->done[loop->ndone];
+	end = d + n;
 	cqes = cq->cqes;
 	mask = cq->ring_mask;
 	for (; d != end; d++, head++) {
