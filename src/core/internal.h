@@ -192,8 +192,9 @@ struct evq__backend {
 	 * evq_loop_fd); NULL: not possible with this backend. */
 	int (*embed_fd)(struct evq_loop *loop);
 	/* Optional: work the backend holds for its next wait that its
-	 * embedding fd does not signal (aio: polls to re-arm), so that
-	 * evq_loop_timeout() says 0. NULL: none ever. */
+	 * embedding fd does not signal (aio: polls to re-arm; uring: SQEs
+	 * not yet handed to the kernel), so that evq_loop_timeout() says 0.
+	 * NULL: none ever. */
 	bool (*pending)(const struct evq_loop *loop);
 
 	/* The core saw reports of registrations it had ended (a file closed
