@@ -8,8 +8,10 @@
  * CQEs, AIO events), the emulation (emul.c), the thread pool
  * (threadpool.c). After each wait the loop calls evq__ops_deliver(),
  * which runs the callbacks in report order; this file is the only caller
- * of op callbacks, as io.c is of fd watchers'. What a result means for
- * the op's future is decided here, for every backend alike:
+ * of op callbacks, as io.c is of fd watchers' (with its header ops.h,
+ * which the loop inlines for io_uring's common result, as io.h is io.c's
+ * hot half). What a result means for the op's future is decided here,
+ * for every backend alike:
  *   - a last result leaves the in-flight list before its callback, so the
  *     callback may submit the op again or free it;
  *   - chains: the op after a LINK op starts when its predecessor fully
@@ -37,7 +39,6 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 static inline void op_start(struct evq_loop *loop, struct evq_op *op);
 
