@@ -102,6 +102,17 @@ enum {
 				 * on the start queue: reported again when
 				 * the queue is run */
 
+/* A splice side's kind, kept in op->cflags while the emulation
+ * (emul_more.c) or a pool thread (threadpool.c) runs the op: the low
+ * nibble for fd_in, the next for fd_out. */
+#define EVQ__SPL_FILE 0x1u	/* regular file or block device: no
+				 * readiness, may block on the disk */
+#define EVQ__SPL_BLOCK 0x2u	/* not a pipe, and no O_NONBLOCK: a
+				 * syscall on it may block */
+#define EVQ__SPL_PIPE 0x4u
+#define EVQ__SPL_IN(cf) ((cf) & 0xfu)
+#define EVQ__SPL_OUT(cf) (((cf) >> 4) & 0xfu)
+
 /* One result on the road: what an engine (a backend's wait, the
  * emulation, the thread pool) reports with evq__report(), and the core
  * delivers (core/ops.c, the only caller of op callbacks). */
