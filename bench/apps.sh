@@ -15,12 +15,15 @@
 # only. Runs are interleaved (run 1 of every server, then run 2, ...), each
 # server started fresh for its run and stopped by its PID; the table gives
 # the median and min-max of requests per second, and the server's CPU time
-# per request (utime + stime from /proc, median), in microseconds.
+# per request (utime + stime from /proc, median) and the client's (from
+# bash's `time`), in microseconds: a client near 1 s of CPU per second is
+# the bottleneck, and then requests/s does not rank the servers.
 # A program that is not installed is reported "missing" and skipped.
 #
 # Environment: RUNS (3), SECS (wrk seconds per run, 5), KV_N (requests per
 # redis-benchmark run, 100000), KV_N_PIPE (with -P 16, 1000000),
-# SERVER_CPU (0), CLIENT_CPU (1). Every client runs under `timeout`.
+# SERVER_CPU (0), CLIENT_CPU (1), APPS ("http kv": the tables to run).
+# Every client runs under `timeout`.
 set -u
 
 BUILD=${1:-build}
@@ -28,6 +31,7 @@ RUNS=${RUNS:-3}
 SECS=${SECS:-5}
 KV_N=${KV_N:-100000}
 KV_N_PIPE=${KV_N_PIPE:-1000000}
+APPS=${APPS:-http kv}
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
 HZ=$(getconf CLK_TCK)
@@ -167,14 +171,24 @@ stop_server() {
 	PORT=
 }
 
-# measure WORKLOAD: run its client against $PORT; prints "rps us_per_req".
+# The client's CPU time (user + sys, s) of the command run, from bash's
+# `time` (the children it waited for: timeout's child, the client);
+# appends "CLIENT_CPU <s>" to its output.
+timed() {
+	local TIMEFORMAT='CLIENT_CPU %3U %3S'
+	{ time "$@" 2>&1; } 2>&1
+}
+
+# measure WORKLOAD: run its client against $PORT; prints "rps us_per_req
+# client_us_per_req".
 measure() {
-	local w=$1 c0 c1 out reqs rps
+	local w=$1 c0 c1 out reqs rps ccpu
 	c0=$(cpu_ticks "$SRV")
 	case $w in
 	http-4k | http-1m)
-		out=$(timeout $((SECS + 30)) taskset -c "$CLIENT_CPU" wrk -t1 -c64 \
-			-d"${SECS}s" "http://127.0.0.1:$PORT/${w#http-}.bin" 2>&1) || return 1
+		out=$(timed timeout $((SECS + 30)) taskset -c "$CLIENT_CPU" wrk \
+			-t1 -c64 -d"${SECS}s" \
+			"http://127.0.0.1:$PORT/${w#http-}.bin") || return 1
 		# Error answers are not requests served: the run is void.
 		echo "$out" | grep -q "Non-2xx" && { say "$w: $(echo "$out" | grep "Non-2xx")"; return 1; }
 		echo "$out" | grep -q "Socket errors" && say "$w: $(echo "$out" | grep "Socket errors")"
@@ -185,14 +199,18 @@ measure() {
 		t=${t%-p16}
 		reqs=$KV_N
 		case $w in *-p16) p="-P 16"; reqs=$KV_N_PIPE ;; esac
-		out=$(timeout 300 taskset -c "$CLIENT_CPU" redis-benchmark -p "$PORT" \
-			-t "$t" -n "$reqs" -c 50 $p -q 2>&1) || return 1
+		out=$(timed timeout 300 taskset -c "$CLIENT_CPU" \
+			redis-benchmark -p "$PORT" -t "$t" -n "$reqs" -c 50 $p \
+			-q) || return 1
 		rps=$(echo "$out" | tr '\r' '\n' | sed -n 's/^[A-Z]*: \([0-9.]*\) requests per second.*/\1/p' | tail -n 1) ;;
 	esac
 	c1=$(cpu_ticks "$SRV")
+	ccpu=$(echo "$out" | awk '$1 == "CLIENT_CPU" { print $2 + $3 }')
 	[ -n "$reqs" ] && [ -n "$rps" ] && [ "$reqs" -gt 0 ] || return 1
 	awk -v r="$rps" -v d=$((c1 - c0)) -v n="$reqs" -v hz="$HZ" \
-		'BEGIN { printf "%.0f %.2f\n", r, d / hz * 1e6 / n }'
+		-v cc="${ccpu:-0}" \
+		'BEGIN { printf "%.0f %.2f %.2f\n", r, d / hz * 1e6 / n,
+			 cc * 1e6 / n }'
 }
 
 # The files served; readable by nginx's worker, which runs as nobody when
@@ -217,10 +235,10 @@ usable() {
 	esac
 }
 
-declare -A RPS CPU
+declare -A RPS CPU CCPU
 for run in $(seq "$RUNS"); do
 	say "run $run of $RUNS"
-	for group in http kv; do
+	for group in $APPS; do
 		if [ $group = http ]; then
 			servers=("${HTTP_SERVERS[@]}"); work=("${HTTP_WORK[@]}")
 		else
@@ -235,8 +253,10 @@ for run in $(seq "$RUNS"); do
 				timeout 10 wrk -t1 -c8 -d1s "http://127.0.0.1:$PORT/4k.bin" > /dev/null 2>&1
 			for w in "${work[@]}"; do
 				if r=$(measure "$w"); then
-					RPS[$s,$w]+="${r% *} "
-					CPU[$s,$w]+="${r#* } "
+					read -r a b cc <<< "$r"
+					RPS[$s,$w]+="$a "
+					CPU[$s,$w]+="$b "
+					CCPU[$s,$w]+="$cc "
 				else
 					say "$s $w: the client failed"
 				fi
@@ -253,11 +273,12 @@ range() { tr ' ' '\n' | grep . | sort -g | awk 'NR == 1 { lo = $1 } { hi = $1 } 
 cell() {	# cell SERVER WORKLOAD
 	local v=${RPS[$1,$2]:-}
 	if ! usable "$1"; then
-		printf '%-36s' "missing"
+		printf '%-44s' "missing"
 	elif [ -z "$v" ]; then
-		printf '%-36s' "failed"
+		printf '%-44s' "failed"
 	else
-		printf '%-36s' "$(echo "$v" | median) ($(echo "$v" | range)) $(echo "${CPU[$1,$2]}" | median)us"
+		printf '%-44s' "$(echo "$v" | median) ($(echo "$v" | range)) \
+$(echo "${CPU[$1,$2]}" | median)/$(echo "${CCPU[$1,$2]}" | median)us"
 	fi
 }
 
@@ -269,7 +290,7 @@ table() {	# table TITLE SERVERS... -- WORKLOADS...
 	shift
 	work=("$@")
 	printf '\n%s\n%-12s' "$title" "workload"
-	for s in "${servers[@]}"; do printf '%-36s' "$s"; done
+	for s in "${servers[@]}"; do printf '%-44s' "$s"; done
 	printf '\n'
 	for w in "${work[@]}"; do
 		printf '%-12s' "$w"
@@ -278,8 +299,11 @@ table() {	# table TITLE SERVERS... -- WORKLOADS...
 	done
 }
 
-printf 'apps: requests/s, median (min-max) of %s runs, and server CPU per request (median)\n' "$RUNS"
+printf 'apps: requests/s, median (min-max) of %s runs; %s\n' "$RUNS" \
+	"server/client CPU per request (medians, us)"
 printf 'server on CPU %s, client on CPU %s; wrk -t1 -c64 -d%ss; redis-benchmark -c 50, -n %s (-P 16: -n %s)\n' \
 	"$SERVER_CPU" "$CLIENT_CPU" "$SECS" "$KV_N" "$KV_N_PIPE"
-table "http (wrk)" "${HTTP_SERVERS[@]}" -- "${HTTP_WORK[@]}"
-table "kv (redis-benchmark)" "${KV_SERVERS[@]}" -- "${KV_WORK[@]}"
+case " $APPS " in *" http "*)
+	table "http (wrk)" "${HTTP_SERVERS[@]}" -- "${HTTP_WORK[@]}" ;; esac
+case " $APPS " in *" kv "*)
+	table "kv (redis-benchmark)" "${KV_SERVERS[@]}" -- "${KV_WORK[@]}" ;; esac

@@ -18,6 +18,8 @@
 #                           instruction counts do not depend on it
 #   EVQ_BENCH_MOUNT_TRACEFS=0  as root, do not mount tracefs (which the
 #                           syscall counter needs) when it is not mounted
+#   EVQ_BENCH_ECHO_CPUS=2   echo-*: the client on CPU 0, the server on
+#                           CPU 1 (default: both on CPU 1, see BENCHMARKS.md)
 #
 # Results go to bench/results/: <workload>.csv/.png and summary.csv/.png
 # from evq-bench, and callgrind.csv + callgrind.txt from here. Nothing
@@ -26,7 +28,7 @@
 set -euo pipefail
 
 if [ $# -lt 1 ] || [ "$1" = "-h" ] || [ "$1" = "--help" ]; then
-	sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'
 	exit 2
 fi
 build=$1

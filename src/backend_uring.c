@@ -133,6 +133,7 @@
 #include "internal.h"
 #include "epoll_set.h"
 #include "sys.h"
+#include "uring_sq.h"
 
 #include <errno.h>
 #include <liburing.h>
@@ -189,7 +190,10 @@ struct uring_state {
 	int epoll_ready;	/* events the EPOLL_WAIT left in set.events,
 				 * not yet handed to the core */
 	bool owned;		/* note n: a thread has entered the ring */
+	bool ring_ok;		/* the next wait may be uring_wait's short one
+				 * (ring_ok_update) */
 	int reg_index;		/* registered ring fd of the owner, or -1 */
+	uintptr_t reg_owner;	/* owner when reg_index >= 0, else 0 */
 	uintptr_t owner;	/* the thread that first entered
 				 * (this_thread()) */
 	pid_t owner_tid;
@@ -203,8 +207,9 @@ struct uring_state {
 	bool direct_ok;		/* note k: epoll_pwait2 exists (5.11) */
 	unsigned setup_flags;
 	uint16_t next_bgid;
-	unsigned inflight;	/* op SQEs whose last CQE has not come */
-	unsigned sq_head_seen;	/* the kernel's SQ head, as last read */
+	struct evq__uring_sq ksq;	/* SQEs taken, op SQEs in flight:
+					 * shared with evq_op_submit's inline
+					 * path (core/uring_sq.h) */
 	bool msg_ring;		/* note p: MSG_RING doorbells */
 	unsigned msg_ports;	/* ports that take them: no direct wait */
 	int cq_eventfd;		/* note l: -1 until evq_loop_fd() */
@@ -313,6 +318,10 @@ static int uring_init(struct evq_loop *loop)
 		return r;
 	}
 	st->reg_index = -1;	/* note n: by the thread that enters first */
+	st->ksq.sqes = st->ring.sq.sqes;
+	st->ksq.tail = st->ksq.head_seen = st->ring.sq.sqe_tail;
+	st->ksq.mask = st->ring.sq.ring_mask;
+	st->ksq.entries = st->ring.sq.ring_entries;
 	st->pid = getpid();
 	st->cq_eventfd = -1;
 	/* EVQ_URING_NO_NATIVE_MULTISHOT=1 runs multishot ops as single
@@ -332,6 +341,7 @@ static int uring_init(struct evq_loop *loop)
 	st->msg_ring = st->msg_ring && kernel_at_least(6, 3) &&
 		       !secure_getenv("EVQ_URING_NO_MSG_RING");
 	loop->backend_data = st;
+	loop->uring_sq = &st->ksq;
 	if (debug())
 		fprintf(stderr,
 			"evq: uring: entries %u, setup flags 0x%x, "
@@ -373,23 +383,37 @@ static void uring_destroy(struct evq_loop *loop)
 	evq__epoll_set_destroy(&st->set);
 	free(st);
 	loop->backend_data = NULL;
+	loop->uring_sq = NULL;
 }
 
 /* ------------------------------------------------------------------------
  * Submission and reaping
  * ------------------------------------------------------------------------ */
 
-/* Make the SQEs taken so far visible to the kernel; return how many it
- * has not consumed yet. */
-static unsigned sq_flush(struct io_uring *ring)
+/* Make the SQEs taken so far (st->ksq.tail) visible to the kernel;
+ * return how many it has not consumed yet. liburing's sqe_head is what
+ * was made visible (its sqe_tail is not used). */
+static unsigned sq_flush(struct uring_state *st)
 {
-	struct io_uring_sq *sq = &ring->sq;
+	struct io_uring_sq *sq = &st->ring.sq;
+	unsigned tail = st->ksq.tail;
 
-	if (sq->sqe_head != sq->sqe_tail) {
-		sq->sqe_head = sq->sqe_tail;
-		io_uring_smp_store_release(sq->ktail, sq->sqe_tail);
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
 	}
-	return sq->sqe_tail - io_uring_smp_load_acquire(sq->khead);
+	return tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+/* May the next wait be uring_wait's short one? The readiness SQE is in
+ * the kernel, nothing it collected waits, no rebuild is due, no fd is
+ * always ready, and the ring has its owner. Set again where any of those
+ * can change: after each reap, and by modify and stale. */
+static void ring_ok_update(struct uring_state *st)
+{
+	st->ring_ok = st->epoll_armed && !st->epoll_fired &&
+		      !st->epoll_ready && !st->set.stale &&
+		      !st->set.nalways && st->owned;
 }
 
 /* Which thread runs: the thread pointer where the compiler gives it
@@ -429,8 +453,10 @@ static int own_ring(struct uring_state *st)
 	st->owned = true;
 	/* 5.18; without it the ring is entered by its fd. */
 	if (syscall(__NR_io_uring_register, st->ring.ring_fd,
-		    IORING_REGISTER_RING_FDS, &up, 1) == 1)
+		    IORING_REGISTER_RING_FDS, &up, 1) == 1) {
 		st->reg_index = (int)up.offset;
+		st->reg_owner = st->owner;
+	}
 	return 0;
 }
 
@@ -482,7 +508,7 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 	unsigned cf = cqe->flags, flags = 0;
 
 	if (evq__likely(cf == 0)) {	/* a last result, no buffer */
-		st->inflight--;
+		st->ksq.inflight--;
 		loop->done[loop->ndone++] =
 			(struct evq__done){ op, cqe->res, 0 };
 		return;
@@ -493,7 +519,7 @@ static inline void reap_op(struct evq_loop *loop, struct uring_state *st,
 	if (cf & IORING_CQE_F_MORE)
 		flags |= EVQ_OP_F_MORE;
 	else
-		st->inflight--;
+		st->ksq.inflight--;
 	if (cf & IORING_CQE_F_NOTIF)	/* send_zc: the buffer is free */
 		flags |= EVQ_OP_F_NOTIF;
 	evq__report(loop, op, cqe->res, flags);
@@ -510,8 +536,10 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 	unsigned head = *cq->khead;
 	unsigned n = io_uring_smp_load_acquire(cq->ktail) - head, i;
 
-	if (n == 0)
+	if (n == 0) {
+		ring_ok_update(st);
 		return;
+	}
 	/* No memory for the road: what does not fit stays in the CQ (and
 	 * the kernel's overflow list) for the next wait. */
 	while (n > 0 && !evq__done_room(loop, (int)n))
@@ -528,7 +556,7 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 				struct evq__done *d =
 					&loop->done[loop->ndone++];
 
-				st->inflight--;
+				st->ksq.inflight--;
 				d->op = (struct evq_op *)(uintptr_t)tag;
 				d->res = cqe->res;
 				d->flags = 0;
@@ -546,6 +574,7 @@ static void reap(struct evq_loop *loop, struct uring_state *st)
 		}
 	}
 	io_uring_smp_store_release(cq->khead, head + i);
+	ring_ok_update(st);
 }
 
 /* Submit what is queued, making room in the CQ if the kernel wants it. */
@@ -554,7 +583,7 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
 	int r;
 
 	for (;;) {
-		r = enter(st, sq_flush(&st->ring), 0, 0);
+		r = enter(st, sq_flush(st), 0, 0);
 		if (r != -EBUSY && r != -EINTR)
 			return r < 0 ? r : 0;
 		reap(loop, st);	/* note d */
@@ -565,15 +594,22 @@ static int submit(struct evq_loop *loop, struct uring_state *st)
  * backend links to the next one (note g), so the SQ may be cut
  * anywhere; the close's cancel and the close itself take their two
  * SQEs together (sq_room). */
+/* Free SQEs, by the kernel's head read now. */
+static unsigned sq_space(struct uring_state *st)
+{
+	st->ksq.head_seen = io_uring_smp_load_acquire(st->ring.sq.khead);
+	return st->ksq.entries - (st->ksq.tail - st->ksq.head_seen);
+}
+
 static __attribute__((noinline)) struct io_uring_sqe *
 get_sqe_slow(struct evq_loop *loop, struct uring_state *st)
 {
-	struct io_uring_sqe *sqe;
+	struct evq__uring_sq *q = &st->ksq;
 
-	while (!(sqe = io_uring_get_sqe(&st->ring)))
+	while (sq_space(st) == 0)
 		if (submit(loop, st) < 0)
 			return NULL;
-	return sqe;
+	return &q->sqes[q->tail++ & q->mask];
 }
 
 /* The next free SQE. The kernel's head is read only when the SQ looks
@@ -581,16 +617,13 @@ get_sqe_slow(struct evq_loop *loop, struct uring_state *st)
 static inline struct io_uring_sqe *get_sqe(struct evq_loop *loop,
 					   struct uring_state *st)
 {
-	struct io_uring_sq *sq = &st->ring.sq;
-	unsigned tail = sq->sqe_tail;
+	struct evq__uring_sq *q = &st->ksq;
+	unsigned tail = q->tail;
 
-	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
-		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
-		if (tail - st->sq_head_seen >= sq->ring_entries)
-			return get_sqe_slow(loop, st);
-	}
-	sq->sqe_tail = tail + 1;
-	return &sq->sqes[tail & sq->ring_mask];
+	if (evq__unlikely(tail - q->head_seen >= q->entries))
+		return get_sqe_slow(loop, st);
+	q->tail = tail + 1;
+	return &q->sqes[tail & q->mask];
 }
 
 /* Room for n SQEs in a row, submitting what is queued if need be. False
@@ -598,9 +631,9 @@ static inline struct io_uring_sqe *get_sqe(struct evq_loop *loop,
 static bool sq_room(struct evq_loop *loop, struct uring_state *st,
 		    unsigned n)
 {
-	if (n > st->ring.sq.ring_entries)
+	if (n > st->ksq.entries)
 		return false;
-	while (io_uring_sq_space_left(&st->ring) < n)
+	while (sq_space(st) < n)
 		if (submit(loop, st) < 0)
 			return false;
 	return true;
@@ -614,22 +647,20 @@ static int uring_modify(struct evq_loop *loop, int fd, unsigned old,
 			unsigned mask, uint32_t gen)
 {
 	struct uring_state *st = loop->backend_data;
+	int r = evq__epoll_set_modify(&st->set, fd, old, mask, gen);
 
-	return evq__epoll_set_modify(&st->set, fd, old, mask, gen);
+	ring_ok_update(st);	/* an fd always ready came or went */
+	return r;
 }
 
 /* The core saw reports of dead registrations: rebuild the set when no
  * wait on it is in the kernel (uring_wait). */
 static void uring_stale(struct evq_loop *loop)
 {
-	((struct uring_state *)loop->backend_data)->set.stale = true;
-}
+	struct uring_state *st = loop->backend_data;
 
-/* Regular files in the epoll set are reported by every wait (epoll_set.c,
- * note c); neither the ring's eventfd nor the set's fd says so. */
-static bool uring_pending(const struct evq_loop *loop)
-{
-	return ((const struct uring_state *)loop->backend_data)->set.nalways;
+	st->set.stale = true;
+	st->ring_ok = false;
 }
 
 static void arm_epoll(struct evq_loop *loop, struct uring_state *st, int max)
@@ -684,11 +715,11 @@ uring_wait_full(struct evq_loop *loop, int64_t timeout_ns)
 	int r;
 
 	/* Op CQEs imply ops in flight; the backend's own SQEs are either
-	 * still in the SQ (sqe_tail != sqe_head) or were submitted with
+	 * still in the SQ (taken, not flushed) or were submitted with
 	 * something else that is in flight. */
-	if ((st->inflight | st->epoll_armed | st->epoll_fired |
+	if ((st->ksq.inflight | st->epoll_armed | st->epoll_fired |
 	     st->epoll_ready | st->msg_ports) == 0 &&
-	    st->ring.sq.sqe_tail == st->ring.sq.sqe_head && st->direct_ok)
+	    st->ksq.tail == st->ring.sq.sqe_head && st->direct_ok)
 		return wait_direct(loop, st, max, timeout_ns);
 
 	/* set.events still holds unreported events: no new EPOLL_WAIT may
@@ -699,7 +730,7 @@ uring_wait_full(struct evq_loop *loop, int64_t timeout_ns)
 	    st->epoll_ready || loop->msg_rung)
 		timeout_ns = 0;
 
-	r = enter(st, sq_flush(&st->ring), timeout_ns != 0, timeout_ns);
+	r = enter(st, sq_flush(st), timeout_ns != 0, timeout_ns);
 	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
 	    r != -EAGAIN)
 		return r;
@@ -731,12 +762,8 @@ static int wait_tail(struct evq_loop *loop, struct uring_state *st, int max)
 	return evq__epoll_set_translate(loop, &st->set, n);
 }
 
-/* The common wait of a ring with ops in flight: the readiness SQE is in
- * the kernel, nothing it collected waits, no rebuild is due, no fd is
- * always ready, the ring has its owner, and the wait is a look or has no
- * end. uring_wait_full does the same then, with more tests. */
-/* uring_wait_ring's end when a CQE is not an op's plain last result, or
- * the road has no room: the general reap, from the CQ's head on. */
+/* uring_wait's end when a CQE is not an op's plain last result, or the
+ * road has no room: the general reap, from the CQ's head on. */
 static __attribute__((noinline)) int
 wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
 {
@@ -746,6 +773,14 @@ wait_reap_rest(struct evq_loop *loop, struct uring_state *st)
 	return wait_tail(loop, st, loop->fired_cap);
 }
 
+/* The common wait (st->ring_ok; block: no end, else a look): enter(),
+ * for a ring its owner entered before (note n), with no timeout,
+ * submitting what the SQ holds (exactly: the kernel waits only when it
+ * took all it was told) and waiting for one CQE unless it only looks
+ * (the kernel returns at once when one is there already); then reap(),
+ * for CQEs that are all plain last results of ops (no flag, no buffer:
+ * the common batch), that the road has room for: the first other one
+ * (readiness, a doorbell) hands the rest to reap(). */
 static __attribute__((noinline)) int
 uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 {
@@ -755,59 +790,53 @@ uring_wait_ring(struct evq_loop *loop, struct uring_state *st, bool block)
 	struct io_uring_cq *cq = &st->ring.cq;
 	unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
 	int fd = st->ring.ring_fd;
-	struct evq__done *d;
-	unsigned head, n, i;
+	const struct io_uring_cqe *cqes;
+	struct evq__done *d, *d0, *end;
+	unsigned head, mask, n;
 	long r;
 
-	/* enter(), for a ring its owner entered before (note n), with no
-	 * timeout: wait for one CQE unless some are there, or look. */
-	if (evq__likely(st->reg_index >= 0) &&
-	    evq__likely(st->owner == this_thread())) {
+	if (evq__likely(st->reg_owner == this_thread())) {
 		flags |= IORING_ENTER_REGISTERED_RING;
 		fd = st->reg_index;
 	}
-	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(&st->ring),
-			  block && !io_uring_cq_ready(&st->ring), flags,
+	r = evq__syscall6(__NR_io_uring_enter, fd, sq_flush(st), block, flags,
 			  (long)(uintptr_t)&forever, sizeof(forever));
-	if (r < 0 && r != -ETIME && r != -EINTR && r != -EBUSY &&
-	    r != -EAGAIN)
+	if (evq__unlikely(r < 0) && r != -ETIME && r != -EINTR &&
+	    r != -EBUSY && r != -EAGAIN)
 		return (int)r;
-	/* reap(), for CQEs that are all plain last results of ops (no
-	 * flag, no buffer: the common batch), that the road has room for:
-	 * the first other one hands the rest to reap(). */
 	head = *cq->khead;
 	n = io_uring_smp_load_acquire(cq->ktail) - head;
 	if (evq__unlikely(loop->ndone + (int)n > loop->done_cap))
 		return wait_reap_rest(loop, st);
-	d = &loop->done[loop->ndone];
-	for (i = 0; i < n; i++) {
-		const struct io_uring_cqe *cqe =
-			&cq->cqes[(head + i) & cq->ring_mask];
+	d0 = d = &loop->done[loop->ndone];
+	end = d + n;
+	cqes = cq->cqes;
+	mask = cq->ring_mask;
+	for (; d != end; d++, head++) {
+		const struct io_uring_cqe *cqe = &cqes[head & mask];
 
 		if (evq__unlikely(cqe->user_data <= TAG_MSG ||
 				  cqe->flags != 0))
 			break;
-		d[i].op = (struct evq_op *)(uintptr_t)cqe->user_data;
-		d[i].res = cqe->res;
-		d[i].flags = 0;
+		d->op = (struct evq_op *)(uintptr_t)cqe->user_data;
+		d->res = cqe->res;
+		d->flags = 0;
 	}
-	loop->ndone += (int)i;
-	st->inflight -= i;
-	io_uring_smp_store_release(cq->khead, head + i);
-	if (evq__unlikely(i != n))
+	loop->ndone += (int)(d - d0);
+	st->ksq.inflight -= (unsigned)(d - d0);
+	io_uring_smp_store_release(cq->khead, head);
+	if (evq__unlikely(d != end))
 		return wait_reap_rest(loop, st);
-	if (evq__likely(st->epoll_ready == 0) && evq__likely(!st->epoll_fired))
-		return 0;	/* op completions only */
-	return wait_tail(loop, st, loop->fired_cap);
+	return 0;	/* op completions only: readiness did not change */
 }
 
+/* Out of line, each way: the readiness waits save no register for the
+ * ring's. */
 static int uring_wait(struct evq_loop *loop, int64_t timeout_ns)
 {
 	struct uring_state *st = loop->backend_data;
 
-	if (evq__likely(st->epoll_armed && !st->epoll_fired &&
-			!st->epoll_ready && !st->set.stale &&
-			!st->set.nalways && st->owned && timeout_ns <= 0))
+	if (evq__likely(st->ring_ok) && evq__likely(timeout_ns <= 0))
 		return uring_wait_ring(loop, st, timeout_ns != 0);
 	return uring_wait_full(loop, timeout_ns);
 }
@@ -1056,7 +1085,7 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 	if (r != 0) {
 		if (r == EVQ__EMULATE) {
 			/* note q: the SQE just taken goes back unused */
-			st->ring.sq.sqe_tail--;
+			st->ksq.tail--;
 			return r;
 		}
 		io_uring_prep_nop(sqe);
@@ -1064,7 +1093,7 @@ static int uring_op_start(struct evq_loop *loop, struct evq_op *op)
 		return r;
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->inflight++;
+	st->ksq.inflight++;
 	/* Note h: multishot that the kernel cannot do is single-shot. */
 	if (evq__unlikely(op->flags & EVQ_OP_MULTISHOT) &&
 	    !(op->code == EVQ_OP_ACCEPT ? st->multishot_accept
@@ -1082,7 +1111,7 @@ op_queue_other(struct evq_loop *loop, struct uring_state *st,
 
 	if (evq__unlikely(r != 0)) {
 		if (r == EVQ__EMULATE) {
-			st->ring.sq.sqe_tail--;	/* unused: the core's */
+			st->ksq.tail--;	/* unused: the core's */
 			return EVQ__LATER;
 		}
 		io_uring_prep_nop(sqe);
@@ -1090,7 +1119,7 @@ op_queue_other(struct evq_loop *loop, struct uring_state *st,
 		return r;
 	}
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->inflight++;
+	st->ksq.inflight++;
 	return 0;
 }
 
@@ -1101,17 +1130,15 @@ op_queue_other(struct evq_loop *loop, struct uring_state *st,
 static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 {
 	struct uring_state *st = loop->backend_data;
-	struct io_uring_sq *sq = &st->ring.sq;
+	struct evq__uring_sq *q = &st->ksq;
 	struct io_uring_sqe *sqe;
-	unsigned tail = sq->sqe_tail;
+	unsigned tail = q->tail;
 
-	if (evq__unlikely(tail - st->sq_head_seen >= sq->ring_entries)) {
-		st->sq_head_seen = io_uring_smp_load_acquire(sq->khead);
-		if (tail - st->sq_head_seen >= sq->ring_entries)
-			return EVQ__LATER;
-	}
-	sq->sqe_tail = tail + 1;
-	sqe = &sq->sqes[tail & sq->ring_mask];
+	if (evq__unlikely(tail - q->head_seen >= q->entries) &&
+	    sq_space(st) == 0)
+		return EVQ__LATER;
+	q->tail = tail + 1;
+	sqe = &q->sqes[tail & q->mask];
 	if (evq__unlikely(op->code != EVQ_OP_READ &&
 			  op->code != EVQ_OP_WRITE))
 		return op_queue_other(loop, st, sqe, op);
@@ -1120,8 +1147,20 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 			 sqe, op->fd, op->u.rw.buf, (unsigned)op->u.rw.len,
 			 op->u.rw.off);
 	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
-	st->inflight++;
+	st->ksq.inflight++;
 	return 0;
+}
+
+/* backend->pending: SQEs taken and not handed to the kernel yet (an
+ * op's, from evq_op_submit's inline path too): the next wait sends
+ * them, though evq_loop_fd() stays quiet until then. And regular files
+ * in the epoll set, reported by every wait (epoll_set.c, note c): neither
+ * the ring's eventfd nor the set's fd says so. */
+static bool uring_pending(const struct evq_loop *loop)
+{
+	const struct uring_state *st = loop->backend_data;
+
+	return st->ksq.tail != st->ring.sq.sqe_head || st->set.nalways;
 }
 
 /* For evq_loop_free: cancel everything, then wait for every last CQE. */
@@ -1136,9 +1175,9 @@ static void uring_op_drain(struct evq_loop *loop)
 		 * cancel the parent's ops (and, SINGLE_ISSUER, take the ring
 		 * from the parent's thread): the child's copies of those ops
 		 * end without a callback (docs/ARCHITECTURE.md, fork). */
-		st->inflight = 0;
+		st->ksq.inflight = 0;
 	}
-	if (st->inflight > 0) {
+	if (st->ksq.inflight > 0) {
 		sqe = get_sqe(loop, st);
 		if (sqe) {
 			io_uring_prep_cancel64(sqe, 0,
@@ -1147,8 +1186,8 @@ static void uring_op_drain(struct evq_loop *loop)
 			io_uring_sqe_set_data64(sqe, TAG_IGNORE);
 		}
 	}
-	while (st->inflight > 0) {
-		int r = enter(st, sq_flush(&st->ring), 1, -1);
+	while (st->ksq.inflight > 0) {
+		int r = enter(st, sq_flush(st), 1, -1);
 
 		if (r < 0 && r != -EINTR && r != -EBUSY && r != -ETIME)
 			break;
@@ -1181,7 +1220,7 @@ static int uring_msg_ring(struct evq_loop *loop, int fd)
 	struct io_uring_sqe *sqe;
 
 	if (fd < 0)
-		return sq_flush(&st->ring) ? submit(loop, st) : 0;
+		return sq_flush(st) ? submit(loop, st) : 0;
 	if (!st->msg_ring)
 		return -ENOTSUP;
 	sqe = get_sqe(loop, st);

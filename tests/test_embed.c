@@ -406,6 +406,63 @@ static int idle_host_sleeps_and_wakes_for_each_event(void)
 	return T_PASS;
 }
 
+/* An op submitted by a callback while the loop runs: on uring, a read's
+ * SQE is filled in evq_op_submit and waits for the next enter, which the
+ * loop fd cannot signal, so evq_loop_timeout() must say 0 until the
+ * kernel has it (a host that slept on -1 would never see the read end). */
+static struct evq_op cb_read;
+static char cb_buf[1];
+static int cb_read_fd = -1, cb_submit = 1;
+
+static void submit_read_cb(struct evq_loop *loop, struct evq_io *w,
+			   unsigned revents)
+{
+	(void)revents;
+	t_drain(w->fd);	/* kept: a stop would queue a change, and that
+			 * alone makes the timeout 0 */
+	io_hits++;
+	evq_prep_read(&cb_read, cb_read_fd, cb_buf, 1, EVQ_OFFSET_CURRENT);
+	cb_submit = evq_op_submit(loop, &cb_read, 0, op_cb);
+}
+
+static int op_submitted_by_a_callback_reaches_host(void)
+{
+	int r;
+	struct evq_io w = { 0 };
+	struct evq_loop *loop;
+	pthread_t th;
+	int fd, a[2], b[2];
+
+	loop = embed_loop(&fd);
+	ASSERT_NOTNULL(loop);
+	if ((r = embed_check(loop, fd)) != T_PASS)
+		return r;
+	ASSERT_OK(t_pipe(a));
+	ASSERT_OK(t_pipe(b));
+	cb_read_fd = b[0];
+	cb_submit = 1;
+	io_hits = op_hits = 0;
+	ASSERT_OK(evq_io_start(loop, &w, a[0], EVQ_READ, submit_read_cb));
+
+	T_STEP("a watcher's callback submits a read of an empty pipe");
+	ASSERT_OK(t_write_byte(a[1]));
+	ASSERT_GT(host_strict(loop, fd, io_done, 2000), 0);
+	ASSERT_OK(cb_submit);
+	ASSERT_EQ(op_hits, 0);
+
+	T_STEP("a write 20 ms later ends it, and the host wakes for it");
+	ASSERT_OK(pthread_create(&th, NULL, write_later, &b[1]));
+	ASSERT_GT(host_strict(loop, fd, op_done, 3000), 0);
+	pthread_join(th, NULL);
+	ASSERT_EQ(op_hits, 1);
+	ASSERT_EQ(op_res, 1);
+	evq_io_stop(&w);
+	t_close2(a);
+	t_close2(b);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 /* The loop fd is asked for only after a watcher's fd is armed in the
  * kernel (aio: a poll submitted without IOCB_FLAG_RESFD must be armed
  * again with it). */
@@ -590,6 +647,7 @@ static const struct t_case cases[] = {
 	T_CASE(loop_fd_errors),
 	T_CASE(idle_host_sleeps_and_wakes_for_each_event),
 	T_CASE(loop_fd_made_after_a_watch_is_armed),
+	T_CASE(op_submitted_by_a_callback_reaches_host),
 	T_CASE(fsync_op_reaches_host),
 	T_CASE(a_watched_regular_file_keeps_the_host_running),
 	T_CASE(a_host_sleeps_once_the_last_watcher_stops),

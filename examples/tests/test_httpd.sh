@@ -3,7 +3,8 @@
 # test_httpd.sh HTTPD_BINARY - drive evq-httpd with curl (and nc for what
 # curl will not send) on the backend named by EVQ_BACKEND: every status
 # code it answers (200 400 403 404 405 414 431), Content-Type and
-# index.html, HEAD, a 1 MiB file byte-identical, keep-alive reuse,
+# index.html, HEAD, a 1 MiB file byte-identical (alone, x16, then a small
+# file on the same connection), 3 MiB + 1 read slowly, keep-alive reuse,
 # pipelined requests, a bad request followed by a good one on a new
 # connection, traversal attempts (.., percent-encoded, symlinks out of
 # DIR) refused, the idle timeout, and a clean exit on SIGTERM.
@@ -24,6 +25,7 @@ echo '{"a": 1}' > "$W/docs/data.json"
 echo '<p>docs</p>' > "$W/docs/index.html"
 echo 'noindex' > "$W/noindex/file.txt"
 head -c 1048576 /dev/urandom > "$W/big.bin"
+head -c 3145729 /dev/urandom > "$W/huge.bin"	# 3 MiB + 1: several blocks
 echo 'TOP SECRET' > "$T/secret"
 ln -s "$T/secret" "$W/leak"		# a symlink out of DIR
 ln -s "$T" "$W/up"			# a directory symlink out of DIR
@@ -100,6 +102,17 @@ for p in $(jobs -p); do [ "$p" = "$SRV" ] || [ "$p" = "$IDLE" ] || wait $p; done
 for i in $(seq 16); do
 	cmp -s "$W/big.bin" "$T/c$i" || fail "client $i got different bytes"
 done
+
+echo "# 3 MiB + 1, read slowly: many blocks, short writes to a full socket"
+timeout 30 curl -s --limit-rate 4M -o "$T/huge.out" \
+	"http://127.0.0.1:$PORT/huge.bin" || fail "3 MiB: curl failed"
+cmp "$W/huge.bin" "$T/huge.out" || fail "3 MiB + 1 differs"
+
+echo "# a big body then a small one on one connection (the pipe is empty)"
+timeout 20 curl -s -o "$T/k1" -o "$T/k2" "http://127.0.0.1:$PORT/big.bin" \
+	"http://127.0.0.1:$PORT/docs/style.css" || fail "big then small: curl failed"
+cmp -s "$W/big.bin" "$T/k1" || fail "big then small: the big body differs"
+cmp -s "$W/docs/style.css" "$T/k2" || fail "big then small: the small one differs"
 
 echo "# keep-alive: two URLs, one connection"
 timeout 10 curl -sv -o /dev/null -o /dev/null "http://127.0.0.1:$PORT/" \

@@ -43,6 +43,10 @@ stop() {
 	for _ in $(seq 100); do kill -0 $1 2>/dev/null || break; sleep 0.05; done
 	kill -0 $1 2>/dev/null && fail "pid $1 still running 5 s after SIGTERM"
 	wait $1 || fail "exit status $? after SIGTERM"
+	# Reaped: its number may belong to another process by the exit trap.
+	local p left=()
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || left+=("$p"); done
+	PIDS=("${left[@]}")
 }
 
 "$PROXY" 1 > /dev/null 2> "$T/usage"

@@ -102,6 +102,17 @@ enum {
 				 * on the start queue: reported again when
 				 * the queue is run */
 
+/* A splice side's kind, kept in op->cflags while the emulation
+ * (emul_more.c) or a pool thread (threadpool.c) runs the op: the low
+ * nibble for fd_in, the next for fd_out. */
+#define EVQ__SPL_FILE 0x1u	/* regular file or block device: no
+				 * readiness, may block on the disk */
+#define EVQ__SPL_BLOCK 0x2u	/* not a pipe, and no O_NONBLOCK: a
+				 * syscall on it may block */
+#define EVQ__SPL_PIPE 0x4u
+#define EVQ__SPL_IN(cf) ((cf) & 0xfu)
+#define EVQ__SPL_OUT(cf) (((cf) >> 4) & 0xfu)
+
 /* One result on the road: what an engine (a backend's wait, the
  * emulation, the thread pool) reports with evq__report(), and the core
  * delivers (core/ops.c, the only caller of op callbacks). */
@@ -112,6 +123,7 @@ struct evq__done {
 };
 
 struct evq__tpool;
+struct evq__uring_sq;
 
 /* Capability bits of a backend (struct evq__backend.caps). */
 #define EVQ__CAP_EDGE 0x1u	/* EVQ_EDGE: epoll, uring */
@@ -198,8 +210,10 @@ struct evq__backend {
 	 * evq_loop_fd); NULL: not possible with this backend. */
 	int (*embed_fd)(struct evq_loop *loop);
 	/* Optional: work the backend holds for its next wait that its
-	 * embedding fd does not signal (aio: polls to re-arm), so that
-	 * evq_loop_timeout() says 0. NULL: none ever. */
+	 * embedding fd does not signal (aio: polls to re-arm; uring: SQEs
+	 * not yet handed to the kernel; epoll, uring: watched regular
+	 * files, reported by every wait), so that evq_loop_timeout() says
+	 * 0. NULL: none ever. */
 	bool (*pending)(const struct evq_loop *loop);
 
 	/* The core saw reports of registrations it had ended (a file closed
@@ -331,6 +345,12 @@ struct evq_loop {
 	struct evq__tpool *tpool;	/* NULL until the first blocking op */
 	struct evq_pool *pools;	/* buffer pools made on this loop */
 	struct evq_op *cancels;	/* native: by-op cancels in flight */
+	/* The uring backend's SQ, which evq_op_submit fills itself for a
+	 * plain read or write (core/uring_sq.h); NULL on other backends.
+	 * uring_open is the same pointer while it may: the loop runs, and
+	 * no op waits in the start queue or an open chain; else NULL (never
+	 * wrong: the op then goes the long way). evq__ops_open() sets it. */
+	struct evq__uring_sq *uring_sq, *uring_open;
 	/* The road: results reported, to be delivered in order. When
 	 * done[] cannot grow, a last result waits in its op on the start
 	 * queue (EVQ__OPF_PARKED). */
@@ -422,6 +442,7 @@ EVQ__HIDDEN void evq__defer_detach_all(struct evq_loop *loop);
 /* core/ops.c: submission, chains, cancels, and delivery */
 EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_deliver_from(struct evq_loop *loop, int i);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
 
 /* core/emul.c: ops run by the core (no backend takes them). start never
@@ -525,6 +546,7 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
 	}
 	/* No memory: park it in the op, on the start queue (the loop does
 	 * not block while anything is queued there). */
+	loop->uring_open = NULL;
 	op->res = res;
 	op->cflags = flags;
 	op->flags |= EVQ__OPF_PARKED;
@@ -534,6 +556,19 @@ static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
 	else
 		loop->sq_head = op;
 	loop->sq_tail = op;
+}
+
+/* evq_op_submit's inline path is open (loop->uring_open) while the loop
+ * runs with nothing in its start queue and no chain open: set when those
+ * may have changed to allow it (the loop's start, the start queue run);
+ * closed where they change to forbid it. */
+static inline void evq__ops_open(struct evq_loop *loop)
+{
+	if (loop->uring_sq)
+		loop->uring_open = loop->running && !loop->sq_head &&
+					   !loop->chain_tail
+				   ? loop->uring_sq
+				   : NULL;
 }
 
 /* Does a multishot op go on after this result? accept: any new fd;

@@ -24,6 +24,7 @@
  */
 #include "internal.h"
 #include "io.h"
+#include "ops.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -176,14 +177,12 @@ unsigned evq_loop_active(const struct evq_loop *loop)
  * first the loop looks (timeout 0): when that finds reports, as it does in
  * a busy loop, nothing needs checking yet; a look that finds nothing is
  * followed by the check, then the wait. */
-static __attribute__((noinline)) int64_t
-block_timeout(struct evq_loop *loop, bool *look)
+#define LOOK (-2)	/* block_timeout: a look (timeout 0) for them */
+static __attribute__((noinline)) int64_t block_timeout(struct evq_loop *loop)
 {
 	if (loop->unverified) {
-		if (!loop->looked) {
-			*look = true;
-			return 0;
-		}
+		if (!loop->looked)
+			return LOOK;
 		loop->looked = false;
 		if (evq__emul_verify(loop))
 			return 0;	/* an op started over */
@@ -227,8 +226,8 @@ static __attribute__((noinline)) int run_queued(struct evq_loop *loop,
 	return r;
 }
 
-/* Step 6 when there is anything for it: results of this iteration,
- * timers, idle hooks. */
+/* Step 6 when there are timers or idle hooks: results of this
+ * iteration, timers, idle hooks. */
 static inline __attribute__((always_inline)) void
 run_after(struct evq_loop *loop, int n, bool busy)
 {
@@ -240,7 +239,9 @@ run_after(struct evq_loop *loop, int n, bool busy)
 
 	/* Results that found no room on the road wait, parked, on the start
 	 * queue: the next iteration does not block. */
-	if (loop->ndone)
+	if (loop->ndone && loop->uring_sq)
+		evq__ops_deliver_kernel(loop);
+	else if (loop->ndone)
 		evq__ops_deliver(loop);
 	if (loop->heap_len)
 		evq__timer_run(loop);
@@ -250,6 +251,7 @@ run_after(struct evq_loop *loop, int n, bool busy)
 
 int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 {
+	int64_t forever = mode == EVQ_RUN_NOWAIT ? 0 : -1;
 	int err = 0;
 
 	if (!loop || (unsigned)mode > EVQ_RUN_NOWAIT)
@@ -259,6 +261,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->running = true;
 	loop->stop = false;
 	loop->runs++;
+	evq__ops_open(loop);
 
 	/* The common iteration, in a busy loop, is a wait and its dispatch
 	 * and delivery: one test each for the rare steps around them. */
@@ -289,16 +292,16 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		if (evq__unlikely(loop->stop || loop->active == 0))
 			break;
 
-		/* One test for the common wait: forever. */
+		/* One test for the common wait: forever (a look for
+		 * NOWAIT). */
 		if (evq__likely(((unsigned)queued | loop->nidle |
-				 loop->heap_len | loop->unverified) == 0 &&
-				mode != EVQ_RUN_NOWAIT))
-			timeout = -1;
+				 loop->heap_len | loop->unverified) == 0))
+			timeout = forever;
 		else if ((queued & KEEP_BUSY) || mode == EVQ_RUN_NOWAIT ||
 			 loop->nidle)
 			timeout = 0;
-		else
-			timeout = block_timeout(loop, &look);
+		else if ((timeout = block_timeout(loop)) == LOOK)
+			timeout = 0, look = true;
 
 		n = loop->backend->wait(loop, timeout);
 		if (evq__unlikely(look))	/* results count (aio batch) */
@@ -326,15 +329,20 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		if (evq__unlikely(loop->msg_rung))
 			evq__msg_run(loop);
 		/* Results, timers, idle hooks: one test when there are
-		 * none, as in a busy loop of readiness only. */
-		if ((loop->ndone | loop->heap_len | loop->nidle) != 0)
+		 * neither timers nor idle hooks, and one for results. */
+		if (evq__unlikely((loop->heap_len | loop->nidle) != 0))
 			run_after(loop, n, queued & KEEP_BUSY);
+		else if (loop->ndone && loop->uring_sq)
+			evq__ops_deliver_kernel(loop);
+		else if (loop->ndone)
+			evq__ops_deliver(loop);
 
 		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;
 	}
 
 	loop->running = false;
+	loop->uring_open = NULL;	/* only a running loop's thread fills */
 	if (evq__unlikely(loop->msg_owed))
 		evq__msg_flush(loop);	/* doorbells sent in this run */
 	if (err < 0)

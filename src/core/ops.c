@@ -8,8 +8,10 @@
  * CQEs, AIO events), the emulation (emul.c), the thread pool
  * (threadpool.c). After each wait the loop calls evq__ops_deliver(),
  * which runs the callbacks in report order; this file is the only caller
- * of op callbacks, as io.c is of fd watchers'. What a result means for
- * the op's future is decided here, for every backend alike:
+ * of op callbacks, as io.c is of fd watchers' (with its header ops.h,
+ * which the loop inlines for io_uring's common result, as io.h is io.c's
+ * hot half). What a result means for the op's future is decided here,
+ * for every backend alike:
  *   - a last result leaves the in-flight list before its callback, so the
  *     callback may submit the op again or free it;
  *   - chains: the op after a LINK op starts when its predecessor fully
@@ -28,6 +30,10 @@
  *                          EVQ_OP_F_MORE the op is IDLE again
  */
 #include "internal.h"
+#include "ops.h"
+#if EVQ_HAVE_URING
+#include "uring_sq.h"
+#endif
 
 #include <errno.h>
 #include <fcntl.h>
@@ -409,6 +415,7 @@ static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
 {
+	loop->uring_open = NULL;	/* it would pass op */
 	op->qnext = NULL;
 	op->state = EVQ__OP_QUEUED;
 	if (loop->sq_tail)
@@ -873,20 +880,18 @@ static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 	       !loop->cancels && (d->res > -512 || d->res < -516);
 }
 
-void evq__ops_deliver(struct evq_loop *loop)
+/* The results on the road from index i on (those before it were
+ * delivered by evq__ops_deliver_kernel, ops.h). */
+static inline __attribute__((always_inline)) void
+deliver_from(struct evq_loop *loop, int i)
 {
-	/* Only a backend with op_queue has ops off the list. */
+	/* Only a backend with op_queue has EVQ__OP_KERNEL ops. */
 	if (loop->backend->op_queue) {
-		for (int i = 0; i < loop->ndone; i++) {
+		for (; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
 			struct evq_op *op = d.op;
 
-			/* The common result there: an op op_queue took (never
-			 * a cancel: those start with their batch), no flag,
-			 * no restart code, no cancel in flight. */
-			if (evq__likely(op->state == EVQ__OP_KERNEL &&
-					(d.flags | op->flags) == 0 &&
-					(unsigned)(d.res + 516) > 4 &&
+			if (evq__likely(evq__kernel_plain(op, &d) &&
 					!loop->cancels)) {
 				loop->nops--;
 				loop->active--;	/* flags 0: not UNREF */
@@ -906,7 +911,7 @@ void evq__ops_deliver(struct evq_loop *loop)
 		}
 		loop->ndone = 0;
 	} else {
-		for (int i = 0; i < loop->ndone; i++) {
+		for (; i < loop->ndone; i++) {
 			struct evq__done d = loop->done[i];	/* may move */
 
 			if (evq__likely(plain(loop, &d))) {
@@ -923,6 +928,16 @@ void evq__ops_deliver(struct evq_loop *loop)
 	/* A pool job reaped may be what a close op waited for. */
 	if (evq__unlikely(loop->close_waiters != NULL))
 		evq__emul_close_ready(loop, false);
+}
+
+void evq__ops_deliver_from(struct evq_loop *loop, int i)
+{
+	deliver_from(loop, i);
+}
+
+void evq__ops_deliver(struct evq_loop *loop)
+{
+	deliver_from(loop, 0);
 }
 
 /* ------------------------------------------------------------------------
@@ -1132,15 +1147,25 @@ static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
 	return 0;
 }
 
-int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
-		  evq_op_cb cb)
+#if EVQ_HAVE_URING
+/* An idle read or write without a pool, and no flag: what evq_op_submit
+ * fills on io_uring itself. The op's code, state and flags make one
+ * 32-bit word (evq__op_word), and READ and WRITE differ in the low bit
+ * only, so that is one mask and compare. */
+#define PLAIN_RW_MASK (0xfeu | 0xffu << 8 | (uint32_t)EVQ__OPF_POOL << 16)
+_Static_assert((EVQ_OP_READ & 1) == 0 && EVQ_OP_WRITE == EVQ_OP_READ + 1,
+	       "READ and WRITE differ in the low bit");
+#endif
+
+/* evq_op_submit but for io_uring's inline path, with op, loop and cb
+ * given: the common submission (no flag, no pool, no chain open, an idle
+ * op of a known kind on a loop not being freed), or the slow road. Out
+ * of line, so that the inline path needs no frame. */
+static __attribute__((noinline)) int
+submit_common(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	      evq_op_cb cb)
 {
-	/* The common submission: no flag, no pool, no chain open, an idle
-	 * op of a known kind on a loop not being freed. */
-	if (evq__unlikely(!op))
-		return -EINVAL;
-	if (evq__unlikely(!loop) || evq__unlikely(!cb) ||
-	    evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
+	if (evq__unlikely((flags | (op->flags & EVQ__OPF_POOL) | op->state |
 			   loop->freeing | (uintptr_t)loop->chain_tail) != 0) ||
 	    evq__unlikely((unsigned)(op->code - 1) >= EVQ_OP__COUNT - 1))
 		return submit_slow(loop, op, flags, cb);
@@ -1171,6 +1196,39 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	return submit_core(loop, op);
 }
 
+int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+		  evq_op_cb cb)
+{
+	if (evq__unlikely(!op))
+		return -EINVAL;
+	if (evq__unlikely(!loop) || evq__unlikely(!cb))
+		return submit_slow(loop, op, flags, cb);
+#if EVQ_HAVE_URING
+	/* On io_uring, a plain read or write of a running loop (so not one
+	 * being freed) with nothing queued before it (loop->uring_open):
+	 * its SQE is taken and filled here, as submit_kernel would have the
+	 * backend do (the backend's pending() says it waits for the next
+	 * enter). */
+	if (loop->uring_open != NULL) {
+		uint32_t w = evq__op_word(op);
+
+		if (((w & PLAIN_RW_MASK) | flags) == EVQ_OP_READ &&
+		    evq__uring_sq_rw(loop->uring_open, op, (uint8_t)w)) {
+			op->loop = loop;
+			op->cb = cb;
+			op->link = NULL;
+			/* cflags is only read after a report that sets it (a
+			 * parked result, the emulation's pool ids) */
+			op->state = EVQ__OP_KERNEL;
+			op->flags = 0;
+			inflight_count(loop, op);
+			return 0;
+		}
+	}
+#endif
+	return submit_common(loop, op, flags, cb);
+}
+
 int evq_op_is_active(const struct evq_op *op)
 {
 	return op && op->state != EVQ__OP_IDLE;
@@ -1191,8 +1249,10 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	/* Also when nothing is queued: the tail may have been started early
 	 * by its chain (chain_continue) and still be running. */
 	loop->chain_tail = NULL;
-	if (!loop->sq_head)
+	if (!loop->sq_head) {
+		evq__ops_open(loop);
 		return;
+	}
 	loop->batch_head = loop->sq_head;
 	loop->sq_head = loop->sq_tail = NULL;
 	while ((op = loop->batch_head)) {
@@ -1211,6 +1271,7 @@ void evq__ops_start_queued(struct evq_loop *loop)
 			op_start(loop, op);
 		}
 	}
+	evq__ops_open(loop);
 }
 
 /* ------------------------------------------------------------------------

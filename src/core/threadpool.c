@@ -28,7 +28,6 @@
  * the threads.
  */
 #include "internal.h"
-#include "emul_more.h"
 
 #include <errno.h>
 #include <fcntl.h>
