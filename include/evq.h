@@ -444,7 +444,8 @@ EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:
  * 0 when work is queued (deferred calls, ops to submit, results to
- * deliver; on aio with a loop fd, polls to re-arm), the time to the next
+ * deliver; on aio with a loop fd, polls to re-arm) or a watched regular
+ * file is always ready (no kernel wait reports one), the time to the next
  * timer (at most INT64_MAX), or -1 when there is none or its deadline is
  * "never" (see "Durations" under Timers). Never another negative value. */
 EVQ_API int64_t evq_loop_timeout(struct evq_loop *loop);

@@ -125,6 +125,13 @@ static int epoll_embed_fd(struct evq_loop *loop)
 	return evq__epoll_set_embed_fd(loop->backend_data);
 }
 
+/* Regular files are reported by every wait (epoll_set.c, note c), but
+ * the set's fd never becomes readable for them: a host must not sleep. */
+static bool epoll_pending(const struct evq_loop *loop)
+{
+	return ((const struct evq__epoll_set *)loop->backend_data)->nalways;
+}
+
 const struct evq__backend evq__backend_epoll = {
 	.name = "epoll",
 	.id = EVQ_BACKEND_EPOLL,
@@ -136,4 +143,5 @@ const struct evq__backend evq__backend_epoll = {
 	.wait = epoll_wait_events,
 	.stale = epoll_stale,
 	.embed_fd = epoll_embed_fd,
+	.pending = epoll_pending,
 };

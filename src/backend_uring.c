@@ -1153,12 +1153,14 @@ static int uring_op_queue(struct evq_loop *loop, struct evq_op *op)
 
 /* backend->pending: SQEs taken and not handed to the kernel yet (an
  * op's, from evq_op_submit's inline path too): the next wait sends
- * them, though evq_loop_fd() stays quiet until then. */
+ * them, though evq_loop_fd() stays quiet until then. And regular files
+ * in the epoll set, reported by every wait (epoll_set.c, note c): neither
+ * the ring's eventfd nor the set's fd says so. */
 static bool uring_pending(const struct evq_loop *loop)
 {
 	const struct uring_state *st = loop->backend_data;
 
-	return st->ksq.tail != st->ring.sq.sqe_head;
+	return st->ksq.tail != st->ring.sq.sqe_head || st->set.nalways;
 }
 
 /* For evq_loop_free: cancel everything, then wait for every last CQE. */

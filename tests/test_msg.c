@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define NSEND 8		/* senders per case, at most */
 #define BATCH 64	/* messages a sending loop sends per iteration */
@@ -445,6 +446,52 @@ static int a_callback_that_stops_its_port_gets_the_rest_in_the_stop(void)
 	return T_PASS;
 }
 
+/* evq.h: a stopped watcher's memory may be freed at once, even from
+ * inside any callback. A port whose callback stops it and frees it (here:
+ * unmaps its page, so that a later read faults in every build) must not
+ * be read again by the delivery that ran the callback (found by
+ * test_random). */
+static struct evq_port *unmap_port;
+static long unmap_count;
+
+static void unmap_cb(struct evq_loop *loop, struct evq_port *p,
+		     struct evq_msg *m)
+{
+	(void)loop;
+	(void)m;
+	if (++unmap_count == 1 && p == unmap_port) {
+		evq_port_stop(p);
+		munmap(p, 4096);
+		unmap_port = NULL;
+	}
+}
+
+static int a_callback_may_stop_and_free_its_port(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_msg m[3];
+	void *page;
+
+	ASSERT_NOTNULL(loop);
+	page = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ASSERT_NE(page, MAP_FAILED);
+	unmap_port = page;
+	unmap_count = 0;
+	ASSERT_OK(evq_port_start(loop, unmap_port, unmap_cb));
+	T_STEP("three messages; the first's callback stops the port and "
+	       "unmaps it");
+	for (int i = 0; i < 3; i++) {
+		m[i].tag = (uint64_t)i;
+		ASSERT_OK(evq_msg_send(NULL, unmap_port, &m[i]));
+	}
+	ASSERT_GE(t_run_once(loop, 5000), 0);
+	EXPECT_EQ(unmap_count, 3);
+	EXPECT_EQ(evq_loop_active(loop), 0);
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 /* Loops of two backends: skipped when this kernel has no io_uring. */
 static bool have_uring(void)
 {
@@ -636,6 +683,7 @@ static const struct t_case cases[] = {
 	T_CASE(stopping_a_port_delivers_every_accepted_message),
 	T_CASE(freeing_the_loop_delivers_messages_in_flight),
 	T_CASE(a_callback_that_stops_its_port_gets_the_rest_in_the_stop),
+	T_CASE(a_callback_may_stop_and_free_its_port),
 	T_CASE(uring_and_epoll_loops_send_to_each_other),
 	T_CASE(null_pointers_and_inactive_ports_are_errors),
 	T_CASE(run_default_waits_for_a_port_unless_unref),

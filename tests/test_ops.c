@@ -1958,6 +1958,61 @@ static int op_on_reused_number_of_another_kind(void)
 	return T_PASS;
 }
 
+/* A read op takes over the registration its fd's last op left; the fd
+ * was closed behind the loop's back in between and its number reused by
+ * another pipe (the new read is right to name it). A report then comes
+ * through the registration (on aio a poll re-armed by number, so of the
+ * new pipe) but finds no data (a reader took it first), and a watcher
+ * started on the number checks the registration: the stale watch ends.
+ * The read must start over on the new pipe, not fail with -EBADF on an
+ * open fd (aio did; found by test_random, seed 0x596975940029). */
+static int read_on_a_reused_number_survives_a_stale_watch_check(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_io w = { 0 };
+	struct t_op r1 = { 0 }, r2 = { 0 };
+	char buf[8], b2[8], steal[8];
+	int p[2], q[2];
+
+	ASSERT_NOTNULL(loop);
+	T_STEP("a read on a pipe waits, then completes");
+	ASSERT_OK(t_pipe(p));
+	t_op_init(&r1);
+	evq_prep_read(&r1.op, p[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r1, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(write(p[1], "12345678", 8), 8);
+	ASSERT_OK(t_op_wait(loop, &r1, 2000));
+	ASSERT_EQ(r1.res, 8);
+	T_STEP("closed behind the loop's back; another pipe takes the number");
+	close(p[0]);
+	close(p[1]);
+	ASSERT_OK(t_pipe(q));
+	ASSERT_EQ(q[0], p[0]);
+	t_op_init(&r2);
+	evq_prep_read(&r2.op, q[0], b2, sizeof(b2), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r2, 0));
+	ASSERT_OK(t_run_nowait(loop, 1));
+	T_STEP("a report without data, then a watcher checks the number");
+	ASSERT_EQ(write(q[1], "abcdefgh", 8), 8);
+	t_sleep_ms(10);
+	ASSERT_EQ(read(q[0], steal, 8), 8);
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(r2.ncalls, 0);
+	ASSERT_OK(evq_io_start(loop, &w, q[0], EVQ_READ, never_io));
+	evq_io_stop(&w);
+	ASSERT_OK(t_run_nowait(loop, 2));
+	EXPECT_EQ(r2.ncalls, 0);
+	T_STEP("data on the new pipe reaches the read");
+	ASSERT_EQ(write(q[1], "ijklmnop", 8), 8);
+	ASSERT_OK(t_op_wait(loop, &r2, 3000));
+	ASSERT_EQ(r2.res, 8);
+	ASSERT_EQ(memcmp(b2, "ijklmnop", 8), 0);
+	t_close2(q);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 /* evq.h: submission only queues, on every backend. A close op ends the
  * fd's watchers when the loop starts it, not inside evq_op_submit() (on
  * uring it did, issue 10 item 5). */
@@ -2019,6 +2074,7 @@ static const struct t_case cases[] = {
 	T_CASE(results_delivered_in_report_order),
 	T_CASE(cancel_races_kept_registration),
 	T_CASE(op_on_reused_number_of_another_kind),
+	T_CASE(read_on_a_reused_number_survives_a_stale_watch_check),
 	T_CASE(close_op_ends_watchers_when_started),
 };
 

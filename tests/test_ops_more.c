@@ -25,6 +25,7 @@
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -1475,6 +1476,60 @@ static int link_timeout_on_a_blocked_open_cannot_stop_it(void)
 	return T_PASS;
 }
 
+/* Linux (6.5 on) clears FMODE_NOWAIT on a pipe that splice(2) used, so
+ * every later RWF_NOWAIT read of it says EOPNOTSUPP. The emulation took
+ * that for a file without RWF_NOWAIT and sent the read to its pool,
+ * where read(2) of the O_NONBLOCK pipe said -EAGAIN: an op result evq
+ * never gives (found by test_random). The read must wait for data as
+ * on any pipe. Checked for a write to such a pipe too. */
+static int a_pipe_that_splice_used_is_still_waited_for(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op r = { 0 }, r2 = { 0 }, w = { 0 }, *got, *other;
+	char buf[8], buf2[8];
+	int a[2], b[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(a));
+	ASSERT_OK(t_pipe(b));
+	T_STEP("a splice(2) from the empty pipe, by the caller");
+	ASSERT_EQ(splice(a[0], NULL, b[1], NULL, 8, SPLICE_F_NONBLOCK), -1);
+	ASSERT_EQ(errno, EAGAIN);
+	T_STEP("two reads of it wait; one record: one read gets it");
+	t_op_init(&r);
+	t_op_init(&r2);
+	evq_prep_read(&r.op, a[0], buf, sizeof(buf), EVQ_OFFSET_CURRENT);
+	evq_prep_read(&r2.op, a[0], buf2, sizeof(buf2), EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r, 0));
+	ASSERT_OK(t_op_submit(loop, &r2, 0));
+	ASSERT_OK(t_run_nowait(loop, 3));
+	ASSERT_EQ(r.ncalls + r2.ncalls, 0);
+	ASSERT_EQ(write(a[1], "abcdefgh", 8), 8);
+	for (int i = 0; i < 50 && r.ncalls + r2.ncalls == 0; i++)
+		ASSERT_GE(t_run_once(loop, 3000), 0);
+	ASSERT_OK(t_run_nowait(loop, 3));
+	ASSERT_EQ(r.ncalls + r2.ncalls, 1);
+	got = r.ncalls ? &r : &r2;
+	other = r.ncalls ? &r2 : &r;
+	ASSERT_EQ(got->res, 8);
+	ASSERT_EQ(memcmp(got == &r ? buf : buf2, "abcdefgh", 8), 0);
+	T_STEP("the other still waits (no -EAGAIN), then gets the next");
+	ASSERT_EQ(other->ncalls, 0);
+	ASSERT_EQ(write(a[1], "qrstuvwx", 8), 8);
+	ASSERT_OK(t_op_wait(loop, other, 3000));
+	ASSERT_EQ(other->res, 8);
+	T_STEP("a write to the pipe spliced into goes through");
+	t_op_init(&w);
+	evq_prep_write(&w.op, b[1], "ijklmnop", 8, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	ASSERT_OK(t_op_wait(loop, &w, 3000));
+	ASSERT_EQ(w.res, 8);
+	t_close2(a);
+	t_close2(b);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(splice_relays_a_file_through_a_pipe_to_a_socket_byte_for_byte),
 	T_CASE(splice_at_the_current_position_moves_it),
@@ -1502,6 +1557,7 @@ static const struct t_case cases[] = {
 	T_CASE(link_timeout_cancelled_or_its_target_cancelled),
 	T_CASE(link_timeout_without_a_linked_op_is_refused),
 	T_CASE(link_timeout_on_a_blocked_open_cannot_stop_it),
+	T_CASE(a_pipe_that_splice_used_is_still_waited_for),
 };
 
 int main(int argc, char **argv)

@@ -75,6 +75,21 @@ static int eagain_route(int fd, unsigned wait)
 	return (int)wait;
 }
 
+/* RWF_NOWAIT refused (EOPNOTSUPP) on an fd that cannot block anyway: an
+ * O_NONBLOCK pipe, socket or tty. Linux (6.5 on) clears FMODE_NOWAIT on
+ * a pipe that splice(2) used, so that io_uring never waits on its lock:
+ * from then on every RWF_NOWAIT read or write of that pipe says
+ * EOPNOTSUPP. Such an fd is tried without the flag (it cannot block);
+ * files without RWF_NOWAIT and blocking fds still go to the pool. */
+static __attribute__((noinline, cold)) bool nowait_lost(int fd)
+{
+	struct stat sb;
+	int fl = fcntl(fd, F_GETFL);
+
+	return fl >= 0 && (fl & O_NONBLOCK) && fstat(fd, &sb) == 0 &&
+	       !S_ISREG(sb.st_mode) && !S_ISBLK(sb.st_mode);
+}
+
 static inline __attribute__((always_inline)) int try_rw(struct evq_op *op, int *res)
 {
 	bool rd = op->code == EVQ_OP_READ || op->code == EVQ_OP_READV;
@@ -126,6 +141,8 @@ static inline __attribute__((always_inline)) int try_rw(struct evq_op *op, int *
 		}
 	}
 	r = evq__sys_prwv2(rd, op->fd, iov, cnt, off, RWF_NOWAIT);
+	if (evq__unlikely(r == -EOPNOTSUPP) && nowait_lost(op->fd))
+		r = evq__sys_prwv2(rd, op->fd, iov, cnt, off, 0);
 	if (r >= 0) {
 		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 		if (op->flags & EVQ__OPF_POOL) {
@@ -439,6 +456,8 @@ try_plain_rw(struct evq_op *op, int *res)
 	long r;
 
 	r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, RWF_NOWAIT);
+	if (evq__unlikely(r == -EOPNOTSUPP) && nowait_lost(op->fd))
+		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
 	if (evq__likely(r >= 0)) {
 		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 		return TRY_DONE;
@@ -480,9 +499,13 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		finish(loop, op, -EBADF, 0);
 		return;
 	}
-	/* A report came through the registration: it is alive. */
-	op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
-	if (evq__likely(op->flags == 0 && plain_rw(op))) {
+	/* A report came through the registration, but it may be another
+	 * file's (aio re-arms a poll by number, on whatever file took it):
+	 * only a result proves the registration is the op's. An op that
+	 * must wait again stays unverified, so that a check ending the
+	 * stale watch starts it over rather than failing it (-EBADF). */
+	if (evq__likely((op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
+			plain_rw(op))) {
 		/* Single-shot, non-blocking: one try, no burst. */
 		if (xfer_try(loop, op, EVQ__XFER_RETRY))
 			return;
@@ -513,6 +536,7 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 		how = try_op(op, &res, true);
 		if (how != TRY_DONE)
 			break;
+		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 		if (multishot(op) && evq__more_ok(op, res)) {
 			/* Another result; the op stays armed (only a cancel
 			 * op ends it, and that starts next iteration). */

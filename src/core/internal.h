@@ -211,8 +211,9 @@ struct evq__backend {
 	int (*embed_fd)(struct evq_loop *loop);
 	/* Optional: work the backend holds for its next wait that its
 	 * embedding fd does not signal (aio: polls to re-arm; uring: SQEs
-	 * not yet handed to the kernel), so that evq_loop_timeout() says 0.
-	 * NULL: none ever. */
+	 * not yet handed to the kernel; epoll, uring: watched regular
+	 * files, reported by every wait), so that evq_loop_timeout() says
+	 * 0. NULL: none ever. */
 	bool (*pending)(const struct evq_loop *loop);
 
 	/* The core saw reports of registrations it had ended (a file closed
@@ -324,6 +325,7 @@ struct evq_loop {
 	/* cross-loop message ports (core/msg.c) */
 	struct evq_port *ports;
 	struct evq_port *port_cursor;	/* next port of a scan */
+	struct evq_port *port_delivering; /* NULL once its callback stops it */
 	bool msg_rung;		/* a backend doorbell came: scan the ports */
 	bool msg_owed;		/* a doorbell waits in the backend's queue */
 

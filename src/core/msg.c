@@ -85,10 +85,15 @@ static void port_deliver(struct evq_loop *loop, struct evq_port *p,
 {
 	struct evq_msg *m;
 
-	if (want)
+	/* A delivery's callback may stop p and free it: port_unlink clears
+	 * loop->port_delivering, and p is not read again. */
+	if (want) {
 		port_append(p, __atomic_exchange_n(&p->head, NULL,
 						   __ATOMIC_ACQUIRE));
-	while ((m = p->pending) != NULL &&
+		loop->port_delivering = p;
+	}
+	while ((!want || loop->port_delivering == p) &&
+	       (m = p->pending) != NULL &&
 	       __atomic_load_n(&p->loop, __ATOMIC_RELAXED) == want) {
 		p->pending = m->next;
 		if (!p->pending)
@@ -97,6 +102,8 @@ static void port_deliver(struct evq_loop *loop, struct evq_port *p,
 		loop->callbacks++;
 		p->cb(loop, p, m);
 	}
+	if (want)
+		loop->port_delivering = NULL;
 }
 
 /* The backend's doorbell fd, once it has one (a ring is enabled by the
@@ -229,6 +236,8 @@ static void port_unlink(struct evq_loop *loop, struct evq_port *p)
 {
 	if (loop->port_cursor == p)
 		loop->port_cursor = p->next;
+	if (loop->port_delivering == p)
+		loop->port_delivering = NULL;
 	if (p->prev)
 		p->prev->next = p->next;
 	else
