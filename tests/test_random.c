@@ -44,8 +44,7 @@
  *    runs only after the read got its 8 bytes; shutdown (the peer reads
  *    EOF; a pipe says -ENOTSOCK), socket (a new close-on-exec socket);
  *    splice pipe -> pipe and memfd -> pipe, whose records then are at
- *    home in the destination too (off by default: a known bug,
- *    EVQ_RANDOM_KNOWN=1 turns it on).
+ *    home in the destination too.
  *
  * Seeds: sequence i of a run uses seed base+i; a failure prints the seed
  * and the backend; replay one with EVQ_RANDOM_SEED=<seed> (one sequence).
@@ -240,8 +239,6 @@ static bool in_child;
  * with newops skipped a seed found before them replays step for step),
  * lt, splice, shutdown, socket. */
 static const char *skip_list = "";
-/* EVQ_RANDOM_KNOWN=1: also the steps that hit known, unfixed bugs. */
-static bool known_bugs;
 
 static bool skip(const char *what)
 {
@@ -1247,11 +1244,7 @@ static struct rop *op_random_new(void)
 	switch (rn2(4)) {
 	case 0:
 	case 1:
-		/* Known bug, not fixed: the emulated splice can spin in one
-		 * dispatch or block the loop's thread in splice(2) (poll,
-		 * seeds 0x4be498570002, 0x25d9058d0003; see the report of
-		 * feat/stress). EVQ_RANDOM_KNOWN=1 turns it on. */
-		if (skip("splice") || !known_bugs)
+		if (skip("splice"))
 			return NULL;
 		dst = live_file2(F_PIPE);
 		src = rn2(2) ? live_file2(F_PIPE) : live_file2(F_MEMFD);
@@ -2018,7 +2011,6 @@ static int random_sequences_keep_evq_promises(void)
 	trace = env_u64("EVQ_RANDOM_TRACE", 0) != 0;
 	if (getenv("EVQ_RANDOM_SKIP"))
 		skip_list = getenv("EVQ_RANDOM_SKIP");
-	known_bugs = env_u64("EVQ_RANDOM_KNOWN", 0) != 0;
 	signal(SIGPIPE, SIG_IGN);
 	t_raise_nofile(4096);
 	if (one) {

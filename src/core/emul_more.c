@@ -49,11 +49,18 @@ static void finish(struct evq_loop *loop, struct evq_op *op, int res)
 static int wait_fd(struct evq_loop *loop, struct evq_op *op, int fd,
 		   unsigned events, evq_io_cb cb)
 {
+	/* Waiting again from its own callback: the report being dispatched
+	 * (that another op's callback may have used up) is not this wait's;
+	 * with a fresh stamp, the dispatch would run it again at once, and
+	 * again, for ever (a splice that found its pipe emptied). */
+	uint64_t stamp = op->state == EVQ__OP_WAIT_IO ? op->wait.io.run_stamp
+						      : 0;
 	int r;
 
 	op->state = EVQ__OP_WAIT_IO;
 	op->wait.io = (struct evq_io){ 0 };
 	r = evq__io_rewait(loop, &op->wait.io, fd, events, cb);
+	op->wait.io.run_stamp = stamp;
 	if (r == 1) {
 		op->flags |= EVQ__OPF_UNVERIFIED;
 		loop->unverified++;
