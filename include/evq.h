@@ -439,7 +439,9 @@ EVQ_API const char *evq_backend_name(enum evq_backend backend);
  * callback), so evq_loop_timeout() says 0 until then: honour it, or a
  * second event on that fd is not seen. It may be readable with nothing
  * for the host to do (a cancelled poll completed): a run then finds
- * nothing. */
+ * nothing, and makes it quiet again (once evq_loop_fd() was called, an
+ * EVQ_RUN_NOWAIT run waits with a zero timeout even when nothing is
+ * active, so the host never spins on the fd). */
 EVQ_API int evq_loop_fd(struct evq_loop *loop);
 
 /* Nanoseconds until the loop must run again even if its fd stays quiet:

@@ -377,6 +377,7 @@ struct evq_loop {
 	unsigned active;	/* active user watchers: the loop's life */
 	unsigned max_events;
 	bool running;
+	bool embedded;		/* evq_loop_fd() gave its fd */
 	bool stop;
 };
 

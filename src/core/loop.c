@@ -141,11 +141,16 @@ const char *evq_loop_backend_name(const struct evq_loop *loop)
 
 int evq_loop_fd(struct evq_loop *loop)
 {
+	int r;
+
 	if (!loop)
 		return -EINVAL;
 	if (!loop->backend->embed_fd)
 		return -ENOTSUP;
-	return loop->backend->embed_fd(loop);
+	r = loop->backend->embed_fd(loop);
+	if (r >= 0)
+		loop->embedded = true;
+	return r;
 }
 
 int64_t evq_loop_timeout(struct evq_loop *loop)
@@ -289,8 +294,16 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 				break;
 			}
 		}
-		if (evq__unlikely(loop->stop || loop->active == 0))
-			break;
+		if (evq__unlikely(loop->stop || loop->active == 0)) {
+			/* An embedded loop's NOWAIT run still looks once: its
+			 * fd may be readable for what has just ended (aio: a
+			 * stopped watcher's cancelled poll signals it), and
+			 * only a wait makes it quiet again; a host polling it
+			 * would spin. */
+			if (loop->stop || mode != EVQ_RUN_NOWAIT ||
+			    !loop->embedded)
+				break;
+		}
 
 		/* One test for the common wait: forever (a look for
 		 * NOWAIT). */
