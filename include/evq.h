@@ -749,7 +749,10 @@ EVQ_API int evq_msg_send(struct evq_loop *from, struct evq_port *to,
  * After it returns, no send that returned 0 touches p any more: it may be
  * freed once no thread can still call evq_msg_send() on it (say, once
  * each sender's last message came). A no-op when p is not
- * active (also from its callback while the stop drains it). */
+ * active (also from its callback while the stop drains it). One
+ * exception to "before this returns": a callback that starts p again
+ * during the drain takes the messages not delivered yet over to the
+ * restarted port, which delivers them in its loop's runs, in order. */
 EVQ_API int evq_port_stop(struct evq_port *p);
 
 EVQ_API int evq_port_is_active(const struct evq_port *p);
