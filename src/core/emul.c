@@ -511,6 +511,9 @@ static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 			return;
 		how = try_plain_rw(op, &res);
 		if (evq__likely(how == TRY_DONE)) {
+			/* A result: the registration was the op's, and the
+			 * op goes as a plain result (no flag) to delivery. */
+			op->flags = 0;
 			/* for the next op on the fd */
 			evq__io_leave_alone(loop, w);
 			finish(loop, op, res, op->cflags);
