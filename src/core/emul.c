@@ -575,21 +575,10 @@ not_done:
 	route(loop, op, how, res);
 }
 
-/* Wait for readiness of op->fd: on the registration the op before it
- * left (no syscall; checked before the loop blocks), or a new one. */
+/* Wait for readiness of op->fd (internal.h, evq__op_wait_io). */
 static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {
-	int r;
-
-	op->state = EVQ__OP_WAIT_IO;
-	op->wait.io = (struct evq_io){ 0 };
-	r = evq__io_rewait(loop, &op->wait.io, op->fd, events, op_io_cb);
-	if (r == 1) {
-		op->flags |= EVQ__OPF_UNVERIFIED;
-		loop->unverified++;
-		r = 0;
-	}
-	return r;
+	return evq__op_wait_io(loop, op, op->fd, events, op_io_cb);
 }
 
 /* Would readiness say that trying op now fails? A read of an fd whose

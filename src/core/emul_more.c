@@ -42,33 +42,6 @@ static void finish(struct evq_loop *loop, struct evq_op *op, int res)
 	evq__report(loop, op, res, 0);
 }
 
-/* Wait for readiness of fd (not always op->fd: a splice waits on either
- * side) with the op's watcher, taking over the registration an op before
- * left (checked before the loop blocks, by the watcher's fd: emul.c,
- * evq__emul_verify). 0 or -errno. */
-static int wait_fd(struct evq_loop *loop, struct evq_op *op, int fd,
-		   unsigned events, evq_io_cb cb)
-{
-	/* Waiting again from its own callback: the report being dispatched
-	 * (that another op's callback may have used up) is not this wait's;
-	 * with a fresh stamp, the dispatch would run it again at once, and
-	 * again, for ever (a splice that found its pipe emptied). */
-	uint64_t stamp = op->state == EVQ__OP_WAIT_IO ? op->wait.io.run_stamp
-						      : 0;
-	int r;
-
-	op->state = EVQ__OP_WAIT_IO;
-	op->wait.io = (struct evq_io){ 0 };
-	r = evq__io_rewait(loop, &op->wait.io, fd, events, cb);
-	op->wait.io.run_stamp = stamp;
-	if (r == 1) {
-		op->flags |= EVQ__OPF_UNVERIFIED;
-		loop->unverified++;
-		r = 0;
-	}
-	return r;
-}
-
 /* ------------------------------------------------------------------------
  * splice
  * ------------------------------------------------------------------------ */
@@ -155,7 +128,7 @@ static void splice_io_cb(struct evq_loop *loop, struct evq_io *w,
 static void splice_wait(struct evq_loop *loop, struct evq_op *op, int fd,
 			unsigned events)
 {
-	int r = wait_fd(loop, op, fd, events, splice_io_cb);
+	int r = evq__op_wait_io(loop, op, fd, events, splice_io_cb);
 
 	if (r < 0)
 		finish(loop, op, r);
@@ -267,7 +240,7 @@ static void zc_try(struct evq_loop *loop, struct evq_op *op)
 			 op->u.sr.flags | MSG_DONTWAIT | MSG_NOSIGNAL);
 
 	if (r < 0 && errno == EAGAIN) {
-		r = wait_fd(loop, op, op->fd, EVQ_WRITE, zc_io_cb);
+		r = evq__op_wait_io(loop, op, op->fd, EVQ_WRITE, zc_io_cb);
 		if (r < 0)
 			finish(loop, op, (int)r);
 		return;
