@@ -10,6 +10,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -599,6 +600,19 @@ uint64_t t_rand(void)
 	x ^= x >> 27;
 	rand_state = x;
 	return x * 0x2545f4914f6cdd1dull;
+}
+
+bool t_loop_settles(struct evq_loop *loop, int fd)
+{
+	for (int i = 0; i < 4; i++) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (evq_loop_timeout(loop) == -1 && poll(&p, 1, 0) == 0)
+			return true;
+		if (evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0)
+			return false;
+	}
+	return false;
 }
 
 int t_tasks_in_openat(void)

@@ -194,6 +194,11 @@ void t_sleep_ms(unsigned ms);
  * /proc/self/task/<tid>/syscall), or -1 when that cannot be read. Tests
  * of the thread pool wait with it until their jobs really block. */
 int t_tasks_in_openat(void);
+
+/* An embedded loop (fd from evq_loop_fd) settles within a few NOWAIT
+ * runs: no timeout and a loop fd that is not readable, as a host that
+ * would now sleep sees it (evq.h, evq_loop_fd). */
+bool t_loop_settles(struct evq_loop *loop, int fd);
 int t_pipe(int fds[2]);			/* 0, or fails the case: -1 */
 int t_socketpair(int fds[2]);		/* AF_UNIX stream */
 int t_write_byte(int fd);		/* 0, or fails the case: -1 */

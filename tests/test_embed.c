@@ -353,21 +353,6 @@ static int host_strict(struct evq_loop *loop, int fd, bool (*done)(void),
 	return runs;
 }
 
-/* Within a few NOWAIT runs, the loop has nothing to do: no timeout and
- * a loop fd that is not readable (a host would sleep). */
-static bool settles(struct evq_loop *loop, int fd)
-{
-	for (int i = 0; i < 4; i++) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-
-		if (evq_loop_timeout(loop) == -1 && poll(&p, 1, 0) == 0)
-			return true;
-		if (evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0)
-			return false;
-	}
-	return false;
-}
-
 /* An idle host sleeps, and its fd wakes it for an event and for that
  * event only: the loop settles again after the callback (aio re-arms the
  * poll in the run after the callback, so evq_loop_timeout() says 0
@@ -388,7 +373,7 @@ static int idle_host_sleeps_and_wakes_for_each_event(void)
 	ASSERT_OK(t_pipe(p));
 	ASSERT_OK(evq_io_start(loop, &w, p[0], EVQ_READ, io_cb));
 	T_STEP("idle: nothing timed, fd quiet");
-	ASSERT_TRUE(settles(loop, fd));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	for (int round = 1; round <= 2; round++) {
 		T_STEP("round %d: a write 20 ms later wakes the host", round);
 		io_hits = 0;
@@ -397,7 +382,7 @@ static int idle_host_sleeps_and_wakes_for_each_event(void)
 		pthread_join(th, NULL);
 		ASSERT_EQ(io_hits, 1);
 		T_STEP("round %d: settled again, no second callback", round);
-		ASSERT_TRUE(settles(loop, fd));
+		ASSERT_TRUE(t_loop_settles(loop, fd));
 		ASSERT_EQ(io_hits, 1);
 	}
 	evq_io_stop(&w);
@@ -487,7 +472,7 @@ static int loop_fd_made_after_a_watch_is_armed(void)
 		return t_skip("no loop fd on %s (documented)", t_backend());
 	}
 	ASSERT_GE(fd, 0);
-	ASSERT_TRUE(settles(loop, fd));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	io_hits = 0;
 	ASSERT_OK(pthread_create(&th, NULL, write_later, &p[1]));
 	ASSERT_GT(host_strict(loop, fd, io_done, 3000), 0);
@@ -553,7 +538,7 @@ static int a_host_sleeps_once_the_last_watcher_stops(void)
 		ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
 	T_STEP("the only watcher stops: the loop settles");
 	evq_io_stop(&w);
-	ASSERT_TRUE(settles(loop, fd));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	t_close2(p);
 	t_loop_free(loop);
 	return T_PASS;
@@ -598,7 +583,7 @@ static int fsync_op_reaches_host(void)
 	ASSERT_OK(op_res);
 
 	T_STEP("an fsync submitted with the loop fd in place");
-	ASSERT_TRUE(settles(loop, fd));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	op_hits = 0;
 	ASSERT_EQ(write(file, "more", 4), 4);
 	evq_prep_fsync(&op, file, EVQ_FSYNC_DATASYNC);
@@ -606,7 +591,7 @@ static int fsync_op_reaches_host(void)
 	ASSERT_GT(host_strict(loop, fd, op_done, 3000), 0);
 	ASSERT_EQ(op_hits, 1);
 	ASSERT_OK(op_res);
-	ASSERT_TRUE(settles(loop, fd));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	close(file);
 	t_loop_free(loop);
 	return T_PASS;

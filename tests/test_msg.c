@@ -619,19 +619,6 @@ static int embed_fd_ready(int fd)
 	return poll(&pf, 1, 5000);
 }
 
-/* What a host does before it sleeps on the fd (evq.h, evq_loop_fd): run
- * the loop while evq_loop_timeout() says work is queued (on aio, a poll
- * to arm). */
-static int embed_settle(struct evq_loop *loop)
-{
-	int i;
-
-	for (i = 0; i < 16 && evq_loop_timeout(loop) == 0; i++)
-		if (evq_loop_run(loop, EVQ_RUN_NOWAIT) < 0)
-			return -1;
-	return evq_loop_timeout(loop) == 0 ? -1 : 0;
-}
-
 static int an_embedded_loop_wakes_for_a_message(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -651,7 +638,7 @@ static int an_embedded_loop_wakes_for_a_message(void)
 	if (tx_init(&t0, 0, &r.port, 1, false, EVQ_BACKEND_AUTO) ||
 	    tx_init(&t, 1, &r.port, 1, true, EVQ_BACKEND_AUTO))
 		return T_FAIL;
-	ASSERT_OK(embed_settle(loop));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	T_STEP("a message from a plain thread makes the fd readable");
 	tx_thread(&t0);
 	ASSERT_EQ(t0.sent, 1);
@@ -659,7 +646,7 @@ static int an_embedded_loop_wakes_for_a_message(void)
 	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
 	ASSERT_EQ(r.count, 1);
 	ASSERT_GE(evq_loop_run(loop, EVQ_RUN_NOWAIT), 0);
-	ASSERT_OK(embed_settle(loop));
+	ASSERT_TRUE(t_loop_settles(loop, fd));
 	T_STEP("one from another loop's run in its thread too");
 	ASSERT_OK(pthread_create(&t.th, NULL, tx_thread, &t));
 	ASSERT_OK(pthread_join(t.th, NULL));
