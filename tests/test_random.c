@@ -1759,6 +1759,15 @@ static void default_run(void)
 	else if (r != (a != 0))
 		VIOL("evq_loop_run(DEFAULT) returned %d, evq_loop_active() "
 		     "%u", r, a);
+	/* a callback of this run may have started referenced work that
+	 * does not end (a port): then the guard rightly had to stop it */
+	if (!endless && guard_fired) {
+		unsigned lo2, hi2;
+
+		active_range(&lo2, &hi2, &endless);
+		TR("guard fired; the model now says %s (active %u..%u)\n",
+		   endless ? "endless" : "ends", lo2, hi2);
+	}
 	if (!endless && guard_fired)
 		VIOL("evq_loop_run(DEFAULT) did not return in 3 s with only "
 		     "work that ends (active %u)", a);
