@@ -474,7 +474,7 @@ try_plain_rw(struct evq_op *op, int *res)
  * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
  * the core ended the watch (the fd was closed behind the loop's back);
  * the watcher is stopped already. */
-static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 {
 	struct evq_op *op = container_of(w, struct evq_op, wait.io);
 	int res, how;
@@ -578,7 +578,7 @@ not_done:
 /* Wait for readiness of op->fd (internal.h, evq__op_wait_io). */
 static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {
-	return evq__op_wait_io(loop, op, op->fd, events, op_io_cb);
+	return evq__op_wait_io(loop, op, op->fd, events, evq__emul_io_cb);
 }
 
 /* Would readiness say that trying op now fails? A read of an fd whose
@@ -818,7 +818,7 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 			/* The kernel would not take it for this file (the
 			 * backend will not offer it again): the syscall. */
 			if (watching)
-				op_io_cb(loop, w, want);
+				evq__emul_io_cb(loop, w, want);
 			else
 				evq__emul_start(loop, op);
 			return;
@@ -845,30 +845,19 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 	finish(loop, op, res, op->cflags);
 }
 
-/* For evq_op_submit: a read that evq__emul_start would only set waiting
- * on the registration the op before it left (wait_first) waits there at
- * once. That is no syscall and no result, so it is still only queuing:
- * the wait is looked at by the next iteration's wait, as it would have
- * been. Returns whether it took the op. */
-bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op)
+/* For ops.c's start of a lone plain write (plain_rw, on a backend that
+ * batches no transfer: epoll, poll): the try evq__emul_start makes, but a
+ * result is handed back in *res instead of being reported, the op left
+ * as it was, for the caller to deliver at once. Any other outcome (wait,
+ * pool) goes on as from evq__emul_start; false then. */
+bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op, int *res)
 {
-	switch (op->code) {
-	case EVQ_OP_READ:
-	case EVQ_OP_READV:
-	case EVQ_OP_RECV:
-	case EVQ_OP_RECVMSG:
-		break;
-	default:
-		return false;
-	}
-	if (!evq__io_can_take_over(loop, op->fd, EVQ_READ))
-		return false;
-	/* wait_io, knowing that evq__io_rewait takes it over */
-	op->state = EVQ__OP_WAIT_IO;
-	evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ, op_io_cb);
-	op->flags |= EVQ__OPF_UNVERIFIED;
-	loop->unverified++;
-	return true;
+	int how = try_plain_rw(op, res);
+
+	if (evq__likely(how == TRY_DONE))
+		return true;
+	route(loop, op, how, *res);
+	return false;
 }
 
 int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
@@ -921,7 +910,7 @@ bool evq__emul_verify(struct evq_loop *loop)
 			continue;
 		if (op->state == EVQ__OP_WAIT_IO &&
 		    evq__io_check(loop, op->wait.io.fd))
-			restarted = true;	/* op_io_cb started it over */
+			restarted = true;	/* evq__emul_io_cb started it over */
 		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 	}
 	loop->ops_cursor = NULL;

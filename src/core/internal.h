@@ -481,10 +481,12 @@ EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
  * (a pool thread runs it, or its last result is already reported). */
 EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
-/* From evq_op_submit, with nothing queued before op: start op now if that
- * only sets it waiting without a syscall; false if it did not. */
-EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
-/* Only reads are ever taken by evq__emul_queue: the test that spares
+/* The callback of an emulated op's readiness wait (its fd watcher). For
+ * evq_op_submit (ops.c), which sets a read waiting at once on the
+ * registration the op before it left, without a syscall. */
+EVQ__HIDDEN void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w,
+				 unsigned revents);
+/* Only reads are ever set waiting by evq_op_submit: the test that spares
  * every other op the call. */
 static inline bool evq__emul_may_queue(const struct evq_op *op)
 {
@@ -492,6 +494,12 @@ static inline bool evq__emul_may_queue(const struct evq_op *op)
 	return (1u << op->code) & (1u << EVQ_OP_READ | 1u << EVQ_OP_READV |
 				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
 }
+/* The start of a plain write (a read or write of its own buffer at the
+ * current position, no flag) on a backend without op_start: true with
+ * its result in *res, not reported (the caller delivers it); false when
+ * it went on as evq__emul_start takes it (waiting, pool, or reported). */
+EVQ__HIDDEN bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op,
+				     int *res);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* A transfer taken by backend->xfer_queue has its result: the op goes on
  * as if the syscall had returned res. Called from the backend's wait (or

@@ -30,6 +30,7 @@
  *                          EVQ_OP_F_MORE the op is IDLE again
  */
 #include "internal.h"
+#include "io.h"
 #include "ops.h"
 #if EVQ_HAVE_URING
 #include "uring_sq.h"
@@ -1127,22 +1128,31 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 
 /* evq_op_submit's common op otherwise: on the in-flight list, and
  * queued for the next iteration's start, or (emulation) set waiting on
- * the registration its fd keeps. */
-static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
-						 struct evq_op *op)
+ * the registration its fd keeps. Inlined in submit_common: the common
+ * submission on epoll and poll. */
+static inline __attribute__((always_inline)) int
+submit_core(struct evq_loop *loop, struct evq_op *op)
 {
-	inflight_count(loop, op);
-	/* Emulated: a read that will only wait on the registration its fd
-	 * keeps waits now (emul.c), and joins the list. Not when an op on
-	 * the same fd is queued before it: it waits its turn (another
-	 * read's start must come first). */
+	/* Emulated: a read that evq__emul_start would only set waiting on
+	 * the registration the op before it on fd left (its wait_first)
+	 * waits there now. That is no syscall and no result, so it is still
+	 * only queuing: the next wait looks at it, as it would have. Not
+	 * when an op on the same fd is queued before it: it waits its turn
+	 * (another read's start must come first). It joins the list. */
 	if (evq__emul_may_queue(op) && loop->running && !native(loop) &&
 	    (loop->sq_head ? !queued_on(loop, op->fd)
 			   : !loop->backend->op_queue) &&
-	    evq__emul_queue(loop, op)) {
-		inflight_link(loop, op);
+	    evq__io_can_take_over(loop, op->fd, EVQ_READ)) {
+		op->state = EVQ__OP_WAIT_IO;
+		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
+				  evq__emul_io_cb);
+		/* its registration is checked before the loop blocks */
+		op->flags = EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		inflight_add(loop, op);
 		return 0;
 	}
+	inflight_count(loop, op);
 	sq_append(loop, op);
 	return 0;
 }
@@ -1239,6 +1249,37 @@ unsigned evq_loop_ops(const struct evq_loop *loop)
 	return loop->nops;
 }
 
+/* The common batch of an emulated ping-pong: one plain write (no flag, its
+ * own buffer at the current position), nothing on the road before it, on
+ * a backend that starts no op itself (epoll, poll; aio's transfers go in
+ * its batch). Its result would be reported and delivered right after this
+ * start, with nothing between: it is delivered here, without the road. */
+static inline bool lone_write(const struct evq_loop *loop,
+			      const struct evq_op *op)
+{
+	return op->code == EVQ_OP_WRITE && op->flags == 0 &&
+	       op->u.rw.off == EVQ_OFFSET_CURRENT && loop->ndone == 0 &&
+	       !loop->backend->op_start && !loop->close_waiters;
+}
+
+static __attribute__((noinline)) void
+start_lone_write(struct evq_loop *loop, struct evq_op *op)
+{
+	int res;
+
+	loop->sq_head = loop->sq_tail = NULL;
+	op->qnext = NULL;
+	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, res, 0);
+	} else if (inflight_off(op) && op->state != EVQ__OP_DONE) {
+		inflight_link(loop, op);	/* waiting in the core */
+	}
+	evq__ops_open(loop);
+}
+
 /* Start every op submitted before this point (ops submitted by callbacks
  * from here on wait for the next iteration). A chain ends here: a LINK on
  * the last op submitted before an iteration links to nothing. */
@@ -1251,6 +1292,11 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	loop->chain_tail = NULL;
 	if (!loop->sq_head) {
 		evq__ops_open(loop);
+		return;
+	}
+	op = loop->sq_head;
+	if (op == loop->sq_tail && lone_write(loop, op)) {
+		start_lone_write(loop, op);
 		return;
 	}
 	loop->batch_head = loop->sq_head;
