@@ -474,7 +474,8 @@ try_plain_rw(struct evq_op *op, int *res)
  * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
  * the core ended the watch (the fd was closed behind the loop's back);
  * the watcher is stopped already. */
-void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+static __attribute__((noinline)) void
+io_cb_slow(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 {
 	struct evq_op *op = container_of(w, struct evq_op, wait.io);
 	int res, how;
@@ -573,6 +574,76 @@ not_done:
 		return;
 	evq_io_stop(w);
 	route(loop, op, how, res);
+}
+
+/* The try of evq__emul_io_cb failed with r: EAGAIN (another reader was
+ * first; or the registration is another file's), RWF_NOWAIT refused, an
+ * error. What try_plain_rw and io_cb_slow would make of it. */
+static __attribute__((noinline, cold)) void
+plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
+	     long r)
+{
+	bool rd = op->code == EVQ_OP_READ;
+	int how = TRY_DONE;
+
+	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
+		struct iovec one = { op->u.rw.buf, op->u.rw.len };
+
+		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
+	}
+	if (r == -EAGAIN)
+		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		how = TRY_POOL;
+	if (how == TRY_DONE) {
+		op->flags = 0;
+		evq__io_leave_alone(loop, w);
+		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r, 0);
+		return;
+	}
+	if (how != TRY_POOL) {
+		unsigned want = how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE;
+
+		if ((w->events & EVQ__IO_MASK) != want)
+			evq_io_set(w, want);
+		return;
+	}
+	evq_io_stop(w);
+	route(loop, op, how, (int)r);
+}
+
+/* The common report: a plain read or write (plain_rw, no flag but the
+ * unverified mark, on a backend that batches no transfer) that readiness
+ * lets run. Its try and result here, in a function small enough to need
+ * no frame; everything else, and a try that did not give a result,
+ * io_cb_slow, which decides as before. */
+void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+{
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+
+	if (evq__likely((op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
+			!(revents & EVQ__NVAL) &&
+			op->state == EVQ__OP_WAIT_IO && plain_rw(op) &&
+			!loop->backend->xfer_queue)) {
+		struct iovec one = { op->u.rw.buf, op->u.rw.len };
+		long r = evq__sys_prwv2(op->code == EVQ_OP_READ, op->fd, &one,
+					1, (off_t)-1, RWF_NOWAIT);
+
+		if (evq__likely(r >= 0)) {
+			/* A result: the registration was the op's (no longer
+			 * unverified), and the op goes as a plain result to
+			 * delivery; its registration stays for the next op
+			 * on the fd. */
+			op->flags = 0;
+			evq__io_leave_alone(loop, w);
+			finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r,
+			       0);
+			return;
+		}
+		plain_failed(loop, op, w, r);
+		return;
+	}
+	io_cb_slow(loop, w, revents);
 }
 
 /* Wait for readiness of op->fd (internal.h, evq__op_wait_io). */

@@ -474,6 +474,7 @@ EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver_from(struct evq_loop *loop, int i);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_started(struct evq_loop *loop, struct evq_op *op);
 
 /* core/emul.c: ops run by the core (no backend takes them). start never
  * completes the op from inside: results are reported (evq__report).
@@ -553,13 +554,12 @@ static inline bool evq__ops_pending(const struct evq_loop *loop)
  * unreaped CQE, readiness that comes back); a last result can always be
  * reported (evq__report parks it).
  * ------------------------------------------------------------------------ */
-static inline bool evq__done_room(struct evq_loop *loop, int n)
+static __attribute__((noinline, cold, unused)) bool
+evq__done_grow(struct evq_loop *loop, int n)
 {
 	struct evq__done *d;
 	int cap;
 
-	if (evq__likely(loop->ndone + n <= loop->done_cap))
-		return true;
 	cap = loop->done_cap ? loop->done_cap : 64;
 	while (cap < loop->ndone + n)
 		cap *= 2;
@@ -569,6 +569,13 @@ static inline bool evq__done_room(struct evq_loop *loop, int n)
 	loop->done = d;
 	loop->done_cap = cap;
 	return true;
+}
+
+static inline bool evq__done_room(struct evq_loop *loop, int n)
+{
+	if (evq__likely(loop->ndone + n <= loop->done_cap))
+		return true;
+	return evq__done_grow(loop, n);	/* out of the common path */
 }
 
 /* Report a result of op: res as a CQE's (>= 0, or -errno), flags

@@ -374,46 +374,6 @@ static inline void inflight_count(struct evq_loop *loop, struct evq_op *op)
 	loop->active++;
 }
 
-static inline bool inflight_off(const struct evq_op *op)
-{
-	return op->next == op;
-}
-
-static inline void inflight_count_off(struct evq_loop *loop,
-				      const struct evq_op *op)
-{
-	loop->nops--;
-	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
-		loop->active--;
-}
-
-static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
-{
-	if (loop->ops_cursor == op)
-		loop->ops_cursor = op->next;
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		loop->ops_head = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	else
-		loop->ops_tail = op->prev;
-	op->next = op->prev = NULL;
-	loop->nops--;
-	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
-		loop->active--;
-}
-
-/* An op's last result: it leaves the list, or only the count. */
-static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
-{
-	if (inflight_off(op))
-		inflight_count_off(loop, op);
-	else
-		inflight_unlink(loop, op);
-}
-
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
 {
 	loop->uring_open = NULL;	/* it would pass op */
@@ -1249,35 +1209,12 @@ unsigned evq_loop_ops(const struct evq_loop *loop)
 	return loop->nops;
 }
 
-/* The common batch of an emulated ping-pong: one plain write (no flag, its
- * own buffer at the current position), nothing on the road before it, on
- * a backend that starts no op itself (epoll, poll; aio's transfers go in
- * its batch). Its result would be reported and delivered right after this
- * start, with nothing between: it is delivered here, without the road. */
-static inline bool lone_write(const struct evq_loop *loop,
-			      const struct evq_op *op)
+/* A lone write (ops.h, evq__ops_start_lone) that did not complete as it
+ * started: waiting in the core, it joins the list, as op_start has it. */
+void evq__ops_started(struct evq_loop *loop, struct evq_op *op)
 {
-	return op->code == EVQ_OP_WRITE && op->flags == 0 &&
-	       op->u.rw.off == EVQ_OFFSET_CURRENT && loop->ndone == 0 &&
-	       !loop->backend->op_start && !loop->close_waiters;
-}
-
-static __attribute__((noinline)) void
-start_lone_write(struct evq_loop *loop, struct evq_op *op)
-{
-	int res;
-
-	loop->sq_head = loop->sq_tail = NULL;
-	op->qnext = NULL;
-	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
-		inflight_remove(loop, op);
-		op->state = EVQ__OP_IDLE;
-		loop->callbacks++;
-		op->cb(loop, op, res, 0);
-	} else if (inflight_off(op) && op->state != EVQ__OP_DONE) {
-		inflight_link(loop, op);	/* waiting in the core */
-	}
-	evq__ops_open(loop);
+	if (inflight_off(op) && op->state != EVQ__OP_DONE)
+		inflight_link(loop, op);
 }
 
 /* Start every op submitted before this point (ops submitted by callbacks
@@ -1292,11 +1229,6 @@ void evq__ops_start_queued(struct evq_loop *loop)
 	loop->chain_tail = NULL;
 	if (!loop->sq_head) {
 		evq__ops_open(loop);
-		return;
-	}
-	op = loop->sq_head;
-	if (op == loop->sq_tail && lone_write(loop, op)) {
-		start_lone_write(loop, op);
 		return;
 	}
 	loop->batch_head = loop->sq_head;

@@ -12,6 +12,49 @@
 
 #include "internal.h"
 
+/* The in-flight list's upkeep at an op's last result (ops.c explains the
+ * list: an op of evq_op_submit's fast path may be only counted, off the
+ * list, op->next == op), here for the deliveries inlined in the loop. */
+static inline bool inflight_off(const struct evq_op *op)
+{
+	return op->next == op;
+}
+
+static inline void inflight_count_off(struct evq_loop *loop,
+				      const struct evq_op *op)
+{
+	loop->nops--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
+}
+
+static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
+{
+	if (loop->ops_cursor == op)
+		loop->ops_cursor = op->next;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		loop->ops_head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		loop->ops_tail = op->prev;
+	op->next = op->prev = NULL;
+	loop->nops--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
+}
+
+/* An op's last result: it leaves the list, or only the count. */
+static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+{
+	if (inflight_off(op))
+		inflight_count_off(loop, op);
+	else
+		inflight_unlink(loop, op);
+}
+
 /* An op's code, state and flags as one 32-bit word, code the low byte
  * (the compiler makes it one load where the layout allows). */
 static inline uint32_t evq__op_word(const struct evq_op *op)
@@ -66,6 +109,65 @@ static inline void evq__ops_deliver_kernel(struct evq_loop *loop)
 	/* A pool job reaped may be what a close op waited for. */
 	if (evq__unlikely(loop->close_waiters != NULL))
 		evq__ops_deliver(loop);
+}
+
+/* Deliver the results on the road, for a backend whose ops the core
+ * emulates (epoll, poll): the common one, a lone plain result (plain() of
+ * ops.c: no flag on it or its op, no cancel op, no close waiting for the
+ * pool), here; anything else in ops.c. */
+static inline void evq__ops_deliver_emul(struct evq_loop *loop)
+{
+	struct evq__done d = loop->done[0];
+	struct evq_op *op = d.op;
+
+	if (evq__likely(loop->ndone == 1 && (d.flags | op->flags) == 0 &&
+			op->code != EVQ_OP_CANCEL && !loop->cancels &&
+			!loop->close_waiters &&
+			(d.res > -512 || d.res < -516))) {
+		loop->ndone = 0;
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, d.res, 0);
+		return;
+	}
+	evq__ops_deliver(loop);
+}
+
+/* The common start queue of an emulated ping-pong: one plain write (no
+ * flag, its own buffer at the current position), nothing on the road
+ * before it, on a backend that starts no op itself (epoll, poll; aio's
+ * transfers go in its batch). Its result would be reported and
+ * delivered right after this start with nothing between: it is tried
+ * and delivered here, without the road (evq__ops_start_queued's work
+ * for a batch of one: a chain ends here too). */
+static inline bool evq__ops_lone_write(const struct evq_loop *loop)
+{
+	const struct evq_op *op = loop->sq_head;
+
+	return op == loop->sq_tail && op->code == EVQ_OP_WRITE &&
+	       op->flags == 0 && op->u.rw.off == EVQ_OFFSET_CURRENT &&
+	       loop->ndone == 0 && !loop->backend->op_start &&
+	       !loop->close_waiters;
+}
+
+static inline void evq__ops_start_lone(struct evq_loop *loop)
+{
+	struct evq_op *op = loop->sq_head;
+	int res;
+
+	loop->chain_tail = NULL;
+	loop->sq_head = loop->sq_tail = NULL;
+	op->qnext = NULL;
+	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, res, 0);
+	} else {
+		evq__ops_started(loop, op);
+	}
+	evq__ops_open(loop);
 }
 
 #endif /* EVQ_OPS_H */
