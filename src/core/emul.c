@@ -44,8 +44,8 @@
 
 /* The op's last result: it leaves the emulation (a cancel finds it done
  * and says -EALREADY) and takes the road. */
-static inline void finish(struct evq_loop *loop, struct evq_op *op, int res,
-			  unsigned flags)
+static inline __attribute__((always_inline)) void
+finish(struct evq_loop *loop, struct evq_op *op, int res, unsigned flags)
 {
 	op->state = EVQ__OP_DONE;
 	evq__report(loop, op, res, flags);
@@ -614,36 +614,41 @@ plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
 
 /* The common report: a plain read or write (plain_rw, no flag but the
  * unverified mark, on a backend that batches no transfer) that readiness
- * lets run. Its try and result here, in a function small enough to need
- * no frame; everything else, and a try that did not give a result,
- * io_cb_slow, which decides as before. */
+ * lets run: its try and result, in a function of its own; everything
+ * else, and a try that did not give a result, io_cb_slow and
+ * plain_failed, which decide as before. */
+static __attribute__((noinline)) void
+plain_ready(struct evq_loop *loop, struct evq_op *op, struct evq_io *w)
+{
+	struct iovec one = { op->u.rw.buf, op->u.rw.len };
+	long r = evq__sys_prwv2(op->code == EVQ_OP_READ, op->fd, &one, 1,
+				(off_t)-1, RWF_NOWAIT);
+
+	if (evq__likely(r >= 0)) {
+		/* A result: the registration was the op's (no longer
+		 * unverified), and the op goes as a plain result to
+		 * delivery; its registration stays for the next op on the
+		 * fd. */
+		op->flags = 0;
+		evq__io_leave_alone(loop, w);
+		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r, 0);
+		return;
+	}
+	plain_failed(loop, op, w, r);
+}
+
+/* Which of the two: a test and a jump, no frame. */
 void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 {
 	struct evq_op *op = container_of(w, struct evq_op, wait.io);
 
-	if (evq__likely((op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
+	if (evq__likely(!loop->backend->xfer_queue &&
+			(op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
 			!(revents & EVQ__NVAL) &&
-			op->state == EVQ__OP_WAIT_IO && plain_rw(op) &&
-			!loop->backend->xfer_queue)) {
-		struct iovec one = { op->u.rw.buf, op->u.rw.len };
-		long r = evq__sys_prwv2(op->code == EVQ_OP_READ, op->fd, &one,
-					1, (off_t)-1, RWF_NOWAIT);
-
-		if (evq__likely(r >= 0)) {
-			/* A result: the registration was the op's (no longer
-			 * unverified), and the op goes as a plain result to
-			 * delivery; its registration stays for the next op
-			 * on the fd. */
-			op->flags = 0;
-			evq__io_leave_alone(loop, w);
-			finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r,
-			       0);
-			return;
-		}
-		plain_failed(loop, op, w, r);
-		return;
-	}
-	io_cb_slow(loop, w, revents);
+			op->state == EVQ__OP_WAIT_IO && plain_rw(op)))
+		plain_ready(loop, op, w);
+	else
+		io_cb_slow(loop, w, revents);
 }
 
 /* Wait for readiness of op->fd (internal.h, evq__op_wait_io). */

@@ -582,8 +582,8 @@ static inline bool evq__done_room(struct evq_loop *loop, int n)
  * EVQ_OP_F_*. Delivered in report order by core/ops.c, never from here,
  * so an engine may report from anywhere (inside a user's API call too).
  * A result with EVQ_OP_F_MORE needs room (evq__done_room) first. */
-static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
-			       int res, unsigned flags)
+static inline __attribute__((always_inline)) void
+evq__report(struct evq_loop *loop, struct evq_op *op, int res, unsigned flags)
 {
 	if (evq__likely(evq__done_room(loop, 1))) {
 		loop->done[loop->ndone++] = (struct evq__done){ op, res, flags };

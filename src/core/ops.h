@@ -145,9 +145,9 @@ static inline bool evq__ops_lone_write(const struct evq_loop *loop)
 {
 	const struct evq_op *op = loop->sq_head;
 
-	return op == loop->sq_tail && op->code == EVQ_OP_WRITE &&
-	       op->flags == 0 && op->u.rw.off == EVQ_OFFSET_CURRENT &&
-	       loop->ndone == 0 && !loop->backend->op_start &&
+	return op == loop->sq_tail && !loop->backend->op_start &&
+	       op->code == EVQ_OP_WRITE && op->flags == 0 &&
+	       op->u.rw.off == EVQ_OFFSET_CURRENT && loop->ndone == 0 &&
 	       !loop->close_waiters;
 }
 
