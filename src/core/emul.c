@@ -474,8 +474,7 @@ try_plain_rw(struct evq_op *op, int *res)
  * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
  * the core ended the watch (the fd was closed behind the loop's back);
  * the watcher is stopped already. */
-static __attribute__((noinline)) void
-io_cb_slow(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 {
 	struct evq_op *op = container_of(w, struct evq_op, wait.io);
 	int res, how;
@@ -578,7 +577,7 @@ not_done:
 
 /* The try of evq__emul_io_cb failed with r: EAGAIN (another reader was
  * first; or the registration is another file's), RWF_NOWAIT refused, an
- * error. What try_plain_rw and io_cb_slow would make of it. */
+ * error. What try_plain_rw and evq__emul_io_cb would make of it. */
 static __attribute__((noinline, cold)) void
 plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
 	     long r)
@@ -612,18 +611,28 @@ plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
 	route(loop, op, how, (int)r);
 }
 
-/* The common report: a plain read or write (plain_rw, no flag but the
- * unverified mark, on a backend that batches no transfer) that readiness
- * lets run: its try and result, in a function of its own; everything
- * else, and a try that did not give a result, io_cb_slow and
- * plain_failed, which decide as before. */
-static __attribute__((noinline)) void
-plain_ready(struct evq_loop *loop, struct evq_op *op, struct evq_io *w)
+/* The watcher callback of a plain read or write (plain_rw) on a backend
+ * that batches no transfer (wait_cb): readiness lets it run. Its try and
+ * result here, in a function of its own; a report that is not the
+ * common one (the op has a flag but the unverified mark, or the watch
+ * ended), and a try that did not give a result, go to evq__emul_io_cb
+ * and plain_failed, which decide as before. */
+void evq__emul_plain_cb(struct evq_loop *loop, struct evq_io *w,
+			unsigned revents)
 {
-	struct iovec one = { op->u.rw.buf, op->u.rw.len };
-	long r = evq__sys_prwv2(op->code == EVQ_OP_READ, op->fd, &one, 1,
-				(off_t)-1, RWF_NOWAIT);
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+	struct iovec one;
+	long r;
 
+	if (evq__unlikely((op->flags & ~EVQ__OPF_UNVERIFIED) != 0 ||
+			  (revents & EVQ__NVAL) ||
+			  op->state != EVQ__OP_WAIT_IO)) {
+		evq__emul_io_cb(loop, w, revents);
+		return;
+	}
+	one = (struct iovec){ op->u.rw.buf, op->u.rw.len };
+	r = evq__sys_prwv2(op->code == EVQ_OP_READ, op->fd, &one, 1,
+			   (off_t)-1, RWF_NOWAIT);
 	if (evq__likely(r >= 0)) {
 		/* A result: the registration was the op's (no longer
 		 * unverified), and the op goes as a plain result to
@@ -637,24 +646,12 @@ plain_ready(struct evq_loop *loop, struct evq_op *op, struct evq_io *w)
 	plain_failed(loop, op, w, r);
 }
 
-/* Which of the two: a test and a jump, no frame. */
-void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
-{
-	struct evq_op *op = container_of(w, struct evq_op, wait.io);
-
-	if (evq__likely(!loop->backend->xfer_queue &&
-			(op->flags & ~EVQ__OPF_UNVERIFIED) == 0 &&
-			!(revents & EVQ__NVAL) &&
-			op->state == EVQ__OP_WAIT_IO && plain_rw(op)))
-		plain_ready(loop, op, w);
-	else
-		io_cb_slow(loop, w, revents);
-}
-
-/* Wait for readiness of op->fd (internal.h, evq__op_wait_io). */
+/* Wait for readiness of op->fd (internal.h, evq__op_wait_io), with the
+ * plain op's own callback where it has one (evq__emul_wait_cb). */
 static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {
-	return evq__op_wait_io(loop, op, op->fd, events, evq__emul_io_cb);
+	return evq__op_wait_io(loop, op, op->fd, events,
+			       evq__emul_wait_cb(loop, op));
 }
 
 /* Would readiness say that trying op now fails? A read of an fd whose

@@ -482,11 +482,26 @@ EVQ__HIDDEN void evq__ops_started(struct evq_loop *loop, struct evq_op *op);
  * (a pool thread runs it, or its last result is already reported). */
 EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
-/* The callback of an emulated op's readiness wait (its fd watcher). For
- * evq_op_submit (ops.c), which sets a read waiting at once on the
- * registration the op before it left, without a syscall. */
+/* The callbacks of an emulated op's readiness wait (its fd watcher):
+ * every op's, and a plain read's or write's (its own buffer at the
+ * current position, no pool) on a backend that batches no transfer.
+ * For evq_op_submit (ops.c) too, which sets a read waiting at once on
+ * the registration the op before it left, without a syscall. */
 EVQ__HIDDEN void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w,
 				 unsigned revents);
+EVQ__HIDDEN void evq__emul_plain_cb(struct evq_loop *loop, struct evq_io *w,
+				    unsigned revents);
+static inline evq_io_cb evq__emul_wait_cb(const struct evq_loop *loop,
+					  const struct evq_op *op)
+{
+	return !loop->backend->xfer_queue &&
+			       (op->code == EVQ_OP_READ ||
+				op->code == EVQ_OP_WRITE) &&
+			       !(op->flags & EVQ__OPF_POOL) &&
+			       op->u.rw.off == EVQ_OFFSET_CURRENT
+		       ? evq__emul_plain_cb
+		       : evq__emul_io_cb;
+}
 /* Only reads are ever set waiting by evq_op_submit: the test that spares
  * every other op the call. */
 static inline bool evq__emul_may_queue(const struct evq_op *op)

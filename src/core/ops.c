@@ -1105,7 +1105,7 @@ submit_core(struct evq_loop *loop, struct evq_op *op)
 	    evq__io_can_take_over(loop, op->fd, EVQ_READ)) {
 		op->state = EVQ__OP_WAIT_IO;
 		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
-				  evq__emul_io_cb);
+				  evq__emul_wait_cb(loop, op));
 		/* its registration is checked before the loop blocks */
 		op->flags = EVQ__OPF_UNVERIFIED;
 		loop->unverified++;
