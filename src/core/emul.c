@@ -918,6 +918,30 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 	finish(loop, op, res, op->cflags);
 }
 
+/* The try of evq__emul_try_write failed with r: what try_plain_rw and
+ * route make of it, but a result is handed back. */
+static __attribute__((noinline, cold)) bool
+start_failed(struct evq_loop *loop, struct evq_op *op, long r, int *res)
+{
+	bool rd = op->code == EVQ_OP_READ;
+	int how = TRY_DONE;
+
+	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
+		struct iovec one = { op->u.rw.buf, op->u.rw.len };
+
+		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
+	}
+	if (r == -EAGAIN)
+		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		how = TRY_POOL;
+	*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+	if (how == TRY_DONE)
+		return true;
+	route(loop, op, how, *res);
+	return false;
+}
+
 /* For ops.c's start of a lone plain write (plain_rw, on a backend that
  * batches no transfer: epoll, poll): the try evq__emul_start makes, but a
  * result is handed back in *res instead of being reported, the op left
@@ -925,12 +949,15 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
  * pool) goes on as from evq__emul_start; false then. */
 bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op, int *res)
 {
-	int how = try_plain_rw(op, res);
+	struct iovec one = { op->u.rw.buf, op->u.rw.len };
+	long r = evq__sys_prwv2(false, op->fd, &one, 1, (off_t)-1,
+				RWF_NOWAIT);
 
-	if (evq__likely(how == TRY_DONE))
+	if (evq__likely(r >= 0)) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 		return true;
-	route(loop, op, how, *res);
-	return false;
+	}
+	return start_failed(loop, op, r, res);
 }
 
 int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)

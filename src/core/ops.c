@@ -1104,8 +1104,14 @@ submit_core(struct evq_loop *loop, struct evq_op *op)
 			   : !loop->backend->op_queue) &&
 	    evq__io_can_take_over(loop, op->fd, EVQ_READ)) {
 		op->state = EVQ__OP_WAIT_IO;
+		/* (evq__emul_wait_cb for an op with no flag or pool) */
 		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
-				  evq__emul_wait_cb(loop, op));
+				  op->code == EVQ_OP_READ &&
+						  op->u.rw.off ==
+							  EVQ_OFFSET_CURRENT &&
+						  !loop->backend->xfer_queue
+					  ? evq__emul_plain_cb
+					  : evq__emul_io_cb);
 		/* its registration is checked before the loop blocks */
 		op->flags = EVQ__OPF_UNVERIFIED;
 		loop->unverified++;
@@ -1209,12 +1215,25 @@ unsigned evq_loop_ops(const struct evq_loop *loop)
 	return loop->nops;
 }
 
-/* A lone write (ops.h, evq__ops_start_lone) that did not complete as it
- * started: waiting in the core, it joins the list, as op_start has it. */
-void evq__ops_started(struct evq_loop *loop, struct evq_op *op)
+/* ops.h, evq__ops_lone_write: out of line, so that the loop's step 2
+ * keeps a small frame for the other backends. */
+void evq__ops_start_lone(struct evq_loop *loop)
 {
-	if (inflight_off(op) && op->state != EVQ__OP_DONE)
-		inflight_link(loop, op);
+	struct evq_op *op = loop->sq_head;
+	int res;
+
+	loop->chain_tail = NULL;
+	loop->sq_head = loop->sq_tail = NULL;
+	op->qnext = NULL;
+	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, res, 0);
+	} else if (inflight_off(op) && op->state != EVQ__OP_DONE) {
+		inflight_link(loop, op);	/* waiting in the core */
+	}
+	evq__ops_open(loop);
 }
 
 /* Start every op submitted before this point (ops submitted by callbacks

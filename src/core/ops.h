@@ -117,10 +117,14 @@ static inline void evq__ops_deliver_kernel(struct evq_loop *loop)
  * pool), here; anything else in ops.c. */
 static inline void evq__ops_deliver_emul(struct evq_loop *loop)
 {
-	struct evq__done d = loop->done[0];
-	struct evq_op *op = d.op;
+	struct evq__done d;
+	struct evq_op *op;
 
-	if (evq__likely(loop->ndone == 1 && (d.flags | op->flags) == 0 &&
+	if (loop->ndone != 1)
+		goto slow;
+	d = loop->done[0];
+	op = d.op;
+	if (evq__likely((d.flags | op->flags) == 0 &&
 			op->code != EVQ_OP_CANCEL && !loop->cancels &&
 			!loop->close_waiters &&
 			(d.res > -512 || d.res < -516))) {
@@ -131,6 +135,7 @@ static inline void evq__ops_deliver_emul(struct evq_loop *loop)
 		op->cb(loop, op, d.res, 0);
 		return;
 	}
+slow:
 	evq__ops_deliver(loop);
 }
 
@@ -149,25 +154,6 @@ static inline bool evq__ops_lone_write(const struct evq_loop *loop)
 	       op->code == EVQ_OP_WRITE && op->flags == 0 &&
 	       op->u.rw.off == EVQ_OFFSET_CURRENT && loop->ndone == 0 &&
 	       !loop->close_waiters;
-}
-
-static inline void evq__ops_start_lone(struct evq_loop *loop)
-{
-	struct evq_op *op = loop->sq_head;
-	int res;
-
-	loop->chain_tail = NULL;
-	loop->sq_head = loop->sq_tail = NULL;
-	op->qnext = NULL;
-	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
-		inflight_remove(loop, op);
-		op->state = EVQ__OP_IDLE;
-		loop->callbacks++;
-		op->cb(loop, op, res, 0);
-	} else {
-		evq__ops_started(loop, op);
-	}
-	evq__ops_open(loop);
 }
 
 #endif /* EVQ_OPS_H */
