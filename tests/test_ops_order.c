@@ -485,10 +485,135 @@ static int op_on_a_number_reopened_as_another_kind_of_file(void)
 	return T_PASS;
 }
 
+/* ------------------------------------------------------------------------
+ * A report used up before the op's try; a write that cannot go at once
+ * ------------------------------------------------------------------------ */
+
+struct thief {
+	struct evq_io io;
+	int fd;
+	ssize_t stolen;
+};
+
+static void steal_cb(struct evq_loop *loop, struct evq_io *w,
+		     unsigned revents)
+{
+	struct thief *t = (struct thief *)(void *)w;
+
+	(void)loop;
+	(void)revents;
+	t->stolen += t_drain(t->fd);
+}
+
+/* A write's callback that submits another write of one byte to fd. */
+struct chain_w {
+	struct t_op w[3];
+	int fd;
+	int next;
+};
+
+static void write_next(struct evq_loop *loop, struct t_op *o, int res,
+		       unsigned flags)
+{
+	struct chain_w *c = o->arg;
+
+	(void)res;
+	(void)flags;
+	if (c->next >= 3)
+		return;
+	t_op_init(&c->w[c->next]);
+	evq_prep_write(&c->w[c->next].op, c->fd, "w", 1, EVQ_OFFSET_CURRENT);
+	EXPECT_OK(t_op_submit(loop, &c->w[c->next], 0));
+	c->next++;
+}
+
+static int read_and_write_tries_that_find_nothing_wait_again(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct thief th = { 0 };
+	struct t_op r = { 0 };
+	struct chain_w cw;
+	ssize_t filled;
+	char b = 0;
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+
+	T_STEP("a watcher of the same fd takes the byte readiness reported: "
+	       "the read gets it or waits for the next, never both, never "
+	       "an error");
+	th.fd = p[0];
+	t_op_init(&r);
+	evq_prep_read(&r.op, p[0], &b, 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_OK(evq_io_start(loop, &th.io, p[0], EVQ_READ, steal_cb));
+	for (int i = 0; i < 5 && r.ncalls == 0; i++) {
+		ASSERT_OK(t_write_byte(p[1]));
+		ASSERT_OK(t_run_nowait(loop, 3));
+		ASSERT_EQ(th.stolen + r.ncalls, i + 1);
+	}
+	t_note("the watcher took %zd byte(s) first", th.stolen);
+	evq_io_stop(&th.io);
+	if (r.ncalls == 0) {
+		ASSERT_OK(t_write_byte(p[1]));
+		ASSERT_OK(t_op_wait(loop, &r, 2000));
+	}
+	ASSERT_EQ(r.ncalls, 1);
+	ASSERT_EQ(r.res, 1);
+	EXPECT_EQ(b, 'x');
+
+	T_STEP("writes submitted one by one from callbacks to a full pipe "
+	       "wait, then complete in order as it drains");
+	ASSERT_GT((filled = t_fill(p[1])), 0);
+	memset(&cw, 0, sizeof(cw));
+	cw.fd = p[1];
+	for (int i = 0; i < 3; i++) {
+		cw.w[i].hook = write_next;
+		cw.w[i].arg = &cw;
+	}
+	t_op_init(&cw.w[0]);
+	evq_prep_write(&cw.w[0].op, p[1], "w", 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &cw.w[0], 0));
+	cw.next = 1;
+	ASSERT_OK(t_run_nowait(loop, 3));
+	ASSERT_EQ(cw.w[0].ncalls, 0);
+	ASSERT_EQ(t_drain(p[0]), filled);
+	ASSERT_OK(run_until(loop, &cw.w[2].ncalls, 1));
+	for (int i = 0; i < 3; i++) {
+		EXPECT_EQ(cw.w[i].ncalls, 1);
+		EXPECT_EQ(cw.w[i].res, 1);
+	}
+	EXPECT_LT(cw.w[0].seq, cw.w[1].seq);
+	EXPECT_LT(cw.w[1].seq, cw.w[2].seq);
+	EXPECT_EQ(t_drain(p[0]), 3);
+
+	T_STEP("a write to a closed number completes with -EBADF");
+	{
+		int fd = dup(p[1]);
+
+		ASSERT_GE(fd, 0);
+		close(fd);
+		t_op_init(&cw.w[0]);
+		cw.w[0].hook = NULL;
+		evq_prep_write(&cw.w[0].op, fd, "w", 1, EVQ_OFFSET_CURRENT);
+		ASSERT_OK(t_op_submit(loop, &cw.w[0], 0));
+		ASSERT_OK(t_op_wait(loop, &cw.w[0], 2000));
+		ASSERT_ERR(cw.w[0].res, -EBADF);
+	}
+
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	t_close2(p);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(callbacks_of_one_iteration_come_in_report_order),
 	T_CASE(cancel_meets_a_read_as_its_fd_is_rearmed_or_ready),
 	T_CASE(op_on_a_number_reopened_as_another_kind_of_file),
+	T_CASE(read_and_write_tries_that_find_nothing_wait_again),
 };
 
 int main(int argc, char **argv)
