@@ -103,6 +103,21 @@ static void seen_io_cb(struct evq_loop *loop, struct evq_io *w,
 	evq_io_stop(w);
 }
 
+/* A timer whose callback submits a write of one byte. */
+struct late_write {
+	struct evq_timer timer;
+	struct t_op w;
+	int fd;
+};
+
+static void submit_write_cb(struct evq_loop *loop, struct evq_timer *t)
+{
+	struct late_write *lw = (struct late_write *)(void *)t;
+
+	evq_prep_write(&lw->w.op, lw->fd, "x", 1, EVQ_OFFSET_CURRENT);
+	EXPECT_OK(t_op_submit(loop, &lw->w, 0));
+}
+
 static int callbacks_of_one_iteration_come_in_report_order(void)
 {
 	struct evq_loop *loop = t_loop_new();
@@ -179,6 +194,31 @@ static int callbacks_of_one_iteration_come_in_report_order(void)
 		EXPECT_LE(sw.seq, rd.seq);
 		EXPECT_EQ(t_drain(q[0]), 1);
 		EXPECT_EQ(t_drain(p[0]), 0);
+	}
+
+	T_STEP("a timeout op's result reported after the iteration's "
+	       "delivery (by the timers that ran after it) comes before the "
+	       "callback of a write a later timer's callback submitted");
+	{
+		struct t_op tmo = { 0 };
+		struct late_write lw = { 0 };
+
+		t_op_init(&tmo);
+		evq_prep_timeout(&tmo.op, 5 * T_MS);
+		ASSERT_OK(t_op_submit(loop, &tmo, 0));
+		ASSERT_OK(t_run_nowait(loop, 1));	/* its clock starts */
+		ASSERT_EQ(tmo.ncalls, 0);
+		lw.fd = q[1];
+		t_op_init(&lw.w);
+		ASSERT_OK(evq_timer_start(loop, &lw.timer, 5 * T_MS, 0,
+					  submit_write_cb));
+		t_sleep_ms(15);
+		ASSERT_OK(run_until(loop, &lw.w.ncalls, 1));
+		ASSERT_EQ(tmo.ncalls, 1);
+		EXPECT_ERR(tmo.res, -ETIME);
+		EXPECT_EQ(lw.w.res, 1);
+		EXPECT_LT(tmo.seq, lw.w.seq);
+		EXPECT_EQ(t_drain(q[0]), 1);
 	}
 
 	t_close2(p);
