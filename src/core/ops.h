@@ -3,7 +3,8 @@
  * ops.h - the hot half of ops.c's delivery, inlined into the loop's
  * iteration (loop.c) as io.h's dispatch is: the common result of io_uring,
  * an op that evq_op_submit handed to the kernel, nothing to decide, runs
- * its callback here. Every other result, and all after it, go to ops.c
+ * its callback here; so does a lone plain result of the other backends.
+ * Every other result, and all after it, go to ops.c
  * (evq__ops_deliver_from), which decides the rest. ops.c and this header
  * are the only callers of op callbacks.
  */
