@@ -184,7 +184,14 @@ static int poll_wait(struct evq_loop *loop, int64_t timeout_ns)
 	struct timespec ts, *tsp = NULL;
 	int ready, n = 0, i;
 
-	if (timeout_ns >= 0) {
+	if (timeout_ns == 0) {
+		/* a look: the loop has work queued, or an emulated op's
+		 * registration to check (a busy loop of ops looks every
+		 * time): no division */
+		ts.tv_sec = 0;
+		ts.tv_nsec = 0;
+		tsp = &ts;
+	} else if (timeout_ns > 0) {
 		ts.tv_sec = timeout_ns / 1000000000;
 		ts.tv_nsec = timeout_ns % 1000000000;
 		tsp = &ts;

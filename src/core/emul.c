@@ -44,8 +44,8 @@
 
 /* The op's last result: it leaves the emulation (a cancel finds it done
  * and says -EALREADY) and takes the road. */
-static inline void finish(struct evq_loop *loop, struct evq_op *op, int res,
-			  unsigned flags)
+static inline __attribute__((always_inline)) void
+finish(struct evq_loop *loop, struct evq_op *op, int res, unsigned flags)
 {
 	op->state = EVQ__OP_DONE;
 	evq__report(loop, op, res, flags);
@@ -474,7 +474,7 @@ try_plain_rw(struct evq_op *op, int *res)
  * to MULTISHOT_BURST results, then waits for the next report. EVQ__NVAL:
  * the core ended the watch (the fd was closed behind the loop's back);
  * the watcher is stopped already. */
-static void op_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
+void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w, unsigned revents)
 {
 	struct evq_op *op = container_of(w, struct evq_op, wait.io);
 	int res, how;
@@ -575,10 +575,83 @@ not_done:
 	route(loop, op, how, res);
 }
 
-/* Wait for readiness of op->fd (internal.h, evq__op_wait_io). */
+/* The try of evq__emul_io_cb failed with r: EAGAIN (another reader was
+ * first; or the registration is another file's), RWF_NOWAIT refused, an
+ * error. What try_plain_rw and evq__emul_io_cb would make of it. */
+static __attribute__((noinline, cold)) void
+plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
+	     long r)
+{
+	bool rd = op->code == EVQ_OP_READ;
+	int how = TRY_DONE;
+
+	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
+		struct iovec one = { op->u.rw.buf, op->u.rw.len };
+
+		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
+	}
+	if (r == -EAGAIN)
+		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		how = TRY_POOL;
+	if (how == TRY_DONE) {
+		op->flags = 0;
+		evq__io_leave_alone(loop, w);
+		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r, 0);
+		return;
+	}
+	if (how != TRY_POOL) {
+		unsigned want = how == TRY_WAIT_READ ? EVQ_READ : EVQ_WRITE;
+
+		if ((w->events & EVQ__IO_MASK) != want)
+			evq_io_set(w, want);
+		return;
+	}
+	evq_io_stop(w);
+	route(loop, op, how, (int)r);
+}
+
+/* The watcher callback of a plain read or write (plain_rw) on a backend
+ * that batches no transfer (wait_cb): readiness lets it run. Its try and
+ * result here, in a function of its own; a report that is not the
+ * common one (the op has a flag but the unverified mark, or the watch
+ * ended), and a try that did not give a result, go to evq__emul_io_cb
+ * and plain_failed, which decide as before. */
+void evq__emul_plain_cb(struct evq_loop *loop, struct evq_io *w,
+			unsigned revents)
+{
+	struct evq_op *op = container_of(w, struct evq_op, wait.io);
+	struct iovec one;
+	long r;
+
+	if (evq__unlikely((op->flags & ~EVQ__OPF_UNVERIFIED) != 0 ||
+			  (revents & EVQ__NVAL) ||
+			  op->state != EVQ__OP_WAIT_IO)) {
+		evq__emul_io_cb(loop, w, revents);
+		return;
+	}
+	one = (struct iovec){ op->u.rw.buf, op->u.rw.len };
+	r = evq__sys_prwv2(op->code == EVQ_OP_READ, op->fd, &one, 1,
+			   (off_t)-1, RWF_NOWAIT);
+	if (evq__likely(r >= 0)) {
+		/* A result: the registration was the op's (no longer
+		 * unverified), and the op goes as a plain result to
+		 * delivery; its registration stays for the next op on the
+		 * fd. */
+		op->flags = 0;
+		evq__io_leave_alone(loop, w);
+		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r, 0);
+		return;
+	}
+	plain_failed(loop, op, w, r);
+}
+
+/* Wait for readiness of op->fd (internal.h, evq__op_wait_io), with the
+ * plain op's own callback where it has one (evq__emul_wait_cb). */
 static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {
-	return evq__op_wait_io(loop, op, op->fd, events, op_io_cb);
+	return evq__op_wait_io(loop, op, op->fd, events,
+			       evq__emul_wait_cb(loop, op));
 }
 
 /* Would readiness say that trying op now fails? A read of an fd whose
@@ -818,7 +891,7 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 			/* The kernel would not take it for this file (the
 			 * backend will not offer it again): the syscall. */
 			if (watching)
-				op_io_cb(loop, w, want);
+				evq__emul_io_cb(loop, w, want);
 			else
 				evq__emul_start(loop, op);
 			return;
@@ -845,30 +918,46 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 	finish(loop, op, res, op->cflags);
 }
 
-/* For evq_op_submit: a read that evq__emul_start would only set waiting
- * on the registration the op before it left (wait_first) waits there at
- * once. That is no syscall and no result, so it is still only queuing:
- * the wait is looked at by the next iteration's wait, as it would have
- * been. Returns whether it took the op. */
-bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op)
+/* The try of evq__emul_try_write failed with r: what try_plain_rw and
+ * route make of it, but a result is handed back. */
+static __attribute__((noinline, cold)) bool
+start_failed(struct evq_loop *loop, struct evq_op *op, long r, int *res)
 {
-	switch (op->code) {
-	case EVQ_OP_READ:
-	case EVQ_OP_READV:
-	case EVQ_OP_RECV:
-	case EVQ_OP_RECVMSG:
-		break;
-	default:
-		return false;
+	bool rd = op->code == EVQ_OP_READ;
+	int how = TRY_DONE;
+
+	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
+		struct iovec one = { op->u.rw.buf, op->u.rw.len };
+
+		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
 	}
-	if (!evq__io_can_take_over(loop, op->fd, EVQ_READ))
-		return false;
-	/* wait_io, knowing that evq__io_rewait takes it over */
-	op->state = EVQ__OP_WAIT_IO;
-	evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ, op_io_cb);
-	op->flags |= EVQ__OPF_UNVERIFIED;
-	loop->unverified++;
-	return true;
+	if (r == -EAGAIN)
+		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		how = TRY_POOL;
+	*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+	if (how == TRY_DONE)
+		return true;
+	route(loop, op, how, *res);
+	return false;
+}
+
+/* For ops.c's start of a lone plain write (plain_rw, on a backend that
+ * batches no transfer: epoll, poll): the try evq__emul_start makes, but a
+ * result is handed back in *res instead of being reported, the op left
+ * as it was, for the caller to deliver at once. Any other outcome (wait,
+ * pool) goes on as from evq__emul_start; false then. */
+bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op, int *res)
+{
+	struct iovec one = { op->u.rw.buf, op->u.rw.len };
+	long r = evq__sys_prwv2(false, op->fd, &one, 1, (off_t)-1,
+				RWF_NOWAIT);
+
+	if (evq__likely(r >= 0)) {
+		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+		return true;
+	}
+	return start_failed(loop, op, r, res);
 }
 
 int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
@@ -921,7 +1010,7 @@ bool evq__emul_verify(struct evq_loop *loop)
 			continue;
 		if (op->state == EVQ__OP_WAIT_IO &&
 		    evq__io_check(loop, op->wait.io.fd))
-			restarted = true;	/* op_io_cb started it over */
+			restarted = true;	/* evq__emul_io_cb started it over */
 		op->flags &= (uint16_t)~EVQ__OPF_UNVERIFIED;
 	}
 	loop->ops_cursor = NULL;

@@ -474,6 +474,7 @@ EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver_from(struct evq_loop *loop, int i);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_start_lone(struct evq_loop *loop);
 
 /* core/emul.c: ops run by the core (no backend takes them). start never
  * completes the op from inside: results are reported (evq__report).
@@ -481,10 +482,27 @@ EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
  * (a pool thread runs it, or its last result is already reported). */
 EVQ__HIDDEN void evq__emul_start(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op);
-/* From evq_op_submit, with nothing queued before op: start op now if that
- * only sets it waiting without a syscall; false if it did not. */
-EVQ__HIDDEN bool evq__emul_queue(struct evq_loop *loop, struct evq_op *op);
-/* Only reads are ever taken by evq__emul_queue: the test that spares
+/* The callbacks of an emulated op's readiness wait (its fd watcher):
+ * every op's, and a plain read's or write's (its own buffer at the
+ * current position, no pool) on a backend that batches no transfer.
+ * For evq_op_submit (ops.c) too, which sets a read waiting at once on
+ * the registration the op before it left, without a syscall. */
+EVQ__HIDDEN void evq__emul_io_cb(struct evq_loop *loop, struct evq_io *w,
+				 unsigned revents);
+EVQ__HIDDEN void evq__emul_plain_cb(struct evq_loop *loop, struct evq_io *w,
+				    unsigned revents);
+static inline evq_io_cb evq__emul_wait_cb(const struct evq_loop *loop,
+					  const struct evq_op *op)
+{
+	return !loop->backend->xfer_queue &&
+			       (op->code == EVQ_OP_READ ||
+				op->code == EVQ_OP_WRITE) &&
+			       !(op->flags & EVQ__OPF_POOL) &&
+			       op->u.rw.off == EVQ_OFFSET_CURRENT
+		       ? evq__emul_plain_cb
+		       : evq__emul_io_cb;
+}
+/* Only reads are ever set waiting by evq_op_submit: the test that spares
  * every other op the call. */
 static inline bool evq__emul_may_queue(const struct evq_op *op)
 {
@@ -492,6 +510,12 @@ static inline bool evq__emul_may_queue(const struct evq_op *op)
 	return (1u << op->code) & (1u << EVQ_OP_READ | 1u << EVQ_OP_READV |
 				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
 }
+/* The start of a plain write (a read or write of its own buffer at the
+ * current position, no flag) on a backend without op_start: true with
+ * its result in *res, not reported (the caller delivers it); false when
+ * it went on as evq__emul_start takes it (waiting, pool, or reported). */
+EVQ__HIDDEN bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op,
+				     int *res);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* A transfer taken by backend->xfer_queue has its result: the op goes on
  * as if the syscall had returned res. Called from the backend's wait (or
@@ -545,13 +569,12 @@ static inline bool evq__ops_pending(const struct evq_loop *loop)
  * unreaped CQE, readiness that comes back); a last result can always be
  * reported (evq__report parks it).
  * ------------------------------------------------------------------------ */
-static inline bool evq__done_room(struct evq_loop *loop, int n)
+static __attribute__((noinline, cold, unused)) bool
+evq__done_grow(struct evq_loop *loop, int n)
 {
 	struct evq__done *d;
 	int cap;
 
-	if (evq__likely(loop->ndone + n <= loop->done_cap))
-		return true;
 	cap = loop->done_cap ? loop->done_cap : 64;
 	while (cap < loop->ndone + n)
 		cap *= 2;
@@ -563,12 +586,19 @@ static inline bool evq__done_room(struct evq_loop *loop, int n)
 	return true;
 }
 
+static inline bool evq__done_room(struct evq_loop *loop, int n)
+{
+	if (evq__likely(loop->ndone + n <= loop->done_cap))
+		return true;
+	return evq__done_grow(loop, n);	/* out of the common path */
+}
+
 /* Report a result of op: res as a CQE's (>= 0, or -errno), flags
  * EVQ_OP_F_*. Delivered in report order by core/ops.c, never from here,
  * so an engine may report from anywhere (inside a user's API call too).
  * A result with EVQ_OP_F_MORE needs room (evq__done_room) first. */
-static inline void evq__report(struct evq_loop *loop, struct evq_op *op,
-			       int res, unsigned flags)
+static inline __attribute__((always_inline)) void
+evq__report(struct evq_loop *loop, struct evq_op *op, int res, unsigned flags)
 {
 	if (evq__likely(evq__done_room(loop, 1))) {
 		loop->done[loop->ndone++] = (struct evq__done){ op, res, flags };

@@ -47,7 +47,8 @@ static inline void evq__io_take_over(struct evq_loop *loop, struct evq_io *w,
 /* evq__io_leave for the common case, an op's wait alone on its fd: the
  * watcher is unlinked here. It is internal (not counted in active), and
  * no one resumes an op's watcher, so it needs no loop identity. */
-static inline void evq__io_leave_alone(struct evq_loop *loop, struct evq_io *w)
+static inline __attribute__((always_inline)) void
+evq__io_leave_alone(struct evq_loop *loop, struct evq_io *w)
 {
 	if (evq__likely((w->state & EVQ__ACTIVE) && !w->prev && !w->next &&
 			(w->state & EVQ__INTERNAL))) {

@@ -213,7 +213,9 @@ static __attribute__((noinline)) int run_queued(struct evq_loop *loop,
 	 * call), and those of ops that finished as they started (a send
 	 * with room): their callbacks run now, not after a wait that would
 	 * only look. */
-	if (loop->sq_head)
+	if (loop->sq_head && evq__ops_lone_write(loop))
+		evq__ops_start_lone(loop);
+	else if (loop->sq_head)
 		evq__ops_start_queued(loop);
 	if (loop->ndone)
 		evq__ops_deliver(loop);
@@ -348,7 +350,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 		else if (loop->ndone && loop->uring_sq)
 			evq__ops_deliver_kernel(loop);
 		else if (loop->ndone)
-			evq__ops_deliver(loop);
+			evq__ops_deliver_emul(loop);
 
 		if (evq__unlikely(mode != EVQ_RUN_DEFAULT || loop->stop))
 			break;

@@ -30,6 +30,7 @@
  *                          EVQ_OP_F_MORE the op is IDLE again
  */
 #include "internal.h"
+#include "io.h"
 #include "ops.h"
 #if EVQ_HAVE_URING
 #include "uring_sq.h"
@@ -371,46 +372,6 @@ static inline void inflight_count(struct evq_loop *loop, struct evq_op *op)
 	op->next = op;
 	loop->nops++;
 	loop->active++;
-}
-
-static inline bool inflight_off(const struct evq_op *op)
-{
-	return op->next == op;
-}
-
-static inline void inflight_count_off(struct evq_loop *loop,
-				      const struct evq_op *op)
-{
-	loop->nops--;
-	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
-		loop->active--;
-}
-
-static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
-{
-	if (loop->ops_cursor == op)
-		loop->ops_cursor = op->next;
-	if (op->prev)
-		op->prev->next = op->next;
-	else
-		loop->ops_head = op->next;
-	if (op->next)
-		op->next->prev = op->prev;
-	else
-		loop->ops_tail = op->prev;
-	op->next = op->prev = NULL;
-	loop->nops--;
-	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
-		loop->active--;
-}
-
-/* An op's last result: it leaves the list, or only the count. */
-static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
-{
-	if (inflight_off(op))
-		inflight_count_off(loop, op);
-	else
-		inflight_unlink(loop, op);
 }
 
 static void sq_append(struct evq_loop *loop, struct evq_op *op)
@@ -1127,22 +1088,37 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 
 /* evq_op_submit's common op otherwise: on the in-flight list, and
  * queued for the next iteration's start, or (emulation) set waiting on
- * the registration its fd keeps. */
-static __attribute__((noinline)) int submit_core(struct evq_loop *loop,
-						 struct evq_op *op)
+ * the registration its fd keeps. Inlined in submit_common: the common
+ * submission on epoll and poll. */
+static inline __attribute__((always_inline)) int
+submit_core(struct evq_loop *loop, struct evq_op *op)
 {
-	inflight_count(loop, op);
-	/* Emulated: a read that will only wait on the registration its fd
-	 * keeps waits now (emul.c), and joins the list. Not when an op on
-	 * the same fd is queued before it: it waits its turn (another
-	 * read's start must come first). */
+	/* Emulated: a read that evq__emul_start would only set waiting on
+	 * the registration the op before it on fd left (its wait_first)
+	 * waits there now. That is no syscall and no result, so it is still
+	 * only queuing: the next wait looks at it, as it would have. Not
+	 * when an op on the same fd is queued before it: it waits its turn
+	 * (another read's start must come first). It joins the list. */
 	if (evq__emul_may_queue(op) && loop->running && !native(loop) &&
 	    (loop->sq_head ? !queued_on(loop, op->fd)
 			   : !loop->backend->op_queue) &&
-	    evq__emul_queue(loop, op)) {
-		inflight_link(loop, op);
+	    evq__io_can_take_over(loop, op->fd, EVQ_READ)) {
+		op->state = EVQ__OP_WAIT_IO;
+		/* (evq__emul_wait_cb for an op with no flag or pool) */
+		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
+				  op->code == EVQ_OP_READ &&
+						  op->u.rw.off ==
+							  EVQ_OFFSET_CURRENT &&
+						  !loop->backend->xfer_queue
+					  ? evq__emul_plain_cb
+					  : evq__emul_io_cb);
+		/* its registration is checked before the loop blocks */
+		op->flags = EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		inflight_add(loop, op);
 		return 0;
 	}
+	inflight_count(loop, op);
 	sq_append(loop, op);
 	return 0;
 }
@@ -1237,6 +1213,27 @@ int evq_op_is_active(const struct evq_op *op)
 unsigned evq_loop_ops(const struct evq_loop *loop)
 {
 	return loop->nops;
+}
+
+/* ops.h, evq__ops_lone_write: out of line, so that the loop's step 2
+ * keeps a small frame for the other backends. */
+void evq__ops_start_lone(struct evq_loop *loop)
+{
+	struct evq_op *op = loop->sq_head;
+	int res;
+
+	loop->chain_tail = NULL;
+	loop->sq_head = loop->sq_tail = NULL;
+	op->qnext = NULL;
+	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, res, 0);
+	} else if (inflight_off(op) && op->state != EVQ__OP_DONE) {
+		inflight_link(loop, op);	/* waiting in the core */
+	}
+	evq__ops_open(loop);
 }
 
 /* Start every op submitted before this point (ops submitted by callbacks

@@ -3,7 +3,8 @@
  * ops.h - the hot half of ops.c's delivery, inlined into the loop's
  * iteration (loop.c) as io.h's dispatch is: the common result of io_uring,
  * an op that evq_op_submit handed to the kernel, nothing to decide, runs
- * its callback here. Every other result, and all after it, go to ops.c
+ * its callback here; so does a lone plain result of the other backends.
+ * Every other result, and all after it, go to ops.c
  * (evq__ops_deliver_from), which decides the rest. ops.c and this header
  * are the only callers of op callbacks.
  */
@@ -11,6 +12,49 @@
 #define EVQ_OPS_H
 
 #include "internal.h"
+
+/* The in-flight list's upkeep at an op's last result (ops.c explains the
+ * list: an op of evq_op_submit's fast path may be only counted, off the
+ * list, op->next == op), here for the deliveries inlined in the loop. */
+static inline bool inflight_off(const struct evq_op *op)
+{
+	return op->next == op;
+}
+
+static inline void inflight_count_off(struct evq_loop *loop,
+				      const struct evq_op *op)
+{
+	loop->nops--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
+}
+
+static inline void inflight_unlink(struct evq_loop *loop, struct evq_op *op)
+{
+	if (loop->ops_cursor == op)
+		loop->ops_cursor = op->next;
+	if (op->prev)
+		op->prev->next = op->next;
+	else
+		loop->ops_head = op->next;
+	if (op->next)
+		op->next->prev = op->prev;
+	else
+		loop->ops_tail = op->prev;
+	op->next = op->prev = NULL;
+	loop->nops--;
+	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
+		loop->active--;
+}
+
+/* An op's last result: it leaves the list, or only the count. */
+static inline void inflight_remove(struct evq_loop *loop, struct evq_op *op)
+{
+	if (inflight_off(op))
+		inflight_count_off(loop, op);
+	else
+		inflight_unlink(loop, op);
+}
 
 /* An op's code, state and flags as one 32-bit word, code the low byte
  * (the compiler makes it one load where the layout allows). */
@@ -66,6 +110,51 @@ static inline void evq__ops_deliver_kernel(struct evq_loop *loop)
 	/* A pool job reaped may be what a close op waited for. */
 	if (evq__unlikely(loop->close_waiters != NULL))
 		evq__ops_deliver(loop);
+}
+
+/* Deliver the results on the road, for a backend whose ops the core
+ * emulates (epoll, poll): the common one, a lone plain result (plain() of
+ * ops.c: no flag on it or its op, no cancel op, no close waiting for the
+ * pool), here; anything else in ops.c. */
+static inline void evq__ops_deliver_emul(struct evq_loop *loop)
+{
+	struct evq__done d;
+	struct evq_op *op;
+
+	if (loop->ndone != 1)
+		goto slow;
+	d = loop->done[0];
+	op = d.op;
+	if (evq__likely((d.flags | op->flags) == 0 &&
+			op->code != EVQ_OP_CANCEL && !loop->cancels &&
+			!loop->close_waiters &&
+			(d.res > -512 || d.res < -516))) {
+		loop->ndone = 0;
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, d.res, 0);
+		return;
+	}
+slow:
+	evq__ops_deliver(loop);
+}
+
+/* The common start queue of an emulated ping-pong: one plain write (no
+ * flag, its own buffer at the current position), nothing on the road
+ * before it, on a backend that starts no op itself (epoll, poll; aio's
+ * transfers go in its batch). Its result would be reported and
+ * delivered right after this start with nothing between: it is tried
+ * and delivered here, without the road (evq__ops_start_queued's work
+ * for a batch of one: a chain ends here too). */
+static inline bool evq__ops_lone_write(const struct evq_loop *loop)
+{
+	const struct evq_op *op = loop->sq_head;
+
+	return op == loop->sq_tail && !loop->backend->op_start &&
+	       op->code == EVQ_OP_WRITE && op->flags == 0 &&
+	       op->u.rw.off == EVQ_OFFSET_CURRENT && loop->ndone == 0 &&
+	       !loop->close_waiters;
 }
 
 #endif /* EVQ_OPS_H */
