@@ -438,6 +438,28 @@ static bool xfer_try(struct evq_loop *loop, struct evq_op *op, unsigned retry)
 
 static void route(struct evq_loop *loop, struct evq_op *op, int how, int res);
 
+/* A plain read's or write's RWF_NOWAIT try failed with r: what that
+ * means. A file that lost RWF_NOWAIT (a pipe splice(2) touched) is tried
+ * once without it: readiness says it will not block. Returns how to go
+ * on (TRY_*), the result or error in *res. */
+static __attribute__((noinline, cold)) int
+plain_try_failed(const struct evq_op *op, long r, int *res)
+{
+	bool rd = op->code == EVQ_OP_READ;
+
+	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
+		struct iovec one = { op->u.rw.buf, op->u.rw.len };
+
+		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
+	}
+	*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
+	if (r == -EAGAIN)
+		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
+	if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
+		return TRY_POOL;
+	return TRY_DONE;
+}
+
 /* The common op: a read or write of the op's own buffer at the current
  * position. No pool, and no O_DIRECT check (only positioned transfers
  * need it): try_rw without its switches. */
@@ -456,18 +478,11 @@ try_plain_rw(struct evq_op *op, int *res)
 	long r;
 
 	r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, RWF_NOWAIT);
-	if (evq__unlikely(r == -EOPNOTSUPP) && nowait_lost(op->fd))
-		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
 	if (evq__likely(r >= 0)) {
 		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 		return TRY_DONE;
 	}
-	*res = (int)r;
-	if (r == -EAGAIN)
-		return eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
-	if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
-		return TRY_POOL;
-	return TRY_DONE;
+	return plain_try_failed(op, r, res);
 }
 
 /* Readiness arrived for a waiting op: try again. A multishot op takes up
@@ -582,22 +597,12 @@ static __attribute__((noinline, cold)) void
 plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
 	     long r)
 {
-	bool rd = op->code == EVQ_OP_READ;
-	int how = TRY_DONE;
+	int res, how = plain_try_failed(op, r, &res);
 
-	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
-		struct iovec one = { op->u.rw.buf, op->u.rw.len };
-
-		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
-	}
-	if (r == -EAGAIN)
-		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
-	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
-		how = TRY_POOL;
 	if (how == TRY_DONE) {
 		op->flags = 0;
 		evq__io_leave_alone(loop, w);
-		finish(loop, op, r > 0x7fffffff ? 0x7fffffff : (int)r, 0);
+		finish(loop, op, res, 0);
 		return;
 	}
 	if (how != TRY_POOL) {
@@ -608,7 +613,7 @@ plain_failed(struct evq_loop *loop, struct evq_op *op, struct evq_io *w,
 		return;
 	}
 	evq_io_stop(w);
-	route(loop, op, how, (int)r);
+	route(loop, op, how, res);
 }
 
 /* The watcher callback of a plain read or write (plain_rw) on a backend
@@ -923,19 +928,8 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 static __attribute__((noinline, cold)) bool
 start_failed(struct evq_loop *loop, struct evq_op *op, long r, int *res)
 {
-	bool rd = op->code == EVQ_OP_READ;
-	int how = TRY_DONE;
+	int how = plain_try_failed(op, r, res);
 
-	if (r == -EOPNOTSUPP && nowait_lost(op->fd)) {
-		struct iovec one = { op->u.rw.buf, op->u.rw.len };
-
-		r = evq__sys_prwv2(rd, op->fd, &one, 1, (off_t)-1, 0);
-	}
-	if (r == -EAGAIN)
-		how = eagain_route(op->fd, rd ? TRY_WAIT_READ : TRY_WAIT_WRITE);
-	else if (r == -EOPNOTSUPP)	/* no RWF_NOWAIT for this file */
-		how = TRY_POOL;
-	*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
 	if (how == TRY_DONE)
 		return true;
 	route(loop, op, how, *res);

@@ -1104,14 +1104,8 @@ submit_core(struct evq_loop *loop, struct evq_op *op)
 			   : !loop->backend->op_queue) &&
 	    evq__io_can_take_over(loop, op->fd, EVQ_READ)) {
 		op->state = EVQ__OP_WAIT_IO;
-		/* (evq__emul_wait_cb for an op with no flag or pool) */
 		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
-				  op->code == EVQ_OP_READ &&
-						  op->u.rw.off ==
-							  EVQ_OFFSET_CURRENT &&
-						  !loop->backend->xfer_queue
-					  ? evq__emul_plain_cb
-					  : evq__emul_io_cb);
+				  evq__emul_wait_cb(loop, op));
 		/* its registration is checked before the loop blocks */
 		op->flags = EVQ__OPF_UNVERIFIED;
 		loop->unverified++;
