@@ -234,6 +234,10 @@
  *     blocks SIGPIPE for the thread around its io_submit() calls, takes
  *     back one they raised that was not pending before (sigtimedwait),
  *     and raises it again if a write op of that batch got EPIPE.
+ *     The answer is not cached: the kill happens inside io_submit(),
+ *     nothing but a syscall tells that the disposition changed (any
+ *     thread's sigaction(), an SA_RESETHAND handler), and no earlier
+ *     report says a socket will not give EPIPE (docs/BACKENDS.md).
  *     Not in the batch: readv/writev, recvmsg/sendmsg, accept, connect,
  *     linked recv/send (MSG_WAITALL), positioned transfers and blocking
  *     accept: they keep the syscall.
@@ -1286,6 +1290,33 @@ static void fill_op(struct iocb *cb, struct evq_op *op, int cmd)
 	}
 }
 
+/* An evq close op starts (the thread pool closes the fd). Out of line:
+ * it holds a flush, which op_start's common path should not pay a frame
+ * for. */
+static __attribute__((noinline)) void
+close_op_start(struct evq_loop *loop, struct aio_state *st,
+	       const struct evq_op *op)
+{
+	if (op->fd >= 0 && rec_at(st, op->fd))
+		rec_at(st, op->fd)->nodirect =
+			rec_at(st, op->fd)->kind = 0;	/* j, k */
+	/* The pool may close fd before the next wait: ops on it that
+	 * started before the close go to the kernel now, and so hold the
+	 * file, as they would elsewhere. What a full context leaves queued
+	 * is cancelled: submitted later, by number, it would reach
+	 * whatever file takes the number next (S1 of issue 9). */
+	for (int i = st->opq_head; i < st->nopq; i++) {
+		if (st->opq[i].aio_fildes == (uint32_t)op->fd) {
+			int n = 0;
+
+			(void)flush(loop, st, &n, true);
+			opq_cancel_fd(loop, st, op->fd);
+			xfer_refused_run(loop, st);
+			break;
+		}
+	}
+}
+
 /* backend->op_start: O_DIRECT transfers and fsync are prepared here and
  * submitted by the next flush; everything else is the core's. */
 static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
@@ -1309,25 +1340,7 @@ static int aio_op_start(struct evq_loop *loop, struct evq_op *op)
 			cmd = IOCB_CMD_FSYNC;
 		break;
 	case EVQ_OP_CLOSE:
-		if (op->fd >= 0 && rec_at(st, op->fd))
-			rec_at(st, op->fd)->nodirect =
-				rec_at(st, op->fd)->kind = 0;	/* j, k */
-		/* The pool may close fd before the next wait: ops on it
-		 * that started before the close go to the kernel now, and
-		 * so hold the file, as they would elsewhere. What a full
-		 * context leaves queued is cancelled: submitted later, by
-		 * number, it would reach whatever file takes the number
-		 * next (S1 of issue 9). */
-		for (int i = st->opq_head; i < st->nopq; i++) {
-			if (st->opq[i].aio_fildes == (uint32_t)op->fd) {
-				int n = 0;
-
-				(void)flush(loop, st, &n, true);
-				opq_cancel_fd(loop, st, op->fd);
-				xfer_refused_run(loop, st);
-				break;
-			}
-		}
+		close_op_start(loop, st, op);
 		cmd = EMULATE;
 		break;
 	default:
