@@ -1835,15 +1835,21 @@ struct pipe_guard {
 	bool on, was_pending;
 };
 
-static void pipe_guard_on(struct aio_state *st, struct pipe_guard *g)
+static bool sigpipe_ignored(struct aio_state *st)
 {
 	struct sigaction sa;
-	sigset_t set, pend;
 
 	st->stats.sigpipe_checks++;
+	return sigaction(SIGPIPE, NULL, &sa) == 0 &&
+	       sa.sa_handler == SIG_IGN && !(sa.sa_flags & SA_SIGINFO);
+}
+
+static void pipe_guard_on(struct aio_state *st, struct pipe_guard *g)
+{
+	sigset_t set, pend;
+
 	g->on = false;
-	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN &&
-	    !(sa.sa_flags & SA_SIGINFO))
+	if (sigpipe_ignored(st))
 		return;
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
@@ -2197,11 +2203,117 @@ static int reap_syscall(struct evq_loop *loop, struct aio_state *st, int n)
 	return n;
 }
 
-/* One pass: submit what is queued, take what has completed. */
-static inline int flush_reap(struct evq_loop *loop, struct aio_state *st,
-			     int n)
+/* flush_fast() with no op prepared: a readiness loop's re-arms. Kept
+ * apart because it is its hot path: 24-40 user instructions per event
+ * less than through flush_fast() (callgrind, ping-pong). */
+static inline bool flush_rearms(struct aio_state *st)
 {
-	if (st->nqueue || st->ep_queued || st->nopq) {
+	struct iocb **b = st->batch;
+	int nb = 0, r;
+
+	for (int i = 0; i < st->nqueue; i++) {
+		struct rec *rec = st->queue[i];
+
+		rec->queued = 0;
+		if (!rec->want || rec->armed || rec->mode != MODE_AIO)
+			continue;
+		rec->cb.aio_data = (uint64_t)next_serial(&rec->serial) << 32 |
+				   rec->cb.aio_fildes;
+		rec->cb.aio_buf = poll_events[rec->want & 3];
+		b[nb++] = &rec->cb;
+	}
+	st->nqueue = 0;
+	if (!nb)
+		return true;
+	r = sys_io_submit(st->ctx, nb, b);
+	st->stats.submit_calls++;
+	for (int i = 0; i < r; i++) {
+		struct rec *rec = (struct rec *)b[i];
+
+		rec->armed = rec->want;
+	}
+	if (evq__likely(r == nb)) {
+		st->stats.submitted += (unsigned)r;
+		return true;
+	}
+	if (r < 0)
+		r = 0;	/* flush() submits it again and sees why */
+	st->stats.submitted += (unsigned)r;
+	st->stats.partial_submits += r > 0;
+	requeue(st, b + r, nb - r);
+	return false;
+}
+
+/* The common flush: the prepared ops (pool buffers picked), then the
+ * re-arms, with no epoll fallback poll, no eventfd, and SIGPIPE ignored
+ * if a send is in the batch; all accepted. True: done. False: flush()
+ * takes it from there, with nothing left half done (an iocb refused or
+ * the context full: what was not accepted is queued again, and flush()
+ * submits it and meets the refusal itself; a handler for SIGPIPE: the
+ * batch needs the guard; no pool buffer left). About 60 user
+ * instructions per event less than flush() (callgrind, ping-pong). */
+static inline bool flush_fast(struct aio_state *st)
+{
+	struct iocb **b = st->batch;
+	bool sends = false;
+	int nb = 0, nops, r;
+
+	if (st->ep_queued || st->efd >= 0)
+		return false;
+	for (int i = st->opq_head; i < st->nopq; i++) {
+		struct iocb *cb = &st->opq[i];
+
+		if (evq__unlikely((cb->aio_data & (TAG_POOL | TAG_TAKEN)) ==
+				  TAG_POOL) && !xfer_pick(st, cb)) {
+			opq_compact(st);	/* -ENOBUFS, after the flush */
+			return false;
+		}
+		sends |= (cb->aio_data & TAG_SEND) != 0;
+		b[nb++] = cb;
+	}
+	nops = nb;
+	if (sends && !sigpipe_ignored(st))
+		return false;
+	st->pipe_owed = false;	/* only for this batch's writes */
+	for (int i = 0; i < st->nqueue; i++) {
+		struct rec *rec = st->queue[i];
+
+		rec->queued = 0;
+		if (!rec->want || rec->armed || rec->mode != MODE_AIO)
+			continue;
+		rec->cb.aio_data = (uint64_t)next_serial(&rec->serial) << 32 |
+				   rec->cb.aio_fildes;
+		rec->cb.aio_buf = poll_events[rec->want & 3];
+		b[nb++] = &rec->cb;
+	}
+	st->nqueue = 0;
+	if (!nb)
+		return true;
+	r = sys_io_submit(st->ctx, nb, b);
+	st->stats.submit_calls++;
+	for (int i = 0; i < r; i++)
+		accepted(st, b[i]);
+	if (evq__likely(r == nb)) {
+		st->stats.submitted += (unsigned)r;
+		opq_taken(st, nops);
+		return true;
+	}
+	if (r < 0)
+		r = 0;	/* flush() submits it again and sees why */
+	st->stats.submitted += (unsigned)r;
+	st->stats.partial_submits += r > 0;
+	opq_taken(st, r < nops ? r : nops);
+	requeue(st, b + r, nb - r);
+	return false;
+}
+
+/* One pass: submit what is queued, take what has completed. */
+static inline __attribute__((always_inline)) int
+flush_reap(struct evq_loop *loop, struct aio_state *st, int n)
+{
+	if ((st->nqueue || st->ep_queued || st->nopq) &&
+	    !(st->ep_queued || st->efd >= 0 ? false
+	      : st->nopq ? flush_fast(st) : flush_rearms(st))) {
 		int r = flush(loop, st, &n, false);
 
 		if (evq__unlikely(st->nxrefused))

@@ -718,6 +718,65 @@ static int close_reuse_rearm_checked_within_stale_limit(void)
 	return T_PASS;
 }
 
+/* A transfer in the batch whose number was closed behind the loop's back
+ * (known as a pipe, so no fstat() asks): io_submit() takes the iocbs
+ * before it and stops there; the next call says EBADF for it alone,
+ * which its op gets, as write(2) would say, and the rest of the batch
+ * goes in after it. */
+static int closed_fd_transfer_in_mid_batch_fails_alone(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq__aio_stats s0, s1;
+	struct t_op o[3];
+	int p[3][2];
+	char c;
+
+	ASSERT_NOTNULL(loop);
+	memset(o, 0, sizeof(o));	/* t_op_init keeps hook and arg */
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(t_pipe(p[i]));
+	T_STEP("a first write on each: the loop knows them as pipes");
+	for (int i = 0; i < 3; i++) {
+		t_op_init(&o[i]);
+		evq_prep_write(&o[i].op, p[i][1], "x", 1, EVQ_OFFSET_CURRENT);
+		ASSERT_OK(t_op_submit(loop, &o[i], 0));
+		ASSERT_OK(t_op_wait(loop, &o[i], 2000));
+		ASSERT_EQ(o[i].res, 1);
+		ASSERT_EQ(read(p[i][0], &c, 1), 1);
+	}
+	T_STEP("the middle fd closed behind the loop's back, three writes");
+	t_close(p[1][1]);
+	s0 = stats(loop);
+	for (int i = 0; i < 3; i++) {
+		t_op_init(&o[i]);
+		evq_prep_write(&o[i].op, p[i][1], "x", 1, EVQ_OFFSET_CURRENT);
+		ASSERT_OK(t_op_submit(loop, &o[i], 0));
+	}
+	T_STEP("the middle one fails with EBADF, the others write");
+	for (int i = 0; i < 3; i++)
+		ASSERT_OK(t_op_wait(loop, &o[i], 2000));
+	s1 = stats(loop);
+	ASSERT_EQ(o[0].res, 1);
+	ASSERT_ERR(o[1].res, -EBADF);
+	ASSERT_EQ(o[2].res, 1);
+	ASSERT_EQ(s1.xfer_write - s0.xfer_write, 2);
+	ASSERT_EQ(s1.op_refused - s0.op_refused, 1);
+	t_note("io_submit calls %llu, partial %llu",
+	       (unsigned long long)(s1.submit_calls - s0.submit_calls),
+	       (unsigned long long)(s1.partial_submits - s0.partial_submits));
+	ASSERT_EQ(s1.submit_calls - s0.submit_calls, 3);
+	ASSERT_EQ(s1.partial_submits - s0.partial_submits, 1);
+	ASSERT_EQ(read(p[0][0], &c, 1), 1);
+	ASSERT_EQ(read(p[2][0], &c, 1), 1);
+	for (int i = 0; i < 3; i++) {
+		t_close(p[i][0]);
+		if (i != 1)
+			t_close(p[i][1]);
+	}
+	t_loop_free(loop);
+	return T_PASS;
+}
+
 /* The re-arm of a closed number in the middle of a batch: io_submit()
  * takes the iocbs before it and stops; the next call, starting there,
  * says EBADF for it alone (the watch ends, no callback), and the rest of
@@ -2085,6 +2144,7 @@ static const struct t_case cases[] = {
 	T_CASE(close_then_event_reported_once_then_watch_ends),
 	T_CASE(close_reuse_rearm_checked_within_stale_limit),
 	T_CASE(closed_fd_in_mid_batch_ends_only_its_watch),
+	T_CASE(closed_fd_transfer_in_mid_batch_fails_alone),
 	T_CASE(one_io_submit_carries_the_reads_of_all_ready_connections),
 	T_CASE(batched_send_raises_no_sigpipe_write_does),
 	T_CASE(batched_send_never_dies_of_sigpipe),
