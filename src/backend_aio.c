@@ -421,6 +421,8 @@ struct aio_state {
 	int last_reports;	/* note k: what the last wait reported */
 	bool pipe_owed;		/* note k: the guard took a SIGPIPE that
 				 * a write op (not a send) may have raised */
+	bool pipe_asked;	/* note k: flush_fast() found SIGPIPE not
+				 * ignored; flush()'s guard need not ask */
 
 	/* embedding (note m) */
 	int efd;		/* the IOCB_FLAG_RESFD eventfd; -1: none */
@@ -1849,7 +1851,9 @@ static void pipe_guard_on(struct aio_state *st, struct pipe_guard *g)
 	sigset_t set, pend;
 
 	g->on = false;
-	if (sigpipe_ignored(st))
+	if (st->pipe_asked)
+		st->pipe_asked = false;	/* flush_fast() asked: not ignored */
+	else if (sigpipe_ignored(st))
 		return;
 	sigemptyset(&set);
 	sigaddset(&set, SIGPIPE);
@@ -2070,6 +2074,7 @@ again:
 out:
 	opq_taken(st, done < nops ? done : nops);
 out_guard:
+	st->pipe_asked = false;
 	pipe_guard_off(st, &guard);
 	return r;
 }
@@ -2272,8 +2277,10 @@ static inline bool flush_fast(struct aio_state *st)
 		b[nb++] = cb;
 	}
 	nops = nb;
-	if (sends && !sigpipe_ignored(st))
+	if (sends && !sigpipe_ignored(st)) {
+		st->pipe_asked = true;	/* flush() blocks it, unasked */
 		return false;
+	}
 	st->pipe_owed = false;	/* only for this batch's writes */
 	for (int i = 0; i < st->nqueue; i++) {
 		struct rec *rec = st->queue[i];

@@ -1010,6 +1010,7 @@ static int batched_send_raises_no_sigpipe_write_does(void)
 	ASSERT_EQ(sigpipes, 0);
 	ASSERT_EQ(s1.xfer_send - s0.xfer_send, 1);
 	ASSERT_EQ(s1.sigpipe_guards - s0.sigpipe_guards, 1);
+	ASSERT_EQ(s1.sigpipe_checks - s0.sigpipe_checks, 1);	/* asked once */
 
 	T_STEP("a write op there: -EPIPE and SIGPIPE, as write(2)");
 	t_op_init(&wr);
