@@ -651,7 +651,7 @@ void evq__emul_plain_cb(struct evq_loop *loop, struct evq_io *w,
 	plain_failed(loop, op, w, r);
 }
 
-/* Wait for readiness of op->fd (internal.h, evq__op_wait_io), with the
+/* Wait for readiness of op->fd (io.h, evq__op_wait_io), with the
  * plain op's own callback where it has one (evq__emul_wait_cb). */
 static inline __attribute__((always_inline)) int wait_io(struct evq_loop *loop, struct evq_op *op, unsigned events)
 {

@@ -3,7 +3,8 @@
  * io.h - the hot half of io.c's dispatch, inlined into the loop's
  * iteration (loop.c): what the backend reported goes to the watchers of
  * each fd. The rare cases (several watchers on one fd, a stale or
- * NVAL report) are io.c's.
+ * NVAL report) are io.c's. Also the emulated op's wait on an fd (for
+ * emul.c, emul_more.c and ops.c), built on io.c's registrations.
  */
 #ifndef EVQ_IO_H
 #define EVQ_IO_H
@@ -95,6 +96,35 @@ static inline void evq__io_dispatch(struct evq_loop *loop, int n)
 			evq_io_stop(w);
 		w->cb(loop, w, ev);
 	}
+}
+
+/* An emulated op waits for readiness of fd (op->fd, or a splice's other
+ * side) with its own watcher, on the registration an op before it left
+ * (no syscall; checked before the loop blocks: evq__emul_verify, which
+ * the UNVERIFIED mark asks for) or a new one; for emul.c and
+ * emul_more.c. An op waiting again from its own callback keeps the
+ * stamp of the report being dispatched: that report (which another
+ * op's callback may have used up) is not this wait's, and with a fresh
+ * stamp the dispatch would run it again at once, for ever (a splice
+ * that found its pipe emptied). 0 or -errno. */
+static inline __attribute__((always_inline)) int
+evq__op_wait_io(struct evq_loop *loop, struct evq_op *op, int fd,
+		unsigned events, evq_io_cb cb)
+{
+	uint64_t stamp = op->state == EVQ__OP_WAIT_IO ? op->wait.io.run_stamp
+						      : 0;
+	int r;
+
+	op->state = EVQ__OP_WAIT_IO;
+	op->wait.io = (struct evq_io){ 0 };
+	r = evq__io_rewait(loop, &op->wait.io, fd, events, cb);
+	op->wait.io.run_stamp = stamp;
+	if (r == 1) {
+		op->flags |= EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		r = 0;
+	}
+	return r;
 }
 
 #endif /* EVQ_IO_H */
