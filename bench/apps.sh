@@ -10,6 +10,10 @@
 #   evq-kv vs redis-server (--save '' --appendonly no) under
 #       `redis-benchmark -t set` and `-t get`, with and without -P 16.
 #
+# evq-kv looks for requests for up to 50 us before its loop sleeps (see
+# on_spin in evq-kv.c): its server CPU per request counts that spinning
+# too; EVQ_KV_SPIN_US=0 in the environment measures it without.
+#
 # evq's servers run on the auto backend and on epoll. Each server is
 # pinned to one CPU and its client to another (taskset), on 127.0.0.1
 # only. Runs are interleaved (run 1 of every server, then run 2, ...), each

@@ -5,8 +5,9 @@
 # EVQ_BACKEND: every command with its options and errors (wrong number of
 # arguments, syntax, a value that is not an integer), keys expiring by the
 # timer alone, a 1 MiB value byte-identical, pipelining (redis-cli --pipe,
-# redis-benchmark -P), malformed requests answered with -ERR and the
-# connection closed, and a clean exit on SIGTERM.
+# redis-benchmark -P), an idle server not spinning after the load,
+# malformed requests answered with -ERR and the connection closed, and a
+# clean exit on SIGTERM.
 # Exit 0 on success, 1 on failure, 77 when a tool or the backend is missing.
 set -u
 BIN=$1
@@ -139,6 +140,16 @@ timeout 60 redis-benchmark -p $PORT -t set,get,incr,mset -n 5000 -c 20 -q > "$T/
 timeout 60 redis-benchmark -p $PORT -t set,get -n 20000 -c 20 -P 16 -q > "$T/bench" 2>&1 ||
 	fail "redis-benchmark -P 16: $(cat "$T/bench")"
 grep -q "WARNING\|rror" "$T/bench" && fail "redis-benchmark: $(cat "$T/bench")"
+
+echo "# idle after the load: the loop sleeps, it does not keep spinning"
+# (evq-kv looks for requests for up to EVQ_KV_SPIN_US before it sleeps.)
+ticks() { awk '{ print $14 + $15 }' /proc/$SRV/stat; }
+sleep 0.2
+t0=$(ticks)
+sleep 1
+t1=$(ticks)
+[ $((t1 - t0)) -le $(($(getconf CLK_TCK) / 10)) ] ||
+	fail "an idle evq-kv used $((t1 - t0)) ticks of CPU in 1 s"
 
 echo "# malformed requests: -ERR, then the connection is closed"
 raw '+PONG\r\n-ERR Protocol error: invalid multibulk length\r\n' '*1\r\n$4\r\nPING\r\n*x\r\n*1\r\n$4\r\nPING\r\n'
