@@ -351,6 +351,12 @@ struct evq_loop {
 	 * no op waits in the start queue or an open chain; else NULL (never
 	 * wrong: the op then goes the long way). evq__ops_open() sets it. */
 	struct evq__uring_sq *uring_sq, *uring_open;
+	/* evq_op_submit's short way for a plain read or write on a backend
+	 * whose ops the core emulates (epoll, poll, aio: neither
+	 * EVQ__CAP_KERNEL_OPS nor op_queue), while the loop runs: the
+	 * callback of a plain read's wait there (evq__emul_wait_cb); NULL
+	 * otherwise (ops.c, submit_emul). */
+	evq_io_cb emul_open;
 	/* The road: results reported, to be delivered in order. When
 	 * done[] cannot grow, a last result waits in its op on the start
 	 * queue (EVQ__OPF_PARKED). */

@@ -1117,15 +1117,53 @@ submit_core(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
-#if EVQ_HAVE_URING
 /* An idle read or write without a pool, and no flag: what evq_op_submit
- * fills on io_uring itself. The op's code, state and flags make one
- * 32-bit word (evq__op_word), and READ and WRITE differ in the low bit
- * only, so that is one mask and compare. */
+ * fills on io_uring itself, and takes on the emulation's short way. The
+ * op's code, state and flags make one 32-bit word (evq__op_word), and
+ * READ and WRITE differ in the low bit only, so that is one mask and
+ * compare. */
 #define PLAIN_RW_MASK (0xfeu | 0xffu << 8 | (uint32_t)EVQ__OPF_POOL << 16)
 _Static_assert((EVQ_OP_READ & 1) == 0 && EVQ_OP_WRITE == EVQ_OP_READ + 1,
 	       "READ and WRITE differ in the low bit");
-#endif
+
+/* evq_op_submit's short way on a backend whose ops the core emulates
+ * (loop->emul_open: epoll, poll, aio) for a plain read or write
+ * (PLAIN_RW_MASK, at the current position) with no chain open: what
+ * submit_common and submit_core do for it, without their tests for what
+ * it cannot be. A write is counted off the list and queued; a read takes
+ * over the registration the op before it on fd left (submit_core), with
+ * the callback evq__emul_wait_cb gives it (wait_cb), unless an op on fd
+ * is queued before it. */
+static inline __attribute__((always_inline)) int
+submit_emul(struct evq_loop *loop, struct evq_op *op, evq_op_cb cb,
+	    uint32_t w, evq_io_cb wait_cb)
+{
+	op->loop = loop;
+	op->cb = cb;
+	op->link = NULL;
+	op->cflags = 0;
+	if (!(w & 1) && evq__io_can_take_over(loop, op->fd, EVQ_READ) &&
+	    (!loop->sq_head || !queued_on(loop, op->fd))) {
+		op->state = EVQ__OP_WAIT_IO;
+		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
+				  wait_cb);
+		/* its registration is checked before the loop blocks */
+		op->flags = EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		inflight_add(loop, op);
+		return 0;
+	}
+	op->flags = 0;
+	inflight_count(loop, op);
+	op->qnext = NULL;
+	op->state = EVQ__OP_QUEUED;
+	if (loop->sq_tail)
+		loop->sq_tail->qnext = op;
+	else
+		loop->sq_head = op;
+	loop->sq_tail = op;
+	return 0;
+}
 
 /* evq_op_submit but for io_uring's inline path, with op, loop and cb
  * given: the common submission (no flag, no pool, no chain open, an idle
@@ -1166,6 +1204,25 @@ submit_common(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	return submit_core(loop, op);
 }
 
+/* evq_op_submit past io_uring's inline path: the emulation's short way
+ * (submit_emul), or submit_common. Out of line, as submit_common, so
+ * that io_uring's inline path keeps its code as it was. */
+static __attribute__((noinline)) int
+submit_short(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	     evq_op_cb cb)
+{
+	evq_io_cb wait_cb = loop->emul_open;
+
+	if (wait_cb) {
+		uint32_t w = evq__op_word(op);
+
+		if (((w & PLAIN_RW_MASK) | flags) == EVQ_OP_READ &&
+		    !loop->chain_tail && op->u.rw.off == EVQ_OFFSET_CURRENT)
+			return submit_emul(loop, op, cb, w, wait_cb);
+	}
+	return submit_common(loop, op, flags, cb);
+}
+
 int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		  evq_op_cb cb)
 {
@@ -1196,7 +1253,7 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		}
 	}
 #endif
-	return submit_common(loop, op, flags, cb);
+	return submit_short(loop, op, flags, cb);
 }
 
 int evq_op_is_active(const struct evq_op *op)
