@@ -452,7 +452,8 @@ EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver_from(struct evq_loop *loop, int i);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
-EVQ__HIDDEN void evq__ops_start_lone(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_lone_waits(struct evq_loop *loop,
+				     struct evq_op *op);
 
 /* core/emul.c: ops run by the core (no backend takes them). start never
  * completes the op from inside: results are reported (evq__report).

@@ -1266,25 +1266,13 @@ unsigned evq_loop_ops(const struct evq_loop *loop)
 	return loop->nops;
 }
 
-/* ops.h, evq__ops_lone_write: out of line, so that the loop's step 2
- * keeps a small frame for the other backends. */
-void evq__ops_start_lone(struct evq_loop *loop)
+/* ops.h, evq__ops_start_lone: the lone write did not complete as it
+ * started. Waiting in the core (readiness, the pool), it joins the list,
+ * where a cancel or a close finds it. */
+void evq__ops_lone_waits(struct evq_loop *loop, struct evq_op *op)
 {
-	struct evq_op *op = loop->sq_head;
-	int res;
-
-	loop->chain_tail = NULL;
-	loop->sq_head = loop->sq_tail = NULL;
-	op->qnext = NULL;
-	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
-		inflight_remove(loop, op);
-		op->state = EVQ__OP_IDLE;
-		loop->callbacks++;
-		op->cb(loop, op, res, 0);
-	} else if (inflight_off(op) && op->state != EVQ__OP_DONE) {
-		inflight_link(loop, op);	/* waiting in the core */
-	}
-	evq__ops_open(loop);
+	if (inflight_off(op) && op->state != EVQ__OP_DONE)
+		inflight_link(loop, op);
 }
 
 /* Start every op submitted before this point (ops submitted by callbacks

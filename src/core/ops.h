@@ -157,4 +157,28 @@ static inline bool evq__ops_lone_write(const struct evq_loop *loop)
 	       !loop->close_waiters;
 }
 
+/* Start the lone write (evq__ops_lone_write) and deliver its result,
+ * inlined in the loop's step 2. The start queue empties (a chain ends
+ * here, as in evq__ops_start_queued); a write that did not complete went
+ * on as evq__emul_start takes it (waiting, pool, or reported), and
+ * ops.c puts it on the list. No op_start here, so no uring SQ to open
+ * (evq__ops_open). */
+static inline void evq__ops_start_lone(struct evq_loop *loop)
+{
+	struct evq_op *op = loop->sq_head;
+	int res;
+
+	loop->chain_tail = NULL;
+	loop->sq_head = loop->sq_tail = NULL;
+	op->qnext = NULL;
+	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, res, 0);
+		return;
+	}
+	evq__ops_lone_waits(loop, op);
+}
+
 #endif /* EVQ_OPS_H */
