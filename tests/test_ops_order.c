@@ -442,7 +442,7 @@ static int a_taken_over_read_is_found_by_cancel_close_check_and_free(void)
 {
 	struct evq_loop *loop = t_loop_new();
 	struct taken_ctx c;
-	struct t_op x;
+	struct t_op x = { 0 };
 	int p[2], q[2], d;
 
 	ASSERT_NOTNULL(loop);
