@@ -507,11 +507,11 @@ static inline bool evq__emul_may_queue(const struct evq_op *op)
 				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
 }
 /* The start of a plain write (a read or write of its own buffer at the
- * current position, no flag) on a backend without op_start: true with
- * its result in *res, not reported (the caller delivers it); false when
- * it went on as evq__emul_start takes it (waiting, pool, or reported). */
-EVQ__HIDDEN bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op,
-				     int *res);
+ * current position, no flag) on a backend without op_start: its result,
+ * not reported (the caller delivers it); or EVQ__WENT_ON when it went on
+ * as evq__emul_start takes it (waiting, pool, or reported). */
+#define EVQ__WENT_ON INT32_MIN	/* no result: never a -errno */
+EVQ__HIDDEN int evq__emul_try_write(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
 /* Put on the in-flight list the plain reads that evq_op_submit set
  * waiting off it (ops.c, submit_emul), found by their watchers: before

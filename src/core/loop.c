@@ -227,7 +227,8 @@ static __attribute__((noinline)) int run_queued(struct evq_loop *loop,
 	/* Never block with work queued for the next iteration, nor, in ONCE
 	 * mode, after callbacks already ran in this one. */
 	r = loop->callbacks != callbacks ? RAN_CALLBACKS : 0;
-	if (loop->defer_head || loop->sq_head || loop->ndone ||
+	if (((uintptr_t)loop->defer_head | (uintptr_t)loop->sq_head |
+	     (unsigned)loop->ndone) != 0 ||
 	    (mode == EVQ_RUN_ONCE && r))
 		r |= KEEP_BUSY;
 	return r;

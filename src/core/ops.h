@@ -172,7 +172,8 @@ static inline void evq__ops_start_lone(struct evq_loop *loop)
 	loop->chain_tail = NULL;
 	loop->sq_head = loop->sq_tail = NULL;
 	op->qnext = NULL;
-	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
+	res = evq__emul_try_write(loop, op);
+	if (evq__likely(res != EVQ__WENT_ON)) {
 		inflight_remove(loop, op);
 		op->state = EVQ__OP_IDLE;
 		loop->callbacks++;
