@@ -383,6 +383,134 @@ static int cancel_meets_a_read_as_its_fd_is_rearmed_or_ready(void)
 }
 
 /* ------------------------------------------------------------------------
+ * A read that took over its fd's registration from a callback
+ * ------------------------------------------------------------------------ */
+
+/* The first read's callback submits the second on the same fd: on the
+ * emulation that read waits at once on the registration the first left
+ * (evq_op_submit's short way), off the start queue. */
+struct taken_ctx {
+	struct t_op first, second;
+	int fd;
+	char buf[2];
+};
+
+static void read_again(struct evq_loop *loop, struct t_op *o, int res,
+		       unsigned flags)
+{
+	struct taken_ctx *c = o->arg;
+
+	(void)flags;
+	if (res != 1)
+		return;
+	t_op_init(&c->second);
+	evq_prep_read(&c->second.op, c->fd, c->buf + 1, 1,
+		      EVQ_OFFSET_CURRENT);
+	EXPECT_OK(t_op_submit(loop, &c->second, 0));
+}
+
+/* Run c->first to its result on fd: it waits first, then a byte comes.
+ * c->second then waits on fd, which is empty. 0, or the case failed. */
+static int second_waits(struct evq_loop *loop, struct taken_ctx *c, int fd,
+			int wfd)
+{
+	memset(c, 0, sizeof(*c));
+	c->fd = fd;
+	c->first.hook = read_again;
+	c->first.arg = c;
+	t_op_init(&c->first);
+	evq_prep_read(&c->first.op, fd, c->buf, 1, EVQ_OFFSET_CURRENT);
+	if (t_op_submit(loop, &c->first, 0) < 0 ||
+	    t_run_nowait(loop, 2) < 0 || t_write_byte(wfd) < 0 ||
+	    run_until(loop, &c->first.ncalls, 1) < 0 ||
+	    t_run_nowait(loop, 2) < 0) {
+		T_FAILF("the first read did not complete");
+		return -1;
+	}
+	if (c->first.res != 1 || c->second.submits != 1 ||
+	    c->second.ncalls != 0 || evq_loop_ops(loop) != 1 ||
+	    evq_loop_active(loop) == 0) {
+		T_FAILF("first res %d, second submitted %d, called %d, "
+			"ops %u", c->first.res, c->second.submits,
+			c->second.ncalls, evq_loop_ops(loop));
+		return -1;
+	}
+	return 0;
+}
+
+static int a_taken_over_read_is_found_by_cancel_close_check_and_free(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct taken_ctx c;
+	struct t_op x = { 0 };
+	int p[2], q[2], d;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(t_pipe(q));
+
+	for (int by_fd = 0; by_fd < 2; by_fd++) {
+		T_STEP("a cancel %s finds it: -ECANCELED first, then the "
+		       "cancel's result", by_fd ? "by fd" : "by op");
+		ASSERT_OK(second_waits(loop, &c, p[0], p[1]));
+		t_op_init(&x);
+		if (by_fd)
+			evq_prep_cancel_fd(&x.op, p[0]);
+		else
+			evq_prep_cancel(&x.op, &c.second.op);
+		ASSERT_OK(t_op_submit(loop, &x, 0));
+		ASSERT_OK(run_until(loop, &x.ncalls, 1));
+		ASSERT_EQ(c.second.ncalls, 1);
+		ASSERT_EQ(c.second.res, -ECANCELED);
+		ASSERT_EQ(x.res, by_fd ? 1 : 0);
+		/* uring's cancel_fd may come first (evq.h) */
+		if (!by_fd || evq_loop_backend(loop) != EVQ_BACKEND_URING)
+			ASSERT_LT(c.second.seq, x.seq);
+		ASSERT_EQ(evq_loop_ops(loop), 0);
+	}
+
+	T_STEP("a close op on its fd ends it with -ECANCELED");
+	d = dup(p[0]);
+	ASSERT_GE(d, 0);
+	ASSERT_OK(second_waits(loop, &c, d, p[1]));
+	t_op_init(&x);
+	evq_prep_close(&x.op, d);
+	ASSERT_OK(t_op_submit(loop, &x, 0));
+	ASSERT_OK(run_until(loop, &x.ncalls, 1));
+	ASSERT_EQ(x.res, 0);
+	ASSERT_EQ(c.second.ncalls, 1);
+	ASSERT_EQ(c.second.res, -ECANCELED);
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+
+	T_STEP("its number closed and reused by another pipe behind the "
+	       "loop's back: it reads the new pipe's byte (on uring the "
+	       "kernel holds the file it started on: that one's)");
+	d = dup(p[0]);
+	ASSERT_GE(d, 0);
+	ASSERT_OK(second_waits(loop, &c, d, p[1]));
+	ASSERT_OK(t_write_byte(q[1]));
+	ASSERT_EQ(dup2(q[0], d), d);	/* closes d's pipe first */
+	if (evq_loop_backend(loop) == EVQ_BACKEND_URING)
+		ASSERT_OK(t_write_byte(p[1]));
+	ASSERT_OK(run_until(loop, &c.second.ncalls, 1));
+	ASSERT_EQ(c.second.res, 1);
+	EXPECT_EQ(t_drain(q[0]),
+		  evq_loop_backend(loop) == EVQ_BACKEND_URING ? 1 : 0);
+	EXPECT_EQ(t_drain(p[0]), 0);
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	t_close(d);
+
+	T_STEP("the loop's free ends it with -ECANCELED");
+	ASSERT_OK(second_waits(loop, &c, p[0], p[1]));
+	ASSERT_OK(evq_loop_free(loop));
+	ASSERT_EQ(c.second.ncalls, 1);
+	ASSERT_EQ(c.second.res, -ECANCELED);
+	t_close2(p);
+	t_close2(q);
+	return T_PASS;
+}
+
+/* ------------------------------------------------------------------------
  * An fd number reused by another kind of file
  * ------------------------------------------------------------------------ */
 
@@ -654,6 +782,7 @@ static const struct t_case cases[] = {
 	T_CASE(cancel_meets_a_read_as_its_fd_is_rearmed_or_ready),
 	T_CASE(op_on_a_number_reopened_as_another_kind_of_file),
 	T_CASE(read_and_write_tries_that_find_nothing_wait_again),
+	T_CASE(a_taken_over_read_is_found_by_cancel_close_check_and_free),
 };
 
 int main(int argc, char **argv)

@@ -729,6 +729,10 @@ static void route(struct evq_loop *loop, struct evq_op *op, int how, int res)
 			finish(loop, op, r, 0);
 		return;
 	default: /* TRY_POOL */
+		/* A read that waited off the list (ops.c, submit_emul) leaves
+		 * its watcher: the list finds it now. */
+		if (op->next == op)
+			evq__inflight_link(loop, op);
 		if (op->flags & EVQ__OPF_POOL) {
 			int id = evq__pool_take(op->u.pool.pool);
 
@@ -925,33 +929,31 @@ void evq__emul_xfer_done(struct evq_loop *loop, struct evq_op *op, int res)
 
 /* The try of evq__emul_try_write failed with r: what try_plain_rw and
  * route make of it, but a result is handed back. */
-static __attribute__((noinline, cold)) bool
-start_failed(struct evq_loop *loop, struct evq_op *op, long r, int *res)
+static __attribute__((noinline, cold)) int
+start_failed(struct evq_loop *loop, struct evq_op *op, long r)
 {
-	int how = plain_try_failed(op, r, res);
+	int res, how = plain_try_failed(op, r, &res);
 
 	if (how == TRY_DONE)
-		return true;
-	route(loop, op, how, *res);
-	return false;
+		return res;
+	route(loop, op, how, res);
+	return EVQ__WENT_ON;
 }
 
-/* For ops.c's start of a lone plain write (plain_rw, on a backend that
+/* For ops.h's start of a lone plain write (plain_rw, on a backend that
  * batches no transfer: epoll, poll): the try evq__emul_start makes, but a
- * result is handed back in *res instead of being reported, the op left
- * as it was, for the caller to deliver at once. Any other outcome (wait,
- * pool) goes on as from evq__emul_start; false then. */
-bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op, int *res)
+ * result is handed back instead of being reported, the op left as it
+ * was, for the caller to deliver at once. Any other outcome (wait, pool)
+ * goes on as from evq__emul_start; EVQ__WENT_ON then. */
+int evq__emul_try_write(struct evq_loop *loop, struct evq_op *op)
 {
 	struct iovec one = { op->u.rw.buf, op->u.rw.len };
 	long r = evq__sys_prwv2(false, op->fd, &one, 1, (off_t)-1,
 				RWF_NOWAIT);
 
-	if (evq__likely(r >= 0)) {
-		*res = r > 0x7fffffff ? 0x7fffffff : (int)r;
-		return true;
-	}
-	return start_failed(loop, op, r, res);
+	if (evq__likely(r >= 0))
+		return r > 0x7fffffff ? 0x7fffffff : (int)r;
+	return start_failed(loop, op, r);
 }
 
 int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
@@ -993,9 +995,28 @@ int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
  * loop does not block. One syscall per op checked; a loop that never
  * blocks (busy) checks nothing, and an op a report reached is known to
  * be fine. */
+void evq__emul_gather(struct evq_loop *loop)
+{
+	loop->unlisted = false;
+	for (int fd = 0; fd < loop->nfds; fd++) {
+		for (struct evq_io *w = loop->fds[fd].head; w; w = w->next) {
+			struct evq_op *op;
+
+			if (w->cb != evq__emul_plain_cb)
+				continue;
+			op = container_of(w, struct evq_op, wait.io);
+			if (op->next == op)
+				evq__inflight_link(loop, op);
+		}
+	}
+}
+
 bool evq__emul_verify(struct evq_loop *loop)
 {
 	bool restarted = false;
+
+	if (loop->unlisted)
+		evq__emul_gather(loop);
 
 	loop->unverified = 0;
 	for (struct evq_op *op = loop->ops_head; op; op = loop->ops_cursor) {

@@ -351,6 +351,12 @@ struct evq_loop {
 	 * no op waits in the start queue or an open chain; else NULL (never
 	 * wrong: the op then goes the long way). evq__ops_open() sets it. */
 	struct evq__uring_sq *uring_sq, *uring_open;
+	/* evq_op_submit's short way for a plain read or write on a backend
+	 * whose ops the core emulates (epoll, poll, aio: neither
+	 * EVQ__CAP_KERNEL_OPS nor op_queue), while the loop runs: the
+	 * callback of a plain read's wait there (evq__emul_wait_cb); NULL
+	 * otherwise (ops.c, submit_emul). */
+	evq_io_cb emul_open;
 	/* The road: results reported, to be delivered in order. When
 	 * done[] cannot grow, a last result waits in its op on the start
 	 * queue (EVQ__OPF_PARKED). */
@@ -358,6 +364,8 @@ struct evq_loop {
 	int ndone, done_cap;
 	unsigned unverified;	/* emul.c: ops that may wait on a kept
 				 * registration; checked before blocking */
+	bool unlisted;		/* ops.c: plain reads may wait off the
+				 * in-flight list (evq__emul_gather) */
 	bool looked;		/* loop.c: the last wait was a look (for
 				 * them) that found nothing */
 	bool freeing;
@@ -441,12 +449,28 @@ EVQ__HIDDEN void evq__async_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_run(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_detach_all(struct evq_loop *loop);
 
+/* The in-flight list (core/ops.c explains it): op joins it at its tail.
+ * Here for the emulation too, which puts on it the reads it had waiting
+ * off it (evq__emul_gather) and one of those that goes to the pool. */
+static inline void evq__inflight_link(struct evq_loop *loop,
+				      struct evq_op *op)
+{
+	op->next = NULL;
+	op->prev = loop->ops_tail;
+	if (loop->ops_tail)
+		loop->ops_tail->next = op;
+	else
+		loop->ops_head = op;
+	loop->ops_tail = op;
+}
+
 /* core/ops.c: submission, chains, cancels, and delivery */
 EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver_from(struct evq_loop *loop, int i);
 EVQ__HIDDEN void evq__ops_free_all(struct evq_loop *loop);
-EVQ__HIDDEN void evq__ops_start_lone(struct evq_loop *loop);
+EVQ__HIDDEN void evq__ops_lone_waits(struct evq_loop *loop,
+				     struct evq_op *op);
 
 /* core/emul.c: ops run by the core (no backend takes them). start never
  * completes the op from inside: results are reported (evq__report).
@@ -483,12 +507,17 @@ static inline bool evq__emul_may_queue(const struct evq_op *op)
 				   1u << EVQ_OP_RECV | 1u << EVQ_OP_RECVMSG);
 }
 /* The start of a plain write (a read or write of its own buffer at the
- * current position, no flag) on a backend without op_start: true with
- * its result in *res, not reported (the caller delivers it); false when
- * it went on as evq__emul_start takes it (waiting, pool, or reported). */
-EVQ__HIDDEN bool evq__emul_try_write(struct evq_loop *loop, struct evq_op *op,
-				     int *res);
+ * current position, no flag) on a backend without op_start: its result,
+ * not reported (the caller delivers it); or EVQ__WENT_ON when it went on
+ * as evq__emul_start takes it (waiting, pool, or reported). */
+#define EVQ__WENT_ON INT32_MIN	/* no result: never a -errno */
+EVQ__HIDDEN int evq__emul_try_write(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
+/* Put on the in-flight list the plain reads that evq_op_submit set
+ * waiting off it (ops.c, submit_emul), found by their watchers: before
+ * anything walks the list to find ops (a cancel, a close, the loop's
+ * free, evq__emul_verify). Clears loop->unlisted. */
+EVQ__HIDDEN void evq__emul_gather(struct evq_loop *loop);
 /* A transfer taken by backend->xfer_queue has its result: the op goes on
  * as if the syscall had returned res. Called from the backend's wait (or
  * op_drain), not from inside a submission. */

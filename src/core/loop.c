@@ -227,7 +227,8 @@ static __attribute__((noinline)) int run_queued(struct evq_loop *loop,
 	/* Never block with work queued for the next iteration, nor, in ONCE
 	 * mode, after callbacks already ran in this one. */
 	r = loop->callbacks != callbacks ? RAN_CALLBACKS : 0;
-	if (loop->defer_head || loop->sq_head || loop->ndone ||
+	if (((uintptr_t)loop->defer_head | (uintptr_t)loop->sq_head |
+	     (unsigned)loop->ndone) != 0 ||
 	    (mode == EVQ_RUN_ONCE && r))
 		r |= KEEP_BUSY;
 	return r;
@@ -269,6 +270,10 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 	loop->stop = false;
 	loop->runs++;
 	evq__ops_open(loop);
+	if (!(loop->backend->caps & EVQ__CAP_KERNEL_OPS) &&
+	    !loop->backend->op_queue)
+		loop->emul_open = loop->backend->xfer_queue ? evq__emul_io_cb
+							     : evq__emul_plain_cb;
 
 	/* The common iteration, in a busy loop, is a wait and its dispatch
 	 * and delivery: one test each for the rare steps around them. */
@@ -358,6 +363,7 @@ int evq_loop_run(struct evq_loop *loop, enum evq_run_mode mode)
 
 	loop->running = false;
 	loop->uring_open = NULL;	/* only a running loop's thread fills */
+	loop->emul_open = NULL;
 	if (evq__unlikely(loop->msg_owed))
 		evq__msg_flush(loop);	/* doorbells sent in this run */
 	if (err < 0)

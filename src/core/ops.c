@@ -344,23 +344,21 @@ void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
  * start queue is walked instead), handed to a backend that runs every op
  * (its kernel finds its own: a cancel of an op not on the list goes to
  * it, and it says -ENOENT when it has no such op), or finished (its
- * result on the road is found there). It joins the list only when it
- * goes waiting in the core (op_start). That keeps the list's upkeep off
- * the common op: a write that completes as it starts, a native op. */
-static void inflight_link(struct evq_loop *loop, struct evq_op *op)
-{
-	op->next = NULL;
-	op->prev = loop->ops_tail;
-	if (loop->ops_tail)
-		loop->ops_tail->next = op;
-	else
-		loop->ops_head = op;
-	loop->ops_tail = op;
-}
-
+ * result on the road is found there). It joins the list when it goes
+ * waiting in the core (op_start). That keeps the list's upkeep off the
+ * common op: a write that completes as it starts, a native op.
+ *
+ * One kind of waiting op stays off the list too: a plain read that
+ * evq_op_submit set waiting on the registration the op before it left
+ * (submit_emul, on epoll and poll). Its watcher on its fd's slot finds
+ * it: whoever must find ops on the list first gathers those
+ * (evq__emul_gather, while loop->unlisted says there may be some): a
+ * cancel, a close, the check of kept registrations, the loop's free. A
+ * walk of the fd table, where the list's own walk was one of all ops in
+ * flight. */
 static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 {
-	inflight_link(loop, op);
+	evq__inflight_link(loop, op);
 	loop->nops++;
 	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
 		loop->active++;
@@ -789,7 +787,7 @@ static bool splice_again(struct evq_loop *loop, struct evq__done *d)
 		}
 	}
 	if (inflight_off(op))	/* the core holds it now: on the list */
-		inflight_link(loop, op);
+		evq__inflight_link(loop, op);
 	op->state = EVQ__OP_QUEUED;
 	evq__emul_start(loop, op);
 	return true;
@@ -1078,7 +1076,7 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 	struct evq_loop *loop = op->loop;
 
 	op->state = EVQ__OP_NATIVE;
-	inflight_link(loop, op);
+	evq__inflight_link(loop, op);
 	if (r != EVQ__LATER)
 		end(loop, op, r);
 	else
@@ -1117,15 +1115,61 @@ submit_core(struct evq_loop *loop, struct evq_op *op)
 	return 0;
 }
 
-#if EVQ_HAVE_URING
 /* An idle read or write without a pool, and no flag: what evq_op_submit
- * fills on io_uring itself. The op's code, state and flags make one
- * 32-bit word (evq__op_word), and READ and WRITE differ in the low bit
- * only, so that is one mask and compare. */
+ * fills on io_uring itself, and takes on the emulation's short way. The
+ * op's code, state and flags make one 32-bit word (evq__op_word), and
+ * READ and WRITE differ in the low bit only, so that is one mask and
+ * compare. */
 #define PLAIN_RW_MASK (0xfeu | 0xffu << 8 | (uint32_t)EVQ__OPF_POOL << 16)
 _Static_assert((EVQ_OP_READ & 1) == 0 && EVQ_OP_WRITE == EVQ_OP_READ + 1,
 	       "READ and WRITE differ in the low bit");
-#endif
+
+/* evq_op_submit's short way on a backend whose ops the core emulates
+ * (loop->emul_open: epoll, poll, aio) for a plain read or write
+ * (PLAIN_RW_MASK, at the current position) with no chain open: what
+ * submit_common and submit_core do for it, without their tests for what
+ * it cannot be. A write is counted off the list and queued; a read takes
+ * over the registration the op before it on fd left (submit_core), with
+ * the callback evq__emul_wait_cb gives it (wait_cb), unless an op on fd
+ * is queued before it. */
+static inline __attribute__((always_inline)) int
+submit_emul(struct evq_loop *loop, struct evq_op *op, evq_op_cb cb,
+	    uint32_t w, evq_io_cb wait_cb)
+{
+	op->loop = loop;
+	op->cb = cb;
+	op->link = NULL;
+	op->cflags = 0;
+	if (!(w & 1) && evq__io_can_take_over(loop, op->fd, EVQ_READ) &&
+	    (!loop->sq_head || !queued_on(loop, op->fd))) {
+		op->state = EVQ__OP_WAIT_IO;
+		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
+				  wait_cb);
+		/* its registration is checked before the loop blocks */
+		op->flags = EVQ__OPF_UNVERIFIED;
+		loop->unverified++;
+		/* Off the list where its watcher finds it (evq__emul_gather:
+		 * plain_cb's), on it where not (aio: its batch may take the
+		 * wait's transfer). */
+		if (wait_cb == evq__emul_plain_cb) {
+			inflight_count(loop, op);
+			loop->unlisted = true;
+		} else {
+			inflight_add(loop, op);
+		}
+		return 0;
+	}
+	op->flags = 0;
+	inflight_count(loop, op);
+	op->qnext = NULL;
+	op->state = EVQ__OP_QUEUED;
+	if (loop->sq_tail)
+		loop->sq_tail->qnext = op;
+	else
+		loop->sq_head = op;
+	loop->sq_tail = op;
+	return 0;
+}
 
 /* evq_op_submit but for io_uring's inline path, with op, loop and cb
  * given: the common submission (no flag, no pool, no chain open, an idle
@@ -1166,6 +1210,25 @@ submit_common(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 	return submit_core(loop, op);
 }
 
+/* evq_op_submit past io_uring's inline path: the emulation's short way
+ * (submit_emul), or submit_common. Out of line, as submit_common, so
+ * that io_uring's inline path keeps its code as it was. */
+static __attribute__((noinline)) int
+submit_short(struct evq_loop *loop, struct evq_op *op, unsigned flags,
+	     evq_op_cb cb)
+{
+	evq_io_cb wait_cb = loop->emul_open;
+
+	if (wait_cb) {
+		uint32_t w = evq__op_word(op);
+
+		if (((w & PLAIN_RW_MASK) | flags) == EVQ_OP_READ &&
+		    !loop->chain_tail && op->u.rw.off == EVQ_OFFSET_CURRENT)
+			return submit_emul(loop, op, cb, w, wait_cb);
+	}
+	return submit_common(loop, op, flags, cb);
+}
+
 int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		  evq_op_cb cb)
 {
@@ -1196,7 +1259,7 @@ int evq_op_submit(struct evq_loop *loop, struct evq_op *op, unsigned flags,
 		}
 	}
 #endif
-	return submit_common(loop, op, flags, cb);
+	return submit_short(loop, op, flags, cb);
 }
 
 int evq_op_is_active(const struct evq_op *op)
@@ -1209,25 +1272,13 @@ unsigned evq_loop_ops(const struct evq_loop *loop)
 	return loop->nops;
 }
 
-/* ops.h, evq__ops_lone_write: out of line, so that the loop's step 2
- * keeps a small frame for the other backends. */
-void evq__ops_start_lone(struct evq_loop *loop)
+/* ops.h, evq__ops_start_lone: the lone write did not complete as it
+ * started. Waiting in the core (readiness, the pool), it joins the list,
+ * where a cancel or a close finds it. */
+void evq__ops_lone_waits(struct evq_loop *loop, struct evq_op *op)
 {
-	struct evq_op *op = loop->sq_head;
-	int res;
-
-	loop->chain_tail = NULL;
-	loop->sq_head = loop->sq_tail = NULL;
-	op->qnext = NULL;
-	if (evq__likely(evq__emul_try_write(loop, op, &res))) {
-		inflight_remove(loop, op);
-		op->state = EVQ__OP_IDLE;
-		loop->callbacks++;
-		op->cb(loop, op, res, 0);
-	} else if (inflight_off(op) && op->state != EVQ__OP_DONE) {
-		inflight_link(loop, op);	/* waiting in the core */
-	}
-	evq__ops_open(loop);
+	if (inflight_off(op) && op->state != EVQ__OP_DONE)
+		evq__inflight_link(loop, op);
 }
 
 /* Start every op submitted before this point (ops submitted by callbacks
@@ -1362,6 +1413,9 @@ static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
 	int n = 0;
 
+	if (loop->unlisted)
+		evq__emul_gather(loop);
+
 	for (struct evq_op *o = loop->ops_head; o; o = loop->ops_cursor) {
 		loop->ops_cursor = o->next;
 		if (o != self && has_fd(o) && on_fd(o, fd) &&
@@ -1419,6 +1473,8 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 	}
 	if (t == op)
 		return -ENOENT;
+	if (loop->unlisted)
+		evq__emul_gather(loop);
 	if (!in_flight(loop, t))	/* maybe one the kernel has, off the
 					 * list (EVQ__OP_KERNEL) */
 		return native(loop) ? TO_BACKEND : -ENOENT;
@@ -1450,7 +1506,7 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 			 * other backends. Waiting in the core, it joins the
 			 * list, where a cancel or a close finds it. */
 			if (inflight_off(op))
-				inflight_link(loop, op);
+				evq__inflight_link(loop, op);
 			op->state = EVQ__OP_QUEUED;
 			evq__emul_start(loop, op);
 		}
@@ -1500,7 +1556,7 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 		if (r == 0) {
 			loop->handed_at = loop->waits + 1;
 			if (inflight_off(op))	/* the core cancels it */
-				inflight_link(loop, op);
+				evq__inflight_link(loop, op);
 			return;
 		}
 		op->state = EVQ__OP_QUEUED;
@@ -1514,7 +1570,7 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 	/* Waiting in the core (readiness, a timer, the pool, a close's
 	 * wait): it joins the list, where a cancel or a close finds it. */
 	if (inflight_off(op) && op->state != EVQ__OP_DONE)
-		inflight_link(loop, op);
+		evq__inflight_link(loop, op);
 }
 
 /* ------------------------------------------------------------------------
@@ -1556,6 +1612,10 @@ void evq__ops_free_all(struct evq_loop *loop)
 	struct evq_op *op;
 
 	loop->freeing = true;
+	/* Reads waiting off the list join it (the loop does not run: no
+	 * more come). */
+	if (loop->unlisted)
+		evq__emul_gather(loop);
 	/* Ops queued but not started never start. */
 	free_drain(loop);
 	if (loop->backend->op_drain)

@@ -112,10 +112,13 @@ static inline void evq__ops_deliver_kernel(struct evq_loop *loop)
 		evq__ops_deliver(loop);
 }
 
-/* Deliver the results on the road, for a backend whose ops the core
- * emulates (epoll, poll): the common one, a lone plain result (plain() of
- * ops.c: no flag on it or its op, no cancel op, no close waiting for the
- * pool), here; anything else in ops.c. */
+/* Deliver the results on the road, for a backend without
+ * EVQ__CAP_KERNEL_OPS (epoll, poll, aio): the common one, a lone plain
+ * result (plain() of ops.c: no flag on it or its op, no close waiting for
+ * the pool), here; anything else in ops.c. plain()'s tests of cancels
+ * need not be made: loop->cancels holds only cancels a backend with
+ * EVQ__CAP_KERNEL_OPS runs (backend_start), and without those a cancel
+ * op's last result is delivered as any other's (complete). */
 static inline void evq__ops_deliver_emul(struct evq_loop *loop)
 {
 	struct evq__done d;
@@ -125,9 +128,7 @@ static inline void evq__ops_deliver_emul(struct evq_loop *loop)
 		goto slow;
 	d = loop->done[0];
 	op = d.op;
-	if (evq__likely((d.flags | op->flags) == 0 &&
-			op->code != EVQ_OP_CANCEL && !loop->cancels &&
-			!loop->close_waiters &&
+	if (evq__likely((d.flags | op->flags) == 0 && !loop->close_waiters &&
 			(d.res > -512 || d.res < -516))) {
 		loop->ndone = 0;
 		inflight_remove(loop, op);
@@ -155,6 +156,31 @@ static inline bool evq__ops_lone_write(const struct evq_loop *loop)
 	       op->code == EVQ_OP_WRITE && op->flags == 0 &&
 	       op->u.rw.off == EVQ_OFFSET_CURRENT && loop->ndone == 0 &&
 	       !loop->close_waiters;
+}
+
+/* Start the lone write (evq__ops_lone_write) and deliver its result,
+ * inlined in the loop's step 2. The start queue empties (a chain ends
+ * here, as in evq__ops_start_queued); a write that did not complete went
+ * on as evq__emul_start takes it (waiting, pool, or reported), and
+ * ops.c puts it on the list. No op_start here, so no uring SQ to open
+ * (evq__ops_open). */
+static inline void evq__ops_start_lone(struct evq_loop *loop)
+{
+	struct evq_op *op = loop->sq_head;
+	int res;
+
+	loop->chain_tail = NULL;
+	loop->sq_head = loop->sq_tail = NULL;
+	op->qnext = NULL;
+	res = evq__emul_try_write(loop, op);
+	if (evq__likely(res != EVQ__WENT_ON)) {
+		inflight_remove(loop, op);
+		op->state = EVQ__OP_IDLE;
+		loop->callbacks++;
+		op->cb(loop, op, res, 0);
+		return;
+	}
+	evq__ops_lone_waits(loop, op);
 }
 
 #endif /* EVQ_OPS_H */
