@@ -729,10 +729,6 @@ static void route(struct evq_loop *loop, struct evq_op *op, int how, int res)
 			finish(loop, op, r, 0);
 		return;
 	default: /* TRY_POOL */
-		/* A read that waited off the list (ops.c, submit_emul) leaves
-		 * its watcher: the list finds it now. */
-		if (op->next == op)
-			evq__inflight_link(loop, op);
 		if (op->flags & EVQ__OPF_POOL) {
 			int id = evq__pool_take(op->u.pool.pool);
 
@@ -995,28 +991,9 @@ int evq__emul_cancel(struct evq_loop *loop, struct evq_op *op)
  * loop does not block. One syscall per op checked; a loop that never
  * blocks (busy) checks nothing, and an op a report reached is known to
  * be fine. */
-void evq__emul_gather(struct evq_loop *loop)
-{
-	loop->unlisted = false;
-	for (int fd = 0; fd < loop->nfds; fd++) {
-		for (struct evq_io *w = loop->fds[fd].head; w; w = w->next) {
-			struct evq_op *op;
-
-			if (w->cb != evq__emul_plain_cb)
-				continue;
-			op = container_of(w, struct evq_op, wait.io);
-			if (op->next == op)
-				evq__inflight_link(loop, op);
-		}
-	}
-}
-
 bool evq__emul_verify(struct evq_loop *loop)
 {
 	bool restarted = false;
-
-	if (loop->unlisted)
-		evq__emul_gather(loop);
 
 	loop->unverified = 0;
 	for (struct evq_op *op = loop->ops_head; op; op = loop->ops_cursor) {

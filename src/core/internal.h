@@ -364,8 +364,6 @@ struct evq_loop {
 	int ndone, done_cap;
 	unsigned unverified;	/* emul.c: ops that may wait on a kept
 				 * registration; checked before blocking */
-	bool unlisted;		/* ops.c: plain reads may wait off the
-				 * in-flight list (evq__emul_gather) */
 	bool looked;		/* loop.c: the last wait was a look (for
 				 * them) that found nothing */
 	bool freeing;
@@ -449,21 +447,6 @@ EVQ__HIDDEN void evq__async_detach_all(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_run(struct evq_loop *loop);
 EVQ__HIDDEN void evq__defer_detach_all(struct evq_loop *loop);
 
-/* The in-flight list (core/ops.c explains it): op joins it at its tail.
- * Here for the emulation too, which puts on it the reads it had waiting
- * off it (evq__emul_gather) and one of those that goes to the pool. */
-static inline void evq__inflight_link(struct evq_loop *loop,
-				      struct evq_op *op)
-{
-	op->next = NULL;
-	op->prev = loop->ops_tail;
-	if (loop->ops_tail)
-		loop->ops_tail->next = op;
-	else
-		loop->ops_head = op;
-	loop->ops_tail = op;
-}
-
 /* core/ops.c: submission, chains, cancels, and delivery */
 EVQ__HIDDEN void evq__ops_start_queued(struct evq_loop *loop);
 EVQ__HIDDEN void evq__ops_deliver(struct evq_loop *loop);
@@ -513,11 +496,6 @@ static inline bool evq__emul_may_queue(const struct evq_op *op)
 #define EVQ__WENT_ON INT32_MIN	/* no result: never a -errno */
 EVQ__HIDDEN int evq__emul_try_write(struct evq_loop *loop, struct evq_op *op);
 EVQ__HIDDEN bool evq__emul_verify(struct evq_loop *loop);
-/* Put on the in-flight list the plain reads that evq_op_submit set
- * waiting off it (ops.c, submit_emul), found by their watchers: before
- * anything walks the list to find ops (a cancel, a close, the loop's
- * free, evq__emul_verify). Clears loop->unlisted. */
-EVQ__HIDDEN void evq__emul_gather(struct evq_loop *loop);
 /* A transfer taken by backend->xfer_queue has its result: the op goes on
  * as if the syscall had returned res. Called from the backend's wait (or
  * op_drain), not from inside a submission. */

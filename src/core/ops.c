@@ -344,21 +344,23 @@ void evq_prep_mkdirat(struct evq_op *op, int dirfd, const char *path,
  * start queue is walked instead), handed to a backend that runs every op
  * (its kernel finds its own: a cancel of an op not on the list goes to
  * it, and it says -ENOENT when it has no such op), or finished (its
- * result on the road is found there). It joins the list when it goes
- * waiting in the core (op_start). That keeps the list's upkeep off the
- * common op: a write that completes as it starts, a native op.
- *
- * One kind of waiting op stays off the list too: a plain read that
- * evq_op_submit set waiting on the registration the op before it left
- * (submit_emul, on epoll and poll). Its watcher on its fd's slot finds
- * it: whoever must find ops on the list first gathers those
- * (evq__emul_gather, while loop->unlisted says there may be some): a
- * cancel, a close, the check of kept registrations, the loop's free. A
- * walk of the fd table, where the list's own walk was one of all ops in
- * flight. */
+ * result on the road is found there). It joins the list only when it
+ * goes waiting in the core (op_start). That keeps the list's upkeep off
+ * the common op: a write that completes as it starts, a native op. */
+static void inflight_link(struct evq_loop *loop, struct evq_op *op)
+{
+	op->next = NULL;
+	op->prev = loop->ops_tail;
+	if (loop->ops_tail)
+		loop->ops_tail->next = op;
+	else
+		loop->ops_head = op;
+	loop->ops_tail = op;
+}
+
 static void inflight_add(struct evq_loop *loop, struct evq_op *op)
 {
-	evq__inflight_link(loop, op);
+	inflight_link(loop, op);
 	loop->nops++;
 	if (evq__likely(!(op->flags & EVQ_OP_UNREF)))
 		loop->active++;
@@ -787,7 +789,7 @@ static bool splice_again(struct evq_loop *loop, struct evq__done *d)
 		}
 	}
 	if (inflight_off(op))	/* the core holds it now: on the list */
-		evq__inflight_link(loop, op);
+		inflight_link(loop, op);
 	op->state = EVQ__OP_QUEUED;
 	evq__emul_start(loop, op);
 	return true;
@@ -1076,7 +1078,7 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 	struct evq_loop *loop = op->loop;
 
 	op->state = EVQ__OP_NATIVE;
-	evq__inflight_link(loop, op);
+	inflight_link(loop, op);
 	if (r != EVQ__LATER)
 		end(loop, op, r);
 	else
@@ -1148,15 +1150,7 @@ submit_emul(struct evq_loop *loop, struct evq_op *op, evq_op_cb cb,
 		/* its registration is checked before the loop blocks */
 		op->flags = EVQ__OPF_UNVERIFIED;
 		loop->unverified++;
-		/* Off the list where its watcher finds it (evq__emul_gather:
-		 * plain_cb's), on it where not (aio: its batch may take the
-		 * wait's transfer). */
-		if (wait_cb == evq__emul_plain_cb) {
-			inflight_count(loop, op);
-			loop->unlisted = true;
-		} else {
-			inflight_add(loop, op);
-		}
+		inflight_add(loop, op);
 		return 0;
 	}
 	op->flags = 0;
@@ -1278,7 +1272,7 @@ unsigned evq_loop_ops(const struct evq_loop *loop)
 void evq__ops_lone_waits(struct evq_loop *loop, struct evq_op *op)
 {
 	if (inflight_off(op) && op->state != EVQ__OP_DONE)
-		evq__inflight_link(loop, op);
+		inflight_link(loop, op);
 }
 
 /* Start every op submitted before this point (ops submitted by callbacks
@@ -1413,9 +1407,6 @@ static int cancel_fd(struct evq_loop *loop, int fd, const struct evq_op *self)
 {
 	int n = 0;
 
-	if (loop->unlisted)
-		evq__emul_gather(loop);
-
 	for (struct evq_op *o = loop->ops_head; o; o = loop->ops_cursor) {
 		loop->ops_cursor = o->next;
 		if (o != self && has_fd(o) && on_fd(o, fd) &&
@@ -1473,8 +1464,6 @@ static int do_cancel(struct evq_loop *loop, struct evq_op *op)
 	}
 	if (t == op)
 		return -ENOENT;
-	if (loop->unlisted)
-		evq__emul_gather(loop);
 	if (!in_flight(loop, t))	/* maybe one the kernel has, off the
 					 * list (EVQ__OP_KERNEL) */
 		return native(loop) ? TO_BACKEND : -ENOENT;
@@ -1506,7 +1495,7 @@ backend_start(struct evq_loop *loop, struct evq_op *op)
 			 * other backends. Waiting in the core, it joins the
 			 * list, where a cancel or a close finds it. */
 			if (inflight_off(op))
-				evq__inflight_link(loop, op);
+				inflight_link(loop, op);
 			op->state = EVQ__OP_QUEUED;
 			evq__emul_start(loop, op);
 		}
@@ -1556,7 +1545,7 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 		if (r == 0) {
 			loop->handed_at = loop->waits + 1;
 			if (inflight_off(op))	/* the core cancels it */
-				evq__inflight_link(loop, op);
+				inflight_link(loop, op);
 			return;
 		}
 		op->state = EVQ__OP_QUEUED;
@@ -1570,7 +1559,7 @@ op_start(struct evq_loop *loop, struct evq_op *op)
 	/* Waiting in the core (readiness, a timer, the pool, a close's
 	 * wait): it joins the list, where a cancel or a close finds it. */
 	if (inflight_off(op) && op->state != EVQ__OP_DONE)
-		evq__inflight_link(loop, op);
+		inflight_link(loop, op);
 }
 
 /* ------------------------------------------------------------------------
@@ -1612,10 +1601,6 @@ void evq__ops_free_all(struct evq_loop *loop)
 	struct evq_op *op;
 
 	loop->freeing = true;
-	/* Reads waiting off the list join it (the loop does not run: no
-	 * more come). */
-	if (loop->unlisted)
-		evq__emul_gather(loop);
 	/* Ops queued but not started never start. */
 	free_drain(loop);
 	if (loop->backend->op_drain)
