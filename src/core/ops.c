@@ -374,9 +374,10 @@ static inline void inflight_count(struct evq_loop *loop, struct evq_op *op)
 	loop->active++;
 }
 
-static void sq_append(struct evq_loop *loop, struct evq_op *op)
+/* op joins the start queue (for the next iteration's start) */
+static inline __attribute__((always_inline)) void
+sq_link(struct evq_loop *loop, struct evq_op *op)
 {
-	loop->uring_open = NULL;	/* it would pass op */
 	op->qnext = NULL;
 	op->state = EVQ__OP_QUEUED;
 	if (loop->sq_tail)
@@ -384,6 +385,12 @@ static void sq_append(struct evq_loop *loop, struct evq_op *op)
 	else
 		loop->sq_head = op;
 	loop->sq_tail = op;
+}
+
+static void sq_append(struct evq_loop *loop, struct evq_op *op)
+{
+	loop->uring_open = NULL;	/* it would pass op */
+	sq_link(loop, op);
 }
 
 /* Unlink op from a singly linked list; returns whether it was there. */
@@ -1086,6 +1093,19 @@ static __attribute__((noinline)) int submit_refused(struct evq_op *op, int r)
 	return 0;
 }
 
+/* A read set waiting at submission on the registration the op before it
+ * on its fd left (submit_core, submit_emul): no syscall, on the list. */
+static inline __attribute__((always_inline)) void
+take_over_read(struct evq_loop *loop, struct evq_op *op, evq_io_cb wait_cb)
+{
+	op->state = EVQ__OP_WAIT_IO;
+	evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ, wait_cb);
+	/* its registration is checked before the loop blocks */
+	op->flags = EVQ__OPF_UNVERIFIED;
+	loop->unverified++;
+	inflight_add(loop, op);
+}
+
 /* evq_op_submit's common op otherwise: on the in-flight list, and
  * queued for the next iteration's start, or (emulation) set waiting on
  * the registration its fd keeps. Inlined in submit_common: the common
@@ -1103,13 +1123,7 @@ submit_core(struct evq_loop *loop, struct evq_op *op)
 	    (loop->sq_head ? !queued_on(loop, op->fd)
 			   : !loop->backend->op_queue) &&
 	    evq__io_can_take_over(loop, op->fd, EVQ_READ)) {
-		op->state = EVQ__OP_WAIT_IO;
-		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
-				  evq__emul_wait_cb(loop, op));
-		/* its registration is checked before the loop blocks */
-		op->flags = EVQ__OPF_UNVERIFIED;
-		loop->unverified++;
-		inflight_add(loop, op);
+		take_over_read(loop, op, evq__emul_wait_cb(loop, op));
 		return 0;
 	}
 	inflight_count(loop, op);
@@ -1144,24 +1158,12 @@ submit_emul(struct evq_loop *loop, struct evq_op *op, evq_op_cb cb,
 	op->cflags = 0;
 	if (!(w & 1) && evq__io_can_take_over(loop, op->fd, EVQ_READ) &&
 	    (!loop->sq_head || !queued_on(loop, op->fd))) {
-		op->state = EVQ__OP_WAIT_IO;
-		evq__io_take_over(loop, &op->wait.io, op->fd, EVQ_READ,
-				  wait_cb);
-		/* its registration is checked before the loop blocks */
-		op->flags = EVQ__OPF_UNVERIFIED;
-		loop->unverified++;
-		inflight_add(loop, op);
+		take_over_read(loop, op, wait_cb);
 		return 0;
 	}
 	op->flags = 0;
 	inflight_count(loop, op);
-	op->qnext = NULL;
-	op->state = EVQ__OP_QUEUED;
-	if (loop->sq_tail)
-		loop->sq_tail->qnext = op;
-	else
-		loop->sq_head = op;
-	loop->sq_tail = op;
+	sq_link(loop, op);	/* (no uring_open on the emulation) */
 	return 0;
 }
 
