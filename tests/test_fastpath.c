@@ -575,6 +575,113 @@ static int plain_ops_on_a_pipe_that_lost_nowait_complete(void)
 	return T_PASS;
 }
 
+
+/* ------------------------------------------------------------------------
+ * A pool that runs out inside one batch (aio: flush_fast's xfer_pick)
+ * ------------------------------------------------------------------------ */
+
+#define NPOOLRD 4
+
+struct pool_rd {
+	struct t_op r[NPOOLRD];
+	int s[NPOOLRD][2];
+	struct evq_pool *pool;
+	int done, ok, nobufs;
+};
+
+static void pool_rd_cb(struct evq_loop *loop, struct t_op *o, int res,
+		       unsigned flags)
+{
+	struct pool_rd *c = o->arg;
+	int i = (int)(o - c->r);
+	char want[2] = { 'k', (char)('0' + i) };
+
+	(void)loop;
+	c->done++;
+	if (res == -ENOBUFS) {
+		c->nobufs++;
+		return;
+	}
+	if (res != 2 || !(flags & EVQ_OP_F_BUFFER)) {
+		T_FAILF("recv %d: res %d flags 0x%x", i, res, flags);
+		return;
+	}
+	if (memcmp(evq_pool_buf(c->pool, EVQ_OP_F_BUFID(flags)), want, 2))
+		T_FAILF("recv %d: another socket's bytes", i);
+	c->ok++;
+	EXPECT_OK(evq_pool_release(c->pool, EVQ_OP_F_BUFID(flags)));
+}
+
+/* Submit a recv_pool on every socket whose last one did not succeed. */
+static void pool_rd_submit(struct evq_loop *loop, struct pool_rd *c,
+			   bool all)
+{
+	for (int i = 0; i < NPOOLRD; i++) {
+		if (!all && c->r[i].res != -ENOBUFS)
+			continue;
+		t_op_init(&c->r[i]);
+		c->r[i].hook = pool_rd_cb;
+		c->r[i].arg = c;
+		evq_prep_recv_pool(&c->r[i].op, c->s[i][0], c->pool, 0);
+		EXPECT_OK(t_op_submit(loop, &c->r[i], 0));
+	}
+}
+
+static int recvs_that_find_the_pool_empty_in_one_batch_lose_no_byte(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct pool_rd c = { 0 };
+	int rounds = 0;
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(evq_pool_new(loop, &c.pool, 2, 16));
+	for (int i = 0; i < NPOOLRD; i++)
+		ASSERT_OK(t_socketpair(c.s[i]));
+
+	for (int step = 0; step < 2; step++) {
+		T_STEP("%s: four recvs, a pool of two",
+		       step ? "the data arrives while they wait"
+			    : "the data is there at submit");
+		c.done = c.ok = c.nobufs = 0;
+		if (step == 0)
+			for (int i = 0; i < NPOOLRD; i++)
+				ASSERT_EQ(write(c.s[i][1], (char[]){ 'k',
+					  (char)('0' + i) }, 2), 2);
+		pool_rd_submit(loop, &c, true);
+		if (step == 1) {
+			ASSERT_OK(t_run_nowait(loop, 3));
+			ASSERT_EQ(c.done, 0);
+			for (int i = 0; i < NPOOLRD; i++)
+				ASSERT_EQ(write(c.s[i][1], (char[]){ 'k',
+					  (char)('0' + i) }, 2), 2);
+		}
+		ASSERT_OK(run_until(loop, &c.done, NPOOLRD));
+		t_note("%d with data, %d -ENOBUFS", c.ok, c.nobufs);
+		EXPECT_EQ(c.ok + c.nobufs, NPOOLRD);
+		EXPECT_GE(c.ok, 1);
+		EXPECT_LE(c.ok, 2);
+		/* the buffers are back: the others get their bytes */
+		for (rounds = 0; c.ok < NPOOLRD && rounds < 4; rounds++) {
+			int target = c.done + c.nobufs;
+
+			c.nobufs = 0;
+			pool_rd_submit(loop, &c, false);
+			ASSERT_OK(run_until(loop, &c.done, target));
+		}
+		EXPECT_EQ(c.ok, NPOOLRD);
+		for (int i = 0; i < NPOOLRD; i++) {
+			EXPECT_EQ(c.r[i].ncalls, 1);
+			EXPECT_EQ(t_drain(c.s[i][0]), 0);
+		}
+		ASSERT_EQ(evq_loop_ops(loop), 0);
+	}
+	for (int i = 0; i < NPOOLRD; i++)
+		t_close2(c.s[i]);
+	ASSERT_OK(evq_pool_free(c.pool));
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(ping_pong_of_plain_reads_and_lone_writes_keeps_every_byte),
 	T_CASE(a_lone_write_callback_that_stops_the_loop_ends_the_run),
@@ -584,6 +691,7 @@ static const struct t_case cases[] = {
 	T_CASE(reads_set_waiting_at_submit_see_eof),
 	T_CASE(a_read_on_a_number_reused_by_a_file_in_the_callback_reads_it),
 	T_CASE(plain_ops_on_a_pipe_that_lost_nowait_complete),
+	T_CASE(recvs_that_find_the_pool_empty_in_one_batch_lose_no_byte),
 };
 
 int main(int argc, char **argv)
