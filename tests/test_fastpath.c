@@ -682,6 +682,143 @@ static int recvs_that_find_the_pool_empty_in_one_batch_lose_no_byte(void)
 	return T_PASS;
 }
 
+
+/* ------------------------------------------------------------------------
+ * Two waits on one fd; a number reused while its old file lives on
+ * ------------------------------------------------------------------------ */
+
+/* A read waits on a socket; a lone write to the same socket finds it
+ * full and waits too: two watchers on one fd, the plain callback of each
+ * with the other's there (evq__io_leave_alone's other case). */
+static int a_read_and_a_write_waiting_on_one_socket_both_complete(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct t_op r = { 0 }, w = { 0 };
+	char c = 0;
+	ssize_t filled;
+	int s[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_socketpair(s));
+
+	T_STEP("a read waits; a write behind a full buffer waits too");
+	t_op_init(&r);
+	evq_prep_read(&r.op, s[0], &c, 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &r, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	filled = t_fill(s[0]);
+	ASSERT_GT(filled, 0);
+	t_op_init(&w);
+	evq_prep_write(&w.op, s[0], "w", 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	ASSERT_OK(t_run_nowait(loop, 3));
+	ASSERT_EQ(r.ncalls, 0);
+	ASSERT_EQ(w.ncalls, 0);
+	ASSERT_EQ(evq_loop_ops(loop), 2);
+
+	T_STEP("the peer reads all: the write goes, the read still waits");
+	ASSERT_EQ(t_drain(s[1]), filled);
+	ASSERT_OK(t_op_wait(loop, &w, 2000));
+	EXPECT_EQ(w.res, 1);
+	ASSERT_OK(t_run_nowait(loop, 2));
+	EXPECT_EQ(r.ncalls, 0);
+	ASSERT_EQ(t_drain(s[1]), 1);
+
+	T_STEP("the peer writes: the read gets it");
+	ASSERT_EQ(write(s[1], "r", 1), 1);
+	ASSERT_OK(t_op_wait(loop, &r, 2000));
+	EXPECT_EQ(r.res, 1);
+	EXPECT_EQ(c, 'r');
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	t_close2(s);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+/* After a read on pipe A's read end (number X) the registration stays;
+ * then X is closed while a dup keeps A open (its registration lives on in
+ * the kernel), pipe B takes X, and a read on X is submitted from inside
+ * the loop (a deferred call: evq_op_submit's short way). Whether A is
+ * readable (stale reports under X) or not (no report at all), the read
+ * must read B, and only B. */
+struct stale_ctx {
+	struct evq_defer d;
+	struct t_op r;
+	int x, keep, b[2], a1;
+	bool a_readable;
+	char buf[4];
+	int skipped;
+};
+
+static void reuse_and_read(struct evq_loop *loop, struct evq_defer *d)
+{
+	struct stale_ctx *c = (struct stale_ctx *)(void *)d;
+
+	c->keep = dup(c->x);
+	close(c->x);
+	if (pipe2(c->b, O_NONBLOCK | O_CLOEXEC) != 0 || c->b[0] != c->x) {
+		c->skipped = 1;
+		return;
+	}
+	if (c->a_readable && write(c->a1, "A", 1) != 1)
+		T_FAILF("write A: %s", strerror(errno));
+	t_op_init(&c->r);
+	evq_prep_read(&c->r.op, c->x, c->buf, sizeof(c->buf),
+		      EVQ_OFFSET_CURRENT);
+	EXPECT_OK(t_op_submit(loop, &c->r, 0));
+}
+
+static int a_read_on_a_number_whose_old_file_lives_on_reads_the_new_one(void)
+{
+	for (int step = 0; step < 2; step++) {
+		struct evq_loop *loop = t_loop_new();
+		struct stale_ctx c = { 0 };
+		struct t_op first = { 0 };
+		char ch;
+		int a[2];
+
+		T_STEP("the old file %s", step ? "readable" : "quiet");
+		ASSERT_NOTNULL(loop);
+		ASSERT_OK(t_pipe(a));
+		c.x = a[0];
+		c.a1 = a[1];
+		c.a_readable = step == 1;
+		c.b[0] = c.b[1] = c.keep = -1;
+		t_op_init(&first);
+		evq_prep_read(&first.op, a[0], &ch, 1, EVQ_OFFSET_CURRENT);
+		ASSERT_OK(t_op_submit(loop, &first, 0));
+		ASSERT_OK(t_run_nowait(loop, 2));
+		ASSERT_EQ(write(a[1], "a", 1), 1);
+		ASSERT_OK(t_op_wait(loop, &first, 2000));
+		ASSERT_EQ(first.res, 1);
+
+		ASSERT_OK(evq_defer_start(loop, &c.d, reuse_and_read));
+		ASSERT_OK(t_run_nowait(loop, 1));
+		if (c.skipped) {
+			t_close(c.keep);
+			t_close(a[1]);
+			t_close2(c.b);
+			ASSERT_OK(evq_loop_free(loop));
+			return t_skip("pipe B did not get number %d", c.x);
+		}
+		ASSERT_EQ(c.r.submits, 1);
+		ASSERT_OK(t_run_nowait(loop, 3));
+		EXPECT_EQ(c.r.ncalls, 0);	/* B is empty */
+
+		ASSERT_EQ(write(c.b[1], "B", 1), 1);
+		ASSERT_OK(t_op_wait(loop, &c.r, 2000));
+		EXPECT_EQ(c.r.res, 1);
+		EXPECT_EQ(c.buf[0], 'B');
+		EXPECT_EQ(t_drain(c.keep), step == 1 ? 1 : 0);
+		ASSERT_EQ(evq_loop_ops(loop), 0);
+		t_close(c.keep);
+		t_close(a[1]);
+		t_close2(c.b);
+		ASSERT_OK(evq_loop_free(loop));
+	}
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(ping_pong_of_plain_reads_and_lone_writes_keeps_every_byte),
 	T_CASE(a_lone_write_callback_that_stops_the_loop_ends_the_run),
@@ -692,6 +829,8 @@ static const struct t_case cases[] = {
 	T_CASE(a_read_on_a_number_reused_by_a_file_in_the_callback_reads_it),
 	T_CASE(plain_ops_on_a_pipe_that_lost_nowait_complete),
 	T_CASE(recvs_that_find_the_pool_empty_in_one_batch_lose_no_byte),
+	T_CASE(a_read_and_a_write_waiting_on_one_socket_both_complete),
+	T_CASE(a_read_on_a_number_whose_old_file_lives_on_reads_the_new_one),
 };
 
 int main(int argc, char **argv)
