@@ -819,11 +819,128 @@ static int a_read_on_a_number_whose_old_file_lives_on_reads_the_new_one(void)
 	return T_PASS;
 }
 
+
+/* ------------------------------------------------------------------------
+ * What a lone write's callback does; a timer in the same iteration
+ * ------------------------------------------------------------------------ */
+
+struct wcb_ctx {
+	struct t_op w, r, cancel, close;
+	int wfd;
+};
+
+/* The write's callback cancels a read waiting on another pipe and closes
+ * the fd it wrote to, with ops. */
+static void cancel_and_close(struct evq_loop *loop, struct t_op *o, int res,
+			     unsigned flags)
+{
+	struct wcb_ctx *c = o->arg;
+
+	(void)res;
+	(void)flags;
+	t_op_init(&c->cancel);
+	evq_prep_cancel(&c->cancel.op, &c->r.op);
+	EXPECT_OK(t_op_submit(loop, &c->cancel, 0));
+	t_op_init(&c->close);
+	evq_prep_close(&c->close.op, c->wfd);
+	EXPECT_OK(t_op_submit(loop, &c->close, 0));
+}
+
+static int a_lone_write_callback_cancels_a_read_and_closes_its_fd(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct wcb_ctx c = { 0 };
+	char ch;
+	int p[2], q[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	ASSERT_OK(t_pipe(q));
+	c.wfd = p[1];
+	t_op_init(&c.r);
+	evq_prep_read(&c.r.op, q[0], &ch, 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &c.r, 0));
+	ASSERT_OK(t_run_nowait(loop, 2));
+	ASSERT_EQ(c.r.ncalls, 0);
+
+	T_STEP("a lone write; its callback submits a cancel and a close");
+	t_op_init(&c.w);
+	c.w.hook = cancel_and_close;
+	c.w.arg = &c;
+	evq_prep_write(&c.w.op, p[1], "w", 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &c.w, 0));
+	ASSERT_OK(t_op_wait(loop, &c.w, 2000));
+	EXPECT_EQ(c.w.res, 1);
+	ASSERT_OK(t_op_wait(loop, &c.cancel, 2000));
+	ASSERT_OK(t_op_wait(loop, &c.close, 2000));
+	ASSERT_OK(t_op_wait(loop, &c.r, 2000));
+	EXPECT_ERR(c.r.res, -ECANCELED);
+	EXPECT_EQ(c.cancel.res, 0);
+	EXPECT_EQ(c.close.res, 0);
+	EXPECT_LT(c.r.seq, c.cancel.seq);
+	EXPECT_LT(c.w.seq, c.r.seq);
+	p[1] = -1;
+	EXPECT_TRUE(fcntl(c.wfd, F_GETFD) < 0 && errno == EBADF);
+	ASSERT_EQ(read(p[0], &ch, 1), 1);
+	EXPECT_EQ(ch, 'w');
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	ASSERT_EQ(evq_loop_active(loop), 0);
+	t_close2(p);
+	t_close2(q);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
+static int tm_seq;
+
+static void note_timer(struct evq_loop *loop, struct evq_timer *t)
+{
+	(void)loop;
+	(void)t;
+	tm_seq = ++t_op_seq;
+}
+
+/* A write that completes as it starts and a timer already due: evq.h
+ * puts op results before timers in an iteration, and the lone write's
+ * callback runs in the start step, before the wait. */
+static int a_lone_write_and_a_due_timer_call_back_write_first(void)
+{
+	struct evq_loop *loop = t_loop_new();
+	struct evq_timer t = { 0 };
+	struct t_op w = { 0 };
+	int p[2];
+
+	ASSERT_NOTNULL(loop);
+	ASSERT_OK(t_pipe(p));
+	tm_seq = 0;
+	ASSERT_OK(evq_timer_start(loop, &t, 1, 0, note_timer));
+	t_sleep_ms(2);
+	t_op_init(&w);
+	evq_prep_write(&w.op, p[1], "w", 1, EVQ_OFFSET_CURRENT);
+	ASSERT_OK(t_op_submit(loop, &w, 0));
+	ASSERT_OK(t_op_wait(loop, &w, 2000));
+	for (int i = 0; i < 10 && !tm_seq; i++)
+		ASSERT_GE(t_run_once(loop, 100), 0);
+	ASSERT_EQ(w.res, 1);
+	ASSERT_GT(tm_seq, 0);
+	if (t_backend_is("epoll") || t_backend_is("poll"))
+		EXPECT_LT(w.seq, tm_seq);	/* the lone write's road */
+	else
+		t_note("write %s the timer", w.seq < tm_seq ? "before"
+							    : "after");
+	ASSERT_EQ(evq_loop_ops(loop), 0);
+	t_close2(p);
+	ASSERT_OK(evq_loop_free(loop));
+	return T_PASS;
+}
+
 static const struct t_case cases[] = {
 	T_CASE(ping_pong_of_plain_reads_and_lone_writes_keeps_every_byte),
 	T_CASE(a_lone_write_callback_that_stops_the_loop_ends_the_run),
 	T_CASE(a_write_with_a_flag_is_counted_as_its_flag_says),
 	T_CASE(a_lone_write_that_waits_is_found_by_close_cancel_and_free),
+	T_CASE(a_lone_write_callback_cancels_a_read_and_closes_its_fd),
+	T_CASE(a_lone_write_and_a_due_timer_call_back_write_first),
 	T_CASE(two_reads_submitted_in_one_callback_take_one_byte_each),
 	T_CASE(reads_set_waiting_at_submit_see_eof),
 	T_CASE(a_read_on_a_number_reused_by_a_file_in_the_callback_reads_it),
