@@ -1204,11 +1204,10 @@ static struct rop *op_new(int kind)
 	return o;
 }
 
-static int live_file(int kind)
+/* A live file of that kind (F_NONE: any), looked for from start on. */
+static int live_file_from(int kind, int start)
 {
-	int i, start = (int)rn(MAXFILES);
-
-	for (i = 0; i < MAXFILES; i++) {
+	for (int i = 0; i < MAXFILES; i++) {
 		int k = (start + i) % MAXFILES;
 
 		if (S.files[k].kind != F_NONE && !S.files[k].dead &&
@@ -1218,18 +1217,16 @@ static int live_file(int kind)
 	return -1;
 }
 
+static int live_file(int kind)
+{
+	return live_file_from(kind, (int)rn(MAXFILES));
+}
+
+/* The same from the newops stream (rn2): a seed found without the new
+ * ops replays with them skipped. */
 static int live_file2(int kind)
 {
-	int i, start = (int)rn2(MAXFILES);
-
-	for (i = 0; i < MAXFILES; i++) {
-		int k = (start + i) % MAXFILES;
-
-		if (S.files[k].kind != F_NONE && !S.files[k].dead &&
-		    (kind == F_NONE || S.files[k].kind == kind))
-			return k;
-	}
-	return -1;
+	return live_file_from(kind, (int)rn2(MAXFILES));
 }
 
 /* The ops of the newops merge: splice (pipe -> pipe, memfd -> pipe: the
