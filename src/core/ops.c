@@ -744,9 +744,7 @@ static bool native_result(struct evq__done *d)
 {
 	struct evq_op *op = d->op;
 
-	/* Note m of backend_uring.c: an interrupted blocking op may end
-	 * with a kernel-internal restart code (-512..-516). */
-	if (evq__unlikely(d->res <= -512 && d->res >= -516))
+	if (evq__unlikely(evq__res_restart(d->res)))
 		d->res = -EINTR;
 	if (d->flags & EVQ_OP_F_BUFFER)
 		op->u.pool.pool->available--;
@@ -845,7 +843,7 @@ static inline bool plain(const struct evq_loop *loop, const struct evq__done *d)
 	const struct evq_op *op = d->op;
 
 	return (d->flags | op->flags) == 0 && op->code != EVQ_OP_CANCEL &&
-	       !loop->cancels && (d->res > -512 || d->res < -516);
+	       !loop->cancels && !evq__res_restart(d->res);
 }
 
 /* The results on the road from index i on (those before it were

@@ -64,6 +64,14 @@ static inline uint32_t evq__op_word(const struct evq_op *op)
 	       (uint32_t)op->flags << 16;
 }
 
+/* A kernel-internal restart code (-512..-516: ERESTARTSYS and its
+ * kin), which an interrupted blocking op may end with (note m of
+ * backend_uring.c); ops.c delivers it as -EINTR. */
+static inline bool evq__res_restart(int res)
+{
+	return (unsigned)(res + 516) <= 4;
+}
+
 /* An op evq_op_submit handed to the kernel (EVQ__OP_KERNEL: op_queue or
  * its inline path; never a cancel), without a flag, with a result that
  * has none and is no restart code: with no cancel in flight, its last
@@ -75,8 +83,7 @@ static inline bool evq__kernel_plain(const struct evq_op *op,
 	if (((evq__op_word(op) & 0xffffff00u) | d->flags) !=
 	    EVQ__OP_KERNEL << 8)
 		return false;
-	/* Note m of backend_uring.c: -512..-516 become -EINTR (ops.c). */
-	return (unsigned)(d->res + 516) > 4;
+	return !evq__res_restart(d->res);
 }
 
 /* Deliver the results on the road, in order: those of the common kind
@@ -129,7 +136,7 @@ static inline void evq__ops_deliver_emul(struct evq_loop *loop)
 	d = loop->done[0];
 	op = d.op;
 	if (evq__likely((d.flags | op->flags) == 0 && !loop->close_waiters &&
-			(d.res > -512 || d.res < -516))) {
+			!evq__res_restart(d.res))) {
 		loop->ndone = 0;
 		inflight_remove(loop, op);
 		op->state = EVQ__OP_IDLE;
